@@ -2,3 +2,28 @@
 //!
 //! Knows nothing of SIP or campaigns: it is handed addresses and payload types
 //! negotiated elsewhere.
+//!
+//! * [`rtp`], [`dtmf`], [`codec`] — pure wire formats and codecs.
+//! * [`session`] — the sans-IO per-call state machine ([`SessionCore`]).
+//! * `scheduler` — the shared thread that paces and receives RTP for every call.
+//! * [`MediaEngine`] / [`MediaSession`] — the handles the call controller uses.
+//! * [`Prompt`] — audio decoded, resampled and encoded once at load time.
+
+pub mod codec;
+pub mod dtmf;
+mod engine;
+mod error;
+pub mod prompt;
+mod recorder;
+pub mod rtp;
+mod scheduler;
+pub mod session;
+
+pub use codec::Codec;
+pub use engine::{MediaConfig, MediaEngine, MediaSession};
+pub use error::MediaError;
+pub use prompt::Prompt;
+pub use recorder::{FLUSH_INTERVAL, RECORDER_QUEUE};
+pub use rtp::{parse_rtp, RtpError, RtpHeader, RtpHeaderView};
+pub use scheduler::{COMMAND_QUEUE, EVENT_QUEUE, HOUSEKEEPING};
+pub use session::{MediaEvent, MediaStats, RemoteMedia, SessionConfig, SessionCore};

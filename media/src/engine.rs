@@ -1,0 +1,481 @@
+//! The public face of the crate: [`MediaEngine`] (port allocation, the
+//! scheduler and recorder threads) and [`MediaSession`] (one call's handle).
+//!
+//! A `MediaSession` holds no RTP state itself: it sends commands to the
+//! scheduler thread that owns its socket and [`SessionCore`], and reads
+//! events from a bounded channel. Dropping it unregisters the session and
+//! frees its port.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::prompt::Prompt;
+use crate::recorder::{self, RecorderMsg};
+use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, EVENT_QUEUE};
+use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionConfig, SessionCore};
+use crate::MediaError;
+
+/// Media settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// First port of the RTP range (even ports are used; the odd port above
+    /// each is left for RTCP).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// A call that receives no RTP for this long gets `InactivityTimeout`.
+    pub inactivity_timeout: Duration,
+    /// Send silence frames when no prompt plays (otherwise send nothing).
+    pub send_silence: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port_min: 20000,
+            port_max: 39999,
+            inactivity_timeout: Duration::from_secs(30),
+            send_silence: true,
+        }
+    }
+}
+
+/// Hands out even ports of the range, round robin, skipping ports that we
+/// use or that the OS refuses.
+struct PortAllocator {
+    min: u16,
+    max: u16,
+    next: u16,
+    in_use: Vec<bool>,
+}
+
+impl PortAllocator {
+    fn new(min: u16, max: u16) -> Result<PortAllocator, MediaError> {
+        let min = min.saturating_add(min % 2);
+        if min > max {
+            return Err(MediaError::InvalidConfig {
+                reason: "the RTP port range holds no even port",
+            });
+        }
+        let count = usize::from((max - min) / 2) + 1;
+        Ok(PortAllocator {
+            min,
+            max,
+            next: min,
+            in_use: vec![false; count],
+        })
+    }
+
+    fn index(&self, port: u16) -> usize {
+        usize::from((port - self.min) / 2)
+    }
+
+    fn bind_next(&mut self, ip: IpAddr) -> Result<(std::net::UdpSocket, u16), MediaError> {
+        let mut last_err = None;
+        for _ in 0..self.in_use.len() {
+            let port = self.next;
+            self.next = match port.checked_add(2) {
+                Some(p) if p <= self.max => p,
+                _ => self.min,
+            };
+            let idx = self.index(port);
+            if self.in_use[idx] {
+                continue;
+            }
+            match bind(SocketAddr::new(ip, port)) {
+                Ok(sock) => {
+                    self.in_use[idx] = true;
+                    return Ok((sock, port));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => last_err = Some(e),
+            }
+        }
+        match last_err {
+            // Every port failed for a reason other than "in use": say why.
+            Some(e) if self.in_use.iter().all(|u| !u) => Err(MediaError::Socket(e)),
+            _ => Err(MediaError::PortRangeExhausted {
+                min: self.min,
+                max: self.max,
+            }),
+        }
+    }
+
+    fn free(&mut self, port: u16) {
+        if (self.min..=self.max).contains(&port) {
+            let idx = self.index(port);
+            self.in_use[idx] = false;
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+struct EngineInner {
+    config: MediaConfig,
+    ports: Arc<Mutex<PortAllocator>>,
+    shards: Vec<SchedulerHandle>,
+    next_shard: AtomicUsize,
+    next_id: AtomicU64,
+    active: AtomicUsize,
+    recorder: std::sync::mpsc::SyncSender<RecorderMsg>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            shard.send(Command::Shutdown);
+        }
+        let _ = self.recorder.send(RecorderMsg::Shutdown);
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// The media engine: cheap to clone; the threads stop when the last clone
+/// and the last session are dropped.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("config", &self.inner.config)
+            .field("active_sessions", &self.active_sessions())
+            .finish()
+    }
+}
+
+impl MediaEngine {
+    /// Start with one scheduler thread (right for a 2-core machine that also
+    /// runs SIP; see BENCH.md).
+    pub fn start(config: MediaConfig) -> Result<MediaEngine, MediaError> {
+        Self::start_with_threads(config, 1)
+    }
+
+    /// Start with `threads` scheduler threads; sessions are spread round robin.
+    pub fn start_with_threads(
+        config: MediaConfig,
+        threads: usize,
+    ) -> Result<MediaEngine, MediaError> {
+        if threads == 0 {
+            return Err(MediaError::InvalidConfig {
+                reason: "at least one media thread is needed",
+            });
+        }
+        if config.inactivity_timeout.is_zero() {
+            return Err(MediaError::InvalidConfig {
+                reason: "inactivity_timeout must be above zero",
+            });
+        }
+        let ports = Arc::new(Mutex::new(PortAllocator::new(
+            config.port_min,
+            config.port_max,
+        )?));
+        let (recorder, rec_thread) = recorder::spawn()?;
+        let mut handles = vec![rec_thread];
+        let mut shards = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let ports = Arc::clone(&ports);
+            let free: scheduler::FreePort = Arc::new(move |port| {
+                if let Ok(mut p) = ports.lock() {
+                    p.free(port);
+                }
+            });
+            let (handle, thread) =
+                scheduler::spawn(i, recorder.clone(), free).map_err(MediaError::Thread)?;
+            shards.push(handle);
+            handles.push(thread);
+        }
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                config,
+                ports,
+                shards,
+                next_shard: AtomicUsize::new(0),
+                next_id: AtomicU64::new(1),
+                active: AtomicUsize::new(0),
+                recorder,
+                threads: Mutex::new(handles),
+            }),
+        })
+    }
+
+    /// Bind the next free even port of the range and register a session.
+    pub fn open_session(&self) -> Result<MediaSession, MediaError> {
+        let inner = &self.inner;
+        let (std_socket, port) = inner
+            .ports
+            .lock()
+            .map_err(|_| MediaError::EngineStopped)?
+            .bind_next(inner.config.bind_ip)?;
+        let free_port = || {
+            if let Ok(mut p) = inner.ports.lock() {
+                p.free(port);
+            }
+        };
+        let local_addr = match std_socket.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                drop(std_socket);
+                free_port();
+                return Err(MediaError::Socket(e));
+            }
+        };
+        let socket = mio::net::UdpSocket::from_std(std_socket);
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let shard = inner.shards
+            [inner.next_shard.fetch_add(1, Ordering::Relaxed) % inner.shards.len()]
+        .clone();
+        let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        let shared = Arc::new(SessionShared {
+            stats: Mutex::new(MediaStats::default()),
+        });
+        let core = SessionCore::new(
+            SessionConfig {
+                send_silence: inner.config.send_silence,
+                inactivity_timeout: inner.config.inactivity_timeout,
+            },
+            Instant::now(),
+        );
+        let registered = shard.send(Command::Register {
+            id,
+            port,
+            socket,
+            core: Box::new(core),
+            events: ev_tx,
+            shared: Arc::clone(&shared),
+        });
+        if !registered {
+            free_port();
+            return Err(MediaError::EngineStopped);
+        }
+        inner.active.fetch_add(1, Ordering::Relaxed);
+        Ok(MediaSession {
+            id,
+            local_addr,
+            shard,
+            engine: Arc::clone(&self.inner),
+            events: ev_rx,
+            shared,
+            recording: AtomicBool::new(false),
+            closed: false,
+        })
+    }
+
+    /// Sessions opened and not yet closed or dropped.
+    pub fn active_sessions(&self) -> usize {
+        self.inner.active.load(Ordering::Relaxed)
+    }
+
+    pub fn config(&self) -> &MediaConfig {
+        &self.inner.config
+    }
+}
+
+/// One call's media. Commands take effect on the scheduler thread within
+/// microseconds. Dropping the session unregisters it and frees its port.
+pub struct MediaSession {
+    id: u64,
+    local_addr: SocketAddr,
+    shard: SchedulerHandle,
+    engine: Arc<EngineInner>,
+    events: tokio::sync::mpsc::Receiver<MediaEvent>,
+    shared: Arc<SessionShared>,
+    recording: AtomicBool,
+    closed: bool,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl MediaSession {
+    /// The bound address (the IP is `bind_ip`, possibly 0.0.0.0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Set or replace the peer (early media, answer, re-INVITE). Receiving
+    /// runs from `open_session`; this also starts the 20 ms clock, the
+    /// inactivity timer and re-arms symmetric-RTP latching.
+    pub fn set_remote(&self, remote: RemoteMedia) {
+        self.shard.send(Command::SetRemote {
+            id: self.id,
+            remote,
+        });
+    }
+
+    /// From now on send one frame per 20 ms: prompt frames, else silence if
+    /// `send_silence`.
+    pub fn start_sending(&self) {
+        self.shard.send(Command::StartSending { id: self.id });
+    }
+
+    /// Queue a prompt; `PlaybackFinished` follows its last frame.
+    pub fn play(&self, prompt: Arc<Prompt>) {
+        self.shard.send(Command::Play {
+            id: self.id,
+            prompt,
+        });
+    }
+
+    /// Drop the playback queue (no `PlaybackFinished`).
+    pub fn stop_playback(&self) {
+        self.shard.send(Command::StopPlayback { id: self.id });
+    }
+
+    /// The peer put us on hold (stop sending, keep receiving) or resumed.
+    pub fn set_hold(&self, on_hold: bool) {
+        self.shard.send(Command::SetHold {
+            id: self.id,
+            on_hold,
+        });
+    }
+
+    /// Record both directions to a stereo WAV (left = ours, right = theirs,
+    /// 8 kHz 16-bit), flushed every second, finalized by `close` or drop.
+    pub fn record_to(&self, path: &Path) -> Result<(), MediaError> {
+        if self.recording.load(Ordering::Relaxed) {
+            return Err(MediaError::AlreadyRecording);
+        }
+        let writer = recorder::create_writer(path)?;
+        self.engine
+            .recorder
+            .send(RecorderMsg::Open {
+                id: self.id,
+                writer: Box::new(writer),
+            })
+            .map_err(|_| MediaError::EngineStopped)?;
+        self.recording.store(true, Ordering::Relaxed);
+        self.shard.send(Command::Record { id: self.id });
+        Ok(())
+    }
+
+    /// The next event; `None` once the session is closed or the engine stopped.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// A snapshot, at most 100 ms old.
+    pub fn stats(&self) -> MediaStats {
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Unregister, free the port, finalize the recording and return the final
+    /// stats. Blocks the caller briefly (the scheduler answers at once; the
+    /// recorder writes the WAV header).
+    pub fn close(mut self) -> MediaStats {
+        self.closed = true;
+        self.engine.active.fetch_sub(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let stats = if self.shard.send(Command::Close {
+            id: self.id,
+            reply: Some(tx),
+        }) {
+            rx.recv().unwrap_or_else(|_| self.stats())
+        } else {
+            self.stats()
+        };
+        if self.recording.load(Ordering::Relaxed) {
+            let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+            if self
+                .engine
+                .recorder
+                .send(RecorderMsg::Finish {
+                    id: self.id,
+                    done: done_tx,
+                })
+                .is_ok()
+            {
+                let _ = done_rx.recv();
+            }
+        }
+        stats
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.engine.active.fetch_sub(1, Ordering::Relaxed);
+        self.shard.send(Command::Close {
+            id: self.id,
+            reply: None,
+        });
+        if self.recording.load(Ordering::Relaxed) {
+            let (done, _) = std::sync::mpsc::sync_channel(1);
+            let _ = self
+                .engine
+                .recorder
+                .send(RecorderMsg::Finish { id: self.id, done });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_skips_busy_ports_and_wraps() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        // Find a free even port pair window and occupy its first port.
+        let probe = std::net::UdpSocket::bind((ip, 0)).expect("probe");
+        let base = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        let base = base.max(1024);
+        let blocker = std::net::UdpSocket::bind((ip, base)).ok();
+        let mut alloc = PortAllocator::new(base, base + 5).expect("range");
+        let (_a, pa) = alloc.bind_next(ip).expect("first");
+        let (_b, pb) = alloc.bind_next(ip).expect("second");
+        if blocker.is_some() {
+            assert_eq!((pa, pb), (base + 2, base + 4));
+            assert!(matches!(
+                alloc.bind_next(ip),
+                Err(MediaError::PortRangeExhausted { .. })
+            ));
+        }
+        alloc.free(pa);
+        drop(_a);
+        let (_c, pc) = alloc.bind_next(ip).expect("reuse");
+        assert_eq!(pc, pa);
+        assert!(pa % 2 == 0 && pb % 2 == 0);
+    }
+
+    #[test]
+    fn odd_min_rounds_up_and_empty_range_is_rejected() {
+        let a = PortAllocator::new(30001, 30003).expect("has 30002");
+        assert_eq!((a.min, a.in_use.len()), (30002, 1));
+        assert!(PortAllocator::new(30001, 30001).is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! The media scheduler: one OS thread that drives many [`SessionCore`]s.
+//!
+//! * **Sending** — a binary heap of absolute deadlines (`Instant`, one entry
+//!   per session, 20 ms apart from the session's first `set_remote`). The
+//!   thread sleeps in `epoll_wait` (via `mio`) until the earliest deadline,
+//!   then runs every due tick. Deadlines are `start + k·20 ms`, never
+//!   `now + 20 ms`, so there is no drift; sessions start at different moments
+//!   so their deadlines spread over the 20 ms period instead of bursting.
+//! * **Receiving** — every RTP socket is registered with the same `mio::Poll`
+//!   (edge-triggered epoll); a readable socket is drained until `WouldBlock`.
+//! * **Control** — sessions are registered, changed and closed through a
+//!   bounded command channel ([`COMMAND_QUEUE`]) plus a `mio::Waker`, so a
+//!   command takes effect within microseconds, not at the next tick.
+//! * **Out** — events go to each call's bounded tokio channel with
+//!   `try_send` ([`EVENT_QUEUE`]); stats are published to a per-session mutex
+//!   every [`HOUSEKEEPING`] (not per packet).
+//!
+//! Why no `sendmmsg`/`recvmmsg`: each session has its own socket and sends
+//! one packet per 20 ms, and those syscalls batch only on one socket, so a
+//! batch would almost always hold one datagram. Plain `send_to`/`recv_from`
+//! through std keeps the crate free of `unsafe`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::codec::FRAME_SAMPLES;
+use crate::prompt::Prompt;
+use crate::recorder::{send_block, RecorderMsg};
+use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionCore, MAX_PACKET};
+
+/// Commands queued to one scheduler thread. The thread drains the queue on
+/// every wake-up (and is woken for each command), so it fills only if the
+/// thread is stuck; senders then block until there is room.
+pub const COMMAND_QUEUE: usize = 4096;
+/// Events queued per call. A call sees at most a handful per second (one
+/// first packet, DTMF at human speed, playback ends, one timeout), so 64 is
+/// never reached by a live task; if it is (the task stopped reading), further
+/// events are dropped and counted in `events_dropped`.
+pub const EVENT_QUEUE: usize = 64;
+/// How often timeouts are checked and stats published.
+pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+const WAKER: Token = Token(usize::MAX);
+
+pub(crate) struct SessionShared {
+    pub(crate) stats: Mutex<MediaStats>,
+}
+
+pub(crate) enum Command {
+    Register {
+        id: u64,
+        port: u16,
+        socket: UdpSocket,
+        core: Box<SessionCore>,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+        shared: Arc<SessionShared>,
+    },
+    SetRemote {
+        id: u64,
+        remote: RemoteMedia,
+    },
+    StartSending {
+        id: u64,
+    },
+    Play {
+        id: u64,
+        prompt: Arc<Prompt>,
+    },
+    StopPlayback {
+        id: u64,
+    },
+    SetHold {
+        id: u64,
+        on_hold: bool,
+    },
+    Record {
+        id: u64,
+    },
+    Close {
+        id: u64,
+        reply: Option<SyncSender<MediaStats>>,
+    },
+    Shutdown,
+}
+
+/// A handle to one scheduler thread.
+#[derive(Clone)]
+pub(crate) struct SchedulerHandle {
+    tx: SyncSender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl SchedulerHandle {
+    /// Queue a command and wake the thread. Returns false if it has stopped.
+    pub(crate) fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        // A failed wake only delays the command to the next tick.
+        let _ = self.waker.wake();
+        true
+    }
+}
+
+/// Frees the port of a closed session.
+pub(crate) type FreePort = Arc<dyn Fn(u16) + Send + Sync>;
+
+struct Slot {
+    id: u64,
+    port: u16,
+    socket: UdpSocket,
+    core: Box<SessionCore>,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+    shared: Arc<SessionShared>,
+}
+
+struct Scheduler {
+    poll: Poll,
+    commands: Receiver<Command>,
+    slots: Vec<Option<Slot>>,
+    free_slots: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    recorder: SyncSender<RecorderMsg>,
+    free_port: FreePort,
+    packet: [u8; MAX_PACKET],
+    record: [i16; 2 * FRAME_SAMPLES],
+    recv_buf: [u8; 2048],
+}
+
+/// Start one scheduler thread.
+pub(crate) fn spawn(
+    index: usize,
+    recorder: SyncSender<RecorderMsg>,
+    free_port: FreePort,
+) -> std::io::Result<(SchedulerHandle, std::thread::JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (tx, rx) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
+    let mut sched = Scheduler {
+        poll,
+        commands: rx,
+        slots: Vec::new(),
+        free_slots: Vec::new(),
+        by_id: HashMap::new(),
+        heap: BinaryHeap::new(),
+        recorder,
+        free_port,
+        packet: [0; MAX_PACKET],
+        record: [0; 2 * FRAME_SAMPLES],
+        recv_buf: [0; 2048],
+    };
+    let handle = std::thread::Builder::new()
+        .name(format!("dialcast-media-{index}"))
+        .spawn(move || sched.run())?;
+    Ok((SchedulerHandle { tx, waker }, handle))
+}
+
+impl Scheduler {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        loop {
+            let now = Instant::now();
+            let mut wake_at = next_housekeeping;
+            if let Some(Reverse((deadline, _, _))) = self.heap.peek() {
+                wake_at = wake_at.min(*deadline);
+            }
+            let timeout = wake_at.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "media poll failed; scheduler stops");
+                    return;
+                }
+            }
+            // Deadlines first: they are what the late counter measures.
+            self.run_due_ticks();
+            for ev in events.iter() {
+                if ev.token() != WAKER {
+                    self.drain_socket(ev.token().0);
+                }
+            }
+            if !self.drain_commands() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= next_housekeeping {
+                next_housekeeping = now + HOUSEKEEPING;
+                self.housekeeping(now);
+            }
+        }
+    }
+
+    fn run_due_ticks(&mut self) {
+        let mut now = Instant::now();
+        let mut n = 0u32;
+        while let Some(Reverse((deadline, idx, id))) = self.heap.peek().copied() {
+            if deadline > now {
+                // Refresh the clock: a long batch may have crossed more deadlines.
+                now = Instant::now();
+                if deadline > now {
+                    break;
+                }
+            }
+            self.heap.pop();
+            let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if slot.id != id || slot.core.next_deadline() != Some(deadline) {
+                continue; // stale entry
+            }
+            n += 1;
+            if n & 31 == 0 {
+                now = Instant::now();
+            }
+            let out = slot.core.on_tick(now, &mut self.packet, &mut self.record);
+            if let Some((len, dest)) = out.transmit {
+                // A full send buffer or an unreachable peer loses this one
+                // packet; RTP tolerates that and the next tick tries again.
+                let _ = slot.socket.send_to(&self.packet[..len], dest);
+            }
+            if out.recorded && !send_block(&self.recorder, slot.id, &self.record) {
+                slot.core.stats_mut().record_dropped += 1;
+            }
+            if let Some(next) = slot.core.next_deadline() {
+                self.heap.push(Reverse((next, idx, id)));
+            }
+            deliver_events(slot);
+        }
+    }
+
+    fn drain_socket(&mut self, idx: usize) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut now = Instant::now();
+        let mut n = 0u32;
+        loop {
+            match slot.socket.recv_from(&mut self.recv_buf) {
+                Ok((len, from)) => {
+                    n += 1;
+                    if n & 15 == 0 {
+                        now = Instant::now();
+                    }
+                    slot.core.handle_datagram(&self.recv_buf[..len], from, now);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // ICMP errors reported on the socket, etc.: not RTP, try later.
+                Err(_) => break,
+            }
+        }
+        if slot.core.has_events() {
+            deliver_events(slot);
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => {
+                    self.close_all();
+                    return false;
+                }
+            };
+            let now = Instant::now();
+            match cmd {
+                Command::Register {
+                    id,
+                    port,
+                    socket,
+                    core,
+                    events,
+                    shared,
+                } => self.register(id, port, socket, core, events, shared),
+                Command::SetRemote { id, remote } => {
+                    if let Some((idx, slot)) = self.slot(id) {
+                        let was_running = slot.core.next_deadline().is_some();
+                        slot.core.set_remote(remote, now);
+                        if let (false, Some(d)) = (was_running, slot.core.next_deadline()) {
+                            self.heap.push(Reverse((d, idx, id)));
+                        }
+                    }
+                }
+                Command::StartSending { id } => self.with(id, |c| c.start_sending()),
+                Command::Play { id, prompt } => self.with(id, |c| c.play(prompt)),
+                Command::StopPlayback { id } => self.with(id, |c| c.stop_playback()),
+                Command::SetHold { id, on_hold } => self.with(id, |c| c.set_hold(on_hold, now)),
+                Command::Record { id } => self.with(id, |c| c.set_recording(true)),
+                Command::Close { id, reply } => {
+                    let stats = self.close(id);
+                    if let Some(reply) = reply {
+                        let _ = reply.try_send(stats.unwrap_or_default());
+                    }
+                }
+                Command::Shutdown => {
+                    self.close_all();
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn slot(&mut self, id: u64) -> Option<(usize, &mut Slot)> {
+        let idx = *self.by_id.get(&id)?;
+        self.slots
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .map(|s| (idx, s))
+    }
+
+    fn with(&mut self, id: u64, f: impl FnOnce(&mut SessionCore)) {
+        if let Some((_, slot)) = self.slot(id) {
+            f(&mut slot.core);
+        }
+    }
+
+    fn register(
+        &mut self,
+        id: u64,
+        port: u16,
+        mut socket: UdpSocket,
+        core: Box<SessionCore>,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+        shared: Arc<SessionShared>,
+    ) {
+        let idx = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(idx), Interest::READABLE)
+        {
+            // The session's event channel closes: its task sees `None`.
+            tracing::warn!(error = %e, port, "cannot poll RTP socket; session dropped");
+            self.free_slots.push(idx);
+            drop(socket);
+            (self.free_port)(port);
+            return;
+        }
+        self.by_id.insert(id, idx);
+        self.slots[idx] = Some(Slot {
+            id,
+            port,
+            socket,
+            core,
+            events,
+            shared,
+        });
+    }
+
+    fn close(&mut self, id: u64) -> Option<MediaStats> {
+        let idx = self.by_id.remove(&id)?;
+        let mut slot = self.slots.get_mut(idx)?.take()?;
+        self.free_slots.push(idx);
+        let _ = self.poll.registry().deregister(&mut slot.socket);
+        let port = slot.port;
+        drop(slot.socket);
+        (self.free_port)(port);
+        let stats = slot.core.stats().clone();
+        if let Ok(mut s) = slot.shared.stats.lock() {
+            s.clone_from(&stats);
+        }
+        Some(stats)
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<u64> = self.by_id.keys().copied().collect();
+        for id in ids {
+            self.close(id);
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        for slot in self.slots.iter_mut().flatten() {
+            slot.core.check_timeout(now);
+            deliver_events(slot);
+            if let Ok(mut s) = slot.shared.stats.lock() {
+                s.clone_from(slot.core.stats());
+            }
+        }
+    }
+}
+
+fn deliver_events(slot: &mut Slot) {
+    while let Some(ev) = slot.core.poll_event() {
+        match slot.events.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => slot.core.stats_mut().events_dropped += 1,
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,782 @@
+//! The sans-IO media session: one call's RTP state, driven by the scheduler
+//! (or a test) with datagrams, ticks and the current time; no sockets, no
+//! clock of its own.
+//!
+//! ```text
+//!   set_remote ──► 20 ms clock runs (one `on_tick` per deadline)
+//!                     │  sending = start_sending && !on_hold && destination known
+//!                     ▼
+//!   each tick: frame = next prompt frame | silence (send_silence) | nothing
+//!              timestamp += 160 whether or not a packet leaves
+//!              marker on the first packet of a stream, after a gap, and on the
+//!              first prompt frame after silence (start of a talk spurt)
+//!   each datagram: parse → count/drop malformed → latch destination (symmetric
+//!              RTP) → loss, jitter → audio into the recorder ring | DTMF
+//! ```
+//!
+//! Nothing here allocates per packet: prompts are shared pre-encoded frames,
+//! the receive ring and event queue are preallocated.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{Codec, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::dtmf::{parse_telephone_event, DtmfReceiver};
+use crate::prompt::Prompt;
+use crate::rtp::{parse_rtp, RtpHeader, RTP_HEADER_LEN};
+
+/// Packet interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+/// A packet sent later than this after its deadline counts as `rtp_late`.
+pub const LATE_THRESHOLD: Duration = Duration::from_millis(5);
+/// If the clock falls further behind than this (a stalled thread), frames are
+/// skipped rather than sent in a burst; the timestamp still advances.
+pub const MAX_CATCH_UP: Duration = Duration::from_millis(200);
+/// Largest packet we build: header + one G.711 frame.
+pub const MAX_PACKET: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
+/// Received audio buffered for the recorder (6 frames = 120 ms); older samples
+/// are overwritten if the peer sends faster than our clock.
+const RX_RING: usize = FRAME_SAMPLES * 6;
+/// Sequence jumps larger than this are a restart, not a loss.
+const MAX_SEQ_JUMP: u16 = 3000;
+
+/// Where and how to send, as negotiated in SDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    pub addr: SocketAddr,
+    pub codec: Codec,
+    pub payload_type: u8,
+    /// The negotiated telephone-event payload type (101, 96, ...), if any.
+    pub dtmf_payload_type: Option<u8>,
+}
+
+/// What a session reports to its call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// The first valid RTP packet from the peer arrived.
+    FirstPacket,
+    /// A DTMF key press (RFC 4733), reported once.
+    Dtmf { digit: char, duration_ms: u32 },
+    /// The last frame of a prompt was sent.
+    PlaybackFinished,
+    /// No RTP for `inactivity_timeout` (reported once).
+    InactivityTimeout,
+}
+
+/// Per-session counters.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MediaStats {
+    pub rtp_sent: u64,
+    pub rtp_received: u64,
+    /// Packets sent more than 5 ms after their deadline (plus frames skipped
+    /// after a stall longer than 200 ms).
+    pub rtp_late: u64,
+    /// From sequence gaps, less late arrivals that filled a gap.
+    pub rtp_lost: u64,
+    pub rtp_malformed: u64,
+    /// RFC 3550 §6.4.1 interarrival jitter, in milliseconds.
+    pub jitter_ms: f64,
+    /// Digits received, in order.
+    pub dtmf: String,
+    /// Events not delivered because the call's event channel was full.
+    pub events_dropped: u64,
+    /// 20 ms recording blocks dropped because the recorder fell behind.
+    pub record_dropped: u64,
+}
+
+/// Session settings taken from `MediaConfig`.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    pub send_silence: bool,
+    pub inactivity_timeout: Duration,
+}
+
+/// What one tick produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickOutput {
+    /// A packet of this length was written to the buffer, for this address.
+    pub transmit: Option<(usize, SocketAddr)>,
+    /// A stereo block (left ours, right theirs) was written for the recorder.
+    pub recorded: bool,
+}
+
+#[derive(Debug)]
+struct RxSeq {
+    ssrc: u32,
+    expected: u16,
+    last_arrival: f64,
+    last_ts: u32,
+}
+
+/// One call's media state.
+#[derive(Debug)]
+pub struct SessionCore {
+    config: SessionConfig,
+    epoch: Instant,
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+    remote: Option<RemoteMedia>,
+    destination: Option<SocketAddr>,
+    latched: bool,
+    sending: bool,
+    on_hold: bool,
+    next_tick: Option<Instant>,
+    marker_pending: bool,
+    last_was_prompt: bool,
+    queue: VecDeque<Arc<Prompt>>,
+    play_pos: usize,
+    stats: MediaStats,
+    jitter: f64,
+    rx: Option<RxSeq>,
+    first_packet_seen: bool,
+    last_rx: Instant,
+    inactivity_fired: bool,
+    dtmf: DtmfReceiver,
+    events: VecDeque<MediaEvent>,
+    recording: bool,
+    ring: Box<[i16; RX_RING]>,
+    ring_start: usize,
+    ring_len: usize,
+}
+
+impl SessionCore {
+    /// A session with random SSRC, sequence and timestamp origin.
+    pub fn new(config: SessionConfig, now: Instant) -> SessionCore {
+        Self::with_origin(config, now, rand::random(), rand::random(), rand::random())
+    }
+
+    /// A session with a chosen SSRC, first sequence number and timestamp (tests).
+    pub fn with_origin(
+        config: SessionConfig,
+        now: Instant,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+    ) -> SessionCore {
+        SessionCore {
+            config,
+            epoch: now,
+            ssrc,
+            sequence,
+            timestamp,
+            remote: None,
+            destination: None,
+            latched: false,
+            sending: false,
+            on_hold: false,
+            next_tick: None,
+            marker_pending: true,
+            last_was_prompt: false,
+            queue: VecDeque::with_capacity(4),
+            play_pos: 0,
+            stats: MediaStats::default(),
+            jitter: 0.0,
+            rx: None,
+            first_packet_seen: false,
+            last_rx: now,
+            inactivity_fired: false,
+            dtmf: DtmfReceiver::default(),
+            events: VecDeque::with_capacity(8),
+            recording: false,
+            ring: Box::new([0; RX_RING]),
+            ring_start: 0,
+            ring_len: 0,
+        }
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Set or change the peer (early media, answer, re-INVITE). Starts the
+    /// 20 ms clock and the inactivity timer on first use; re-arms latching.
+    pub fn set_remote(&mut self, remote: RemoteMedia, now: Instant) {
+        self.destination = Some(remote.addr);
+        self.latched = false;
+        self.remote = Some(remote);
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now);
+            self.last_rx = now;
+        }
+    }
+
+    pub fn start_sending(&mut self) {
+        if !self.sending {
+            self.sending = true;
+            self.marker_pending = true;
+        }
+    }
+
+    pub fn play(&mut self, prompt: Arc<Prompt>) {
+        self.queue.push_back(prompt);
+    }
+
+    /// Drop the queue without `PlaybackFinished`.
+    pub fn stop_playback(&mut self) {
+        self.queue.clear();
+        self.play_pos = 0;
+    }
+
+    /// On hold we send nothing (the prompt position is kept) and the
+    /// inactivity timer is paused, since a held peer may send nothing.
+    pub fn set_hold(&mut self, on_hold: bool, now: Instant) {
+        if self.on_hold && !on_hold {
+            self.marker_pending = true;
+            self.last_rx = now;
+        }
+        self.on_hold = on_hold;
+    }
+
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+        self.ring_len = 0;
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// The deadline of the next frame, once the clock runs.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    pub fn stats(&self) -> &MediaStats {
+        &self.stats
+    }
+
+    pub fn stats_mut(&mut self) -> &mut MediaStats {
+        &mut self.stats
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Process one received datagram.
+    pub fn handle_datagram(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
+        let pkt = match parse_rtp(data) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.rtp_malformed += 1;
+                return;
+            }
+        };
+        let remote = self.remote.as_ref();
+        let dtmf_pt = remote.and_then(|r| r.dtmf_payload_type);
+        let audio_codec = match remote {
+            Some(r) if r.payload_type == pkt.payload_type => Some(r.codec),
+            _ => Codec::from_payload_type(pkt.payload_type),
+        };
+        let is_dtmf = dtmf_pt == Some(pkt.payload_type);
+        if audio_codec.is_none() && !is_dtmf {
+            // Comfort noise or a payload type we did not negotiate: counted, not used.
+            self.stats.rtp_received += 1;
+            self.last_rx = now;
+            return;
+        }
+        self.stats.rtp_received += 1;
+        self.last_rx = now;
+        if !self.first_packet_seen {
+            self.first_packet_seen = true;
+            self.events.push_back(MediaEvent::FirstPacket);
+        }
+        if self.remote.is_some() && !self.latched {
+            self.latched = true;
+            self.destination = Some(from);
+        }
+        self.track_sequence(pkt.ssrc, pkt.sequence);
+        if is_dtmf {
+            if let Ok(ev) = parse_telephone_event(pkt.payload) {
+                for d in self
+                    .dtmf
+                    .handle(pkt.timestamp, ev, SAMPLE_RATE)
+                    .into_iter()
+                    .flatten()
+                {
+                    self.stats.dtmf.push(d.digit);
+                    self.events.push_back(MediaEvent::Dtmf {
+                        digit: d.digit,
+                        duration_ms: d.duration_ms,
+                    });
+                }
+            }
+            return;
+        }
+        self.update_jitter(pkt.timestamp, now);
+        if let (true, Some(codec)) = (self.recording, audio_codec) {
+            for b in pkt.payload.iter().take(RX_RING) {
+                self.ring_push(codec.decode_sample(*b));
+            }
+        }
+    }
+
+    fn track_sequence(&mut self, ssrc: u32, seq: u16) {
+        match &mut self.rx {
+            Some(rx) if rx.ssrc == ssrc => {
+                let gap = seq.wrapping_sub(rx.expected);
+                if gap == 0 {
+                    rx.expected = seq.wrapping_add(1);
+                } else if gap < MAX_SEQ_JUMP {
+                    self.stats.rtp_lost += u64::from(gap);
+                    rx.expected = seq.wrapping_add(1);
+                } else if gap > u16::MAX - MAX_SEQ_JUMP {
+                    // Late (reordered) packet: it fills a gap counted earlier.
+                    self.stats.rtp_lost = self.stats.rtp_lost.saturating_sub(1);
+                } else {
+                    rx.expected = seq.wrapping_add(1); // the sender restarted
+                }
+            }
+            _ => {
+                self.rx = Some(RxSeq {
+                    ssrc,
+                    expected: seq.wrapping_add(1),
+                    last_arrival: f64::NAN,
+                    last_ts: 0,
+                });
+            }
+        }
+    }
+
+    fn update_jitter(&mut self, ts: u32, now: Instant) {
+        let Some(rx) = self.rx.as_mut() else { return };
+        let arrival =
+            now.saturating_duration_since(self.epoch).as_secs_f64() * f64::from(SAMPLE_RATE);
+        if !rx.last_arrival.is_nan() {
+            let d = (arrival - rx.last_arrival) - f64::from(ts.wrapping_sub(rx.last_ts) as i32);
+            self.jitter += (d.abs() - self.jitter) / 16.0;
+            self.stats.jitter_ms = self.jitter * 1000.0 / f64::from(SAMPLE_RATE);
+        }
+        rx.last_arrival = arrival;
+        rx.last_ts = ts;
+    }
+
+    fn ring_push(&mut self, s: i16) {
+        let idx = (self.ring_start + self.ring_len) % RX_RING;
+        self.ring[idx] = s;
+        if self.ring_len == RX_RING {
+            self.ring_start = (self.ring_start + 1) % RX_RING;
+        } else {
+            self.ring_len += 1;
+        }
+    }
+
+    fn ring_pop(&mut self) -> i16 {
+        if self.ring_len == 0 {
+            return 0;
+        }
+        let s = self.ring[self.ring_start];
+        self.ring_start = (self.ring_start + 1) % RX_RING;
+        self.ring_len -= 1;
+        s
+    }
+
+    /// Fire the inactivity timeout if due. Call at least every few hundred ms.
+    pub fn check_timeout(&mut self, now: Instant) {
+        if self.inactivity_fired || self.on_hold || self.next_tick.is_none() {
+            return;
+        }
+        if now.saturating_duration_since(self.last_rx) >= self.config.inactivity_timeout {
+            self.inactivity_fired = true;
+            self.events.push_back(MediaEvent::InactivityTimeout);
+        }
+    }
+
+    /// Run the frame whose deadline is `next_deadline()`. `now` should be at
+    /// or after it; call again while the deadline is still in the past.
+    /// Writes the packet into `packet` and, when recording, a stereo block
+    /// (interleaved left/right) into `record`.
+    pub fn on_tick(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8; MAX_PACKET],
+        record: &mut [i16; 2 * FRAME_SAMPLES],
+    ) -> TickOutput {
+        let mut out = TickOutput::default();
+        let Some(deadline) = self.next_tick else {
+            return out;
+        };
+        let behind = now.saturating_duration_since(deadline);
+        if behind > MAX_CATCH_UP {
+            // Stalled: jump the clock to now, keep the timestamp on wall time.
+            let frames = (behind.as_nanos() / PTIME.as_nanos()) as u32;
+            self.timestamp = self
+                .timestamp
+                .wrapping_add(frames.wrapping_mul(FRAME_SAMPLES as u32));
+            self.next_tick = Some(deadline + PTIME * frames);
+            self.marker_pending = true;
+            if self.sending && !self.on_hold {
+                self.stats.rtp_late += u64::from(frames);
+            }
+            return out;
+        }
+        self.next_tick = Some(deadline + PTIME);
+        let timestamp = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+
+        let mut sent_codec = None;
+        if let (true, false, Some(dest), Some(remote)) = (
+            self.sending,
+            self.on_hold,
+            self.destination,
+            self.remote.as_ref(),
+        ) {
+            let codec = remote.codec;
+            let payload_type = remote.payload_type;
+            // Skip prompts with no frames.
+            while self
+                .queue
+                .front()
+                .is_some_and(|p| p.frames(codec).is_empty())
+            {
+                self.queue.pop_front();
+                self.events.push_back(MediaEvent::PlaybackFinished);
+            }
+            let silence = codec.silence_frame();
+            let (payload, from_prompt) = match self.queue.front() {
+                Some(p) => (p.frames(codec).get(self.play_pos).unwrap_or(&silence), true),
+                None if self.config.send_silence => (&silence, false),
+                None => (&silence, false),
+            };
+            if from_prompt || self.config.send_silence {
+                let marker = self.marker_pending || (from_prompt && !self.last_was_prompt);
+                let header = RtpHeader {
+                    marker,
+                    payload_type,
+                    sequence: self.sequence,
+                    timestamp,
+                    ssrc: self.ssrc,
+                };
+                if let Some(len) = header.write(payload, packet) {
+                    out.transmit = Some((len, dest));
+                    self.sequence = self.sequence.wrapping_add(1);
+                    self.stats.rtp_sent += 1;
+                    if behind > LATE_THRESHOLD {
+                        self.stats.rtp_late += 1;
+                    }
+                    self.marker_pending = false;
+                    sent_codec = Some(codec);
+                }
+                self.last_was_prompt = from_prompt;
+                if from_prompt {
+                    self.play_pos += 1;
+                    if self
+                        .queue
+                        .front()
+                        .is_some_and(|p| self.play_pos >= p.frames(codec).len())
+                    {
+                        self.queue.pop_front();
+                        self.play_pos = 0;
+                        self.events.push_back(MediaEvent::PlaybackFinished);
+                    }
+                }
+            } else {
+                // Silence suppressed: the next packet starts a talk spurt.
+                self.marker_pending = true;
+                self.last_was_prompt = false;
+            }
+        }
+
+        if self.recording {
+            let ours = &packet[RTP_HEADER_LEN..MAX_PACKET];
+            for i in 0..FRAME_SAMPLES {
+                record[2 * i] = sent_codec.map_or(0, |c| c.decode_sample(ours[i]));
+                record[2 * i + 1] = self.ring_pop();
+            }
+            out.recorded = true;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: SessionConfig = SessionConfig {
+        send_silence: true,
+        inactivity_timeout: Duration::from_secs(2),
+    };
+
+    fn remote(port: u16, dtmf: Option<u8>) -> RemoteMedia {
+        RemoteMedia {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            dtmf_payload_type: dtmf,
+        }
+    }
+
+    struct Bufs {
+        pkt: [u8; MAX_PACKET],
+        rec: [i16; 2 * FRAME_SAMPLES],
+    }
+
+    fn bufs() -> Bufs {
+        Bufs {
+            pkt: [0; MAX_PACKET],
+            rec: [0; 2 * FRAME_SAMPLES],
+        }
+    }
+
+    /// Run ticks on a virtual clock, returning parsed (marker, seq, ts, pt, first byte).
+    fn run(core: &mut SessionCore, t0: Instant, from: u32, to: u32) -> Vec<(bool, u16, u32, u8)> {
+        let mut b = bufs();
+        let mut v = Vec::new();
+        for i in from..to {
+            let now = t0 + PTIME * i;
+            while core.next_deadline().is_some_and(|d| d <= now) {
+                let out = core.on_tick(now, &mut b.pkt, &mut b.rec);
+                if let Some((len, _)) = out.transmit {
+                    let p = parse_rtp(&b.pkt[..len]).expect("own packet parses");
+                    v.push((p.marker, p.sequence, p.timestamp, p.payload[0]));
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn sequence_timestamp_marker_progression() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 42, 65534, u32::MAX - 160);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        let pkts = run(&mut core, t0, 0, 5);
+        assert_eq!(pkts.len(), 5);
+        assert_eq!(pkts[0], (true, 65534, u32::MAX - 160, 0xff));
+        assert_eq!(pkts[1], (false, 65535, u32::MAX - 160 + 160, 0xff));
+        assert_eq!(pkts[2].1, 0, "sequence wraps");
+        assert_eq!(pkts[2].2, 159, "timestamp wraps");
+        assert!(pkts[1..].iter().all(|p| !p.0));
+
+        // A prompt starts: marker on its first frame only.
+        core.play(Arc::new(Prompt::from_pcm(&[8000; 320])));
+        let pkts = run(&mut core, t0, 5, 9);
+        assert_eq!(
+            pkts.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [true, false, false, false]
+        );
+        assert_ne!(pkts[0].3, 0xff);
+        assert_eq!(core.poll_event(), Some(MediaEvent::PlaybackFinished));
+
+        // Hold: nothing sent, timestamp still runs; resume sets the marker.
+        core.set_hold(true, t0 + PTIME * 9);
+        assert!(run(&mut core, t0, 9, 19).is_empty());
+        core.set_hold(false, t0 + PTIME * 19);
+        let pkts = run(&mut core, t0, 19, 20);
+        assert_eq!(pkts.len(), 1);
+        assert!(pkts[0].0);
+        assert_eq!(pkts[0].2, (u32::MAX - 160).wrapping_add(19 * 160));
+    }
+
+    #[test]
+    fn silence_suppression_marks_next_talk_spurt() {
+        let t0 = Instant::now();
+        let cfg = SessionConfig {
+            send_silence: false,
+            ..CFG
+        };
+        let mut core = SessionCore::with_origin(cfg, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        assert!(run(&mut core, t0, 0, 3).is_empty());
+        core.play(Arc::new(Prompt::from_pcm(&[500; 160])));
+        let pkts = run(&mut core, t0, 3, 6);
+        assert_eq!(
+            pkts,
+            vec![(true, 0, 3 * 160, Codec::Pcmu.encode_sample(500))]
+        );
+    }
+
+    #[test]
+    fn late_and_stall_accounting() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        let mut b = bufs();
+        core.on_tick(t0 + Duration::from_millis(3), &mut b.pkt, &mut b.rec);
+        core.on_tick(t0 + Duration::from_millis(27), &mut b.pkt, &mut b.rec);
+        assert_eq!(core.stats().rtp_late, 1);
+        // Stall of one second: frames skipped, timestamp keeps wall time,
+        // the first packet after the gap carries the marker.
+        let now = t0 + Duration::from_millis(1040);
+        let mut sent = Vec::new();
+        while core.next_deadline().is_some_and(|d| d <= now) {
+            if let Some((len, _)) = core.on_tick(now, &mut b.pkt, &mut b.rec).transmit {
+                let p = parse_rtp(&b.pkt[..len]).expect("parse");
+                sent.push((p.marker, p.timestamp));
+            }
+        }
+        assert_eq!(sent, vec![(true, 52 * 160)]);
+        assert_eq!(core.stats().rtp_late, 1 + 50);
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(1060)));
+        let out = core.on_tick(t0 + Duration::from_millis(1060), &mut b.pkt, &mut b.rec);
+        assert!(out.transmit.is_some());
+        let p = parse_rtp(&b.pkt).expect("parse");
+        assert_eq!(p.timestamp, 53 * 160);
+        assert!(!p.marker);
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 12 + payload.len()];
+        RtpHeader {
+            marker,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: 77,
+        }
+        .write(payload, &mut buf)
+        .expect("fits");
+        buf
+    }
+
+    #[test]
+    fn receive_latch_loss_malformed() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        let real = SocketAddr::from(([127, 0, 0, 1], 5555));
+        core.handle_datagram(&[1, 2, 3], real, t0);
+        core.handle_datagram(&[0x40; 40], real, t0);
+        assert_eq!(core.stats().rtp_malformed, 2);
+        assert_eq!(core.poll_event(), None, "malformed is not a first packet");
+        for (i, seq) in [10u16, 11, 14, 13, 15].iter().enumerate() {
+            let now = t0 + PTIME * i as u32;
+            core.handle_datagram(
+                &rtp(0, *seq, u32::from(*seq) * 160, false, &[0xff; 160]),
+                real,
+                now,
+            );
+        }
+        assert_eq!(core.poll_event(), Some(MediaEvent::FirstPacket));
+        assert_eq!(core.poll_event(), None);
+        assert_eq!(core.stats().rtp_received, 5);
+        assert_eq!(core.stats().rtp_lost, 1, "12 lost; 13 arrived late");
+        let mut b = bufs();
+        let out = core.on_tick(t0, &mut b.pkt, &mut b.rec);
+        assert_eq!(out.transmit.map(|t| t.1), Some(real), "latched");
+    }
+
+    #[test]
+    fn jitter_zero_for_perfect_stream_and_grows_with_delay_variation() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        for i in 0..50u32 {
+            core.handle_datagram(
+                &rtp(0, i as u16, i * 160, false, &[0xff; 160]),
+                from,
+                t0 + PTIME * i,
+            );
+        }
+        assert!(core.stats().jitter_ms < 0.01, "{}", core.stats().jitter_ms);
+        for i in 50..100u32 {
+            let wobble = Duration::from_millis(if i % 2 == 0 { 10 } else { 0 });
+            core.handle_datagram(
+                &rtp(0, i as u16, i * 160, false, &[0xff; 160]),
+                from,
+                t0 + PTIME * i + wobble,
+            );
+        }
+        let j = core.stats().jitter_ms;
+        assert!((8.0..=10.5).contains(&j), "jitter {j}");
+    }
+
+    #[test]
+    fn dtmf_on_negotiated_payload_type_96() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, Some(96)), t0);
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut seq = 0;
+        let mut send = |core: &mut SessionCore, pt: u8, ts: u32, ev: u8, end: bool, dur: u16| {
+            let d = dur.to_be_bytes();
+            let flags = if end { 0x80 | 10 } else { 10 };
+            core.handle_datagram(&rtp(pt, seq, ts, false, &[ev, flags, d[0], d[1]]), from, t0);
+            seq += 1;
+        };
+        for (end, dur) in [
+            (false, 160),
+            (false, 320),
+            (true, 960),
+            (true, 960),
+            (true, 960),
+        ] {
+            send(&mut core, 96, 8000, 7, end, dur);
+        }
+        // Same event on 101 is not DTMF for this session (and is ignored).
+        send(&mut core, 101, 16000, 3, true, 800);
+        assert_eq!(core.poll_event(), Some(MediaEvent::FirstPacket));
+        assert_eq!(
+            core.poll_event(),
+            Some(MediaEvent::Dtmf {
+                digit: '7',
+                duration_ms: 120
+            })
+        );
+        assert_eq!(core.poll_event(), None);
+        assert_eq!(core.stats().dtmf, "7");
+    }
+
+    #[test]
+    fn inactivity_fires_once_and_not_on_hold() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.check_timeout(t0 + Duration::from_secs(10));
+        assert_eq!(
+            core.poll_event(),
+            None,
+            "clock not running before set_remote"
+        );
+        core.set_remote(remote(4000, None), t0);
+        core.set_hold(true, t0);
+        core.check_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(core.poll_event(), None);
+        core.set_hold(false, t0 + Duration::from_secs(3));
+        core.check_timeout(t0 + Duration::from_millis(4900));
+        assert_eq!(core.poll_event(), None);
+        core.check_timeout(t0 + Duration::from_secs(5));
+        assert_eq!(core.poll_event(), Some(MediaEvent::InactivityTimeout));
+        core.check_timeout(t0 + Duration::from_secs(9));
+        assert_eq!(core.poll_event(), None);
+    }
+
+    #[test]
+    fn recording_blocks_pair_ours_and_theirs() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        core.set_recording(true);
+        core.play(Arc::new(Prompt::from_pcm(&[1000; 160])));
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let theirs = Codec::Pcmu.encode_sample(-2000);
+        core.handle_datagram(&rtp(0, 1, 0, false, &[theirs; 160]), from, t0);
+        let mut b = bufs();
+        let out = core.on_tick(t0, &mut b.pkt, &mut b.rec);
+        assert!(out.recorded);
+        let l = b.rec[0];
+        let r = b.rec[1];
+        assert!((l - 1000).abs() < 40, "{l}");
+        assert!((r + 2000).abs() < 80, "{r}");
+        let out = core.on_tick(t0 + PTIME, &mut b.pkt, &mut b.rec);
+        assert!(out.recorded);
+        assert_eq!(
+            (b.rec[0], b.rec[1]),
+            (0, 0),
+            "silence sent, nothing received"
+        );
+    }
+}
