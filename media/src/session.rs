@@ -39,6 +39,9 @@ pub const MAX_PACKET: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
 /// Received audio buffered for the recorder (6 frames = 120 ms); older samples
 /// are overwritten if the peer sends faster than our clock.
 const RX_RING: usize = FRAME_SAMPLES * 6;
+/// Received audio waits until this much is buffered before the recorder takes
+/// it, so packets arriving just after our tick do not leave holes.
+const RX_PRIME: usize = FRAME_SAMPLES * 2;
 /// Sequence jumps larger than this are a restart, not a loss.
 const MAX_SEQ_JUMP: u16 = 3000;
 
@@ -140,6 +143,8 @@ pub struct SessionCore {
     ring: Box<[i16; RX_RING]>,
     ring_start: usize,
     ring_len: usize,
+    /// The ring holds enough to play out (a 40 ms jitter allowance).
+    ring_primed: bool,
 }
 
 impl SessionCore {
@@ -184,6 +189,7 @@ impl SessionCore {
             ring: Box::new([0; RX_RING]),
             ring_start: 0,
             ring_len: 0,
+            ring_primed: false,
         }
     }
 
@@ -233,6 +239,7 @@ impl SessionCore {
     pub fn set_recording(&mut self, on: bool) {
         self.recording = on;
         self.ring_len = 0;
+        self.ring_primed = false;
     }
 
     pub fn is_recording(&self) -> bool {
@@ -486,9 +493,16 @@ impl SessionCore {
 
         if self.recording {
             let ours = &packet[RTP_HEADER_LEN..MAX_PACKET];
+            if self.ring_len >= RX_PRIME {
+                self.ring_primed = true;
+            }
+            let take = self.ring_primed;
             for i in 0..FRAME_SAMPLES {
                 record[2 * i] = sent_codec.map_or(0, |c| c.decode_sample(ours[i]));
-                record[2 * i + 1] = self.ring_pop();
+                record[2 * i + 1] = if take { self.ring_pop() } else { 0 };
+            }
+            if self.ring_len == 0 {
+                self.ring_primed = false;
             }
             out.recorded = true;
         }
@@ -764,6 +778,7 @@ mod tests {
         let from = SocketAddr::from(([127, 0, 0, 1], 4000));
         let theirs = Codec::Pcmu.encode_sample(-2000);
         core.handle_datagram(&rtp(0, 1, 0, false, &[theirs; 160]), from, t0);
+        core.handle_datagram(&rtp(0, 2, 160, false, &[theirs; 160]), from, t0);
         let mut b = bufs();
         let out = core.on_tick(t0, &mut b.pkt, &mut b.rec);
         assert!(out.recorded);
@@ -773,10 +788,9 @@ mod tests {
         assert!((r + 2000).abs() < 80, "{r}");
         let out = core.on_tick(t0 + PTIME, &mut b.pkt, &mut b.rec);
         assert!(out.recorded);
-        assert_eq!(
-            (b.rec[0], b.rec[1]),
-            (0, 0),
-            "silence sent, nothing received"
-        );
+        assert_eq!(b.rec[0], 0, "silence sent");
+        assert!((b.rec[1] + 2000).abs() < 80, "second buffered frame");
+        core.on_tick(t0 + PTIME * 2, &mut b.pkt, &mut b.rec);
+        assert_eq!(b.rec[1], 0, "nothing left");
     }
 }
