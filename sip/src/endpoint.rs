@@ -202,6 +202,8 @@ impl SipEndpoint {
         let option = EndpointOption {
             t1: config.t1,
             t1x64: config.t1 * 64,
+            // Plain UUID Call-IDs: the default suffix names the stack's vendor.
+            callid_format: rsipstack::transaction::CallIdFormat::Uuid,
             ..EndpointOption::default()
         };
         let endpoint = EndpointBuilder::new()

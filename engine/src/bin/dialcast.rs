@@ -1,1 +1,254 @@
-fn main() {}
+//! The `dialcast` command.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
+use dialcast_media::{MediaConfig, MediaEngine, Prompt};
+use dialcast_sip::{SipConfig, SipEndpoint, Transport};
+
+#[derive(Parser)]
+#[command(name = "dialcast", version, about = "Dialcast telephony and messaging campaign engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Place one call, play a prompt once answered, hang up and print the outcome.
+    Dial(DialArgs),
+    /// Answer inbound calls, play a prompt, hang up and print each outcome.
+    Listen(ListenArgs),
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// Local SIP address (UDP, and TCP on the same port). Port 0 picks one.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    bind: SocketAddr,
+    /// RTP port range, MIN-MAX.
+    #[arg(long, default_value = "20000-39999", value_parser = parse_port_range)]
+    rtp_ports: (u16, u16),
+    /// A WAV/MP3/OGG/FLAC file to play once the call is up.
+    #[arg(long)]
+    prompt: Option<PathBuf>,
+    /// Milliseconds to stay on the line after the prompt ended.
+    #[arg(long, default_value_t = 500)]
+    linger_ms: u64,
+    /// Hang up after this many seconds of talk time at the latest.
+    #[arg(long, default_value_t = 600)]
+    max_talk: u64,
+    /// End the call when no RTP arrives for this many seconds.
+    #[arg(long, default_value_t = 30)]
+    rtp_timeout: u64,
+    /// Print the outcome as one JSON object per call.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DialArgs {
+    /// Whom to call, e.g. sip:+31201234567@trunk.example.net:5060
+    uri: String,
+    #[arg(long, default_value = "udp")]
+    transport: Transport,
+    /// Digest username for 401/407 challenges.
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// The number to present (From and P-Asserted-Identity).
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// Record both directions to this stereo WAV (left ours, right theirs).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Seconds to let it ring before cancelling.
+    #[arg(long, default_value_t = 30)]
+    ring_timeout: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args)]
+struct ListenArgs {
+    /// Only TCP is affected: UDP is always served.
+    #[arg(long, default_value = "udp")]
+    transport: Transport,
+    /// Exit after this many calls (0: serve until interrupted).
+    #[arg(long, default_value_t = 0)]
+    calls: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (min, max) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected MIN-MAX, got {text:?}"))?;
+    let min: u16 = min.trim().parse().map_err(|e| format!("bad MIN: {e}"))?;
+    let max: u16 = max.trim().parse().map_err(|e| format!("bad MAX: {e}"))?;
+    if min > max || max - min < 2 {
+        return Err(format!("the range {min}-{max} holds no RTP port pair"));
+    }
+    Ok((min, max))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DIALCAST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dialcast=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dialcast: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dial(args) => run_dial(args).await,
+            Command::Listen(args) => run_listen(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dialcast: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+struct Stack {
+    endpoint: SipEndpoint,
+    inbound: dialcast_sip::InboundCalls,
+    media: MediaEngine,
+    rtp_ip: IpAddr,
+    prompt: Option<Arc<Prompt>>,
+}
+
+async fn start(common: &CommonArgs, tcp: bool) -> anyhow::Result<Stack> {
+    let prompt = match &common.prompt {
+        Some(path) => Some(Arc::new(Prompt::load(path)?)),
+        None => None,
+    };
+    let (endpoint, inbound) = SipEndpoint::start(SipConfig {
+        bind: common.bind,
+        tcp,
+        ..SipConfig::default()
+    })
+    .await?;
+    let rtp_ip = common.bind.ip();
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: rtp_ip,
+        port_min: common.rtp_ports.0,
+        port_max: common.rtp_ports.1,
+        inactivity_timeout: Duration::from_secs(common.rtp_timeout),
+        send_silence: true,
+    })
+    .context("cannot start the media engine")?;
+    Ok(Stack {
+        endpoint,
+        inbound,
+        media,
+        rtp_ip,
+        prompt,
+    })
+}
+
+async fn run_dial(args: DialArgs) -> anyhow::Result<()> {
+    let stack = start(&args.common, args.transport == Transport::Tcp).await?;
+    let options = DialOptions {
+        target: args.uri,
+        transport: args.transport,
+        username: args.username,
+        password: args.password,
+        caller_id: args.caller_id,
+        prompt: stack.prompt.clone(),
+        record: args.record,
+        ring_timeout: Duration::from_secs(args.ring_timeout),
+        linger: Duration::from_millis(args.common.linger_ms),
+        max_talk: Duration::from_secs(args.common.max_talk),
+    };
+    let outcome = single_call::dial(&stack.endpoint, &stack.media, stack.rtp_ip, options).await?;
+    print_outcome(&outcome, args.common.json)?;
+    // Let the last transactions (ACK, BYE retransmissions) settle before exiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stack.endpoint.shutdown();
+    Ok(())
+}
+
+async fn run_listen(args: ListenArgs) -> anyhow::Result<()> {
+    let mut stack = start(&args.common, args.transport == Transport::Tcp).await?;
+    eprintln!(
+        "dialcast: listening on {} ({})",
+        stack.endpoint.local_addr(),
+        if args.transport == Transport::Tcp { "udp+tcp" } else { "udp" }
+    );
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<anyhow::Result<CallOutcome>>(64);
+    let mut accepted = 0u64;
+    let mut finished = 0u64;
+    loop {
+        if args.calls > 0 && finished >= args.calls {
+            break;
+        }
+        tokio::select! {
+            call = stack.inbound.next(), if args.calls == 0 || accepted < args.calls => {
+                let Some(call) = call else { break };
+                accepted += 1;
+                let media = stack.media.clone();
+                let prompt = stack.prompt.clone();
+                let done = done_tx.clone();
+                let ip = stack.rtp_ip;
+                let linger = Duration::from_millis(args.common.linger_ms);
+                let max_talk = Duration::from_secs(args.common.max_talk);
+                tokio::spawn(async move {
+                    let outcome = single_call::answer(call, &media, ip, prompt, linger, max_talk).await;
+                    done.send(outcome).await.ok();
+                });
+            }
+            outcome = done_rx.recv() => {
+                finished += 1;
+                match outcome {
+                    Some(Ok(outcome)) => print_outcome(&outcome, args.common.json)?,
+                    Some(Err(e)) => eprintln!("dialcast: call failed: {e:#}"),
+                    None => break,
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stack.endpoint.shutdown();
+    Ok(())
+}
+
+fn print_outcome(outcome: &CallOutcome, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(outcome)?);
+    } else {
+        println!(
+            "{} (SIP {}) ring {} ms, talk {} ms, RTP sent {} received {}, DTMF {:?}, hung up by {}",
+            outcome.status,
+            outcome.sip_code,
+            outcome.ring_ms,
+            outcome.talk_ms,
+            outcome.rtp_sent,
+            outcome.rtp_received,
+            outcome.dtmf,
+            outcome.hangup_by.unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
