@@ -155,15 +155,16 @@ pub fn check_start_line(raw: &[u8]) -> Result<(), Malformed> {
         .unwrap_or(raw.len());
     let line = &raw[..end];
     let bad = |reason| Err(Malformed::StartLine { reason });
+    if line.starts_with(b"SIP/") {
+        // Status-Line: the reason phrase may be empty or contain anything,
+        // and the space after the code is required even then (`100 `).
+        return Ok(());
+    }
     if line.last().is_some_and(u8::is_ascii_whitespace) {
         return bad("whitespace before CRLF");
     }
     if line.first().is_some_and(u8::is_ascii_whitespace) {
         return bad("leading whitespace");
-    }
-    if line.starts_with(b"SIP/") {
-        // Status-Line: the reason phrase may contain anything, including spaces.
-        return Ok(());
     }
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
@@ -237,7 +238,15 @@ pub fn validate_request(req: &Request) -> Result<(), Malformed> {
 
     // Request-URI.
     match &req.uri.scheme {
-        None | Some(Scheme::Sip) | Some(Scheme::Sips) => {}
+        Some(Scheme::Sip) | Some(Scheme::Sips) => {}
+        // rsipstack reads `soap.beep://host` as a scheme-less host name.
+        None => {
+            let uri = req.uri.to_string();
+            let scheme = uri.split(':').next().unwrap_or_default();
+            return Err(Malformed::UriScheme {
+                scheme: scheme.to_owned(),
+            });
+        }
         Some(Scheme::Other(s)) if s.eq_ignore_ascii_case("tel") => {}
         Some(Scheme::Other(s)) => {
             return Err(Malformed::UriScheme { scheme: s.clone() });
@@ -536,6 +545,7 @@ fn check_name_addr(header: &'static str, value: &str) -> Result<(), Malformed> {
     } else {
         // addr-spec: the URI ends at the first `;`, which starts header params.
         let (uri, params) = value.split_once(';').unwrap_or((value, ""));
+        let uri = uri.trim();
         if uri.contains('?') || uri.contains(',') || uri.contains('"') {
             return bad("URI with headers or commas must be enclosed in <>");
         }
@@ -720,12 +730,7 @@ mod tests {
     #[test]
     fn start_line_rules() {
         assert_eq!(check_start_line(b"OPTIONS sip:a@b SIP/2.0\r\n"), Ok(()));
-        assert_eq!(
-            check_start_line(b"SIP/2.0 100 \r\n"),
-            Err(Malformed::StartLine {
-                reason: "whitespace before CRLF"
-            })
-        );
+        assert_eq!(check_start_line(b"SIP/2.0 100 \r\n"), Ok(()));
         assert!(check_start_line(b"OPTIONS sip:a@b SIP/2.0 \r\n").is_err());
         assert!(check_start_line(b"INVITE <sip:a@b> SIP/2.0\r\n").is_err());
         assert!(check_start_line(b"INVITE  sip:a@b SIP/2.0\r\n").is_err());
