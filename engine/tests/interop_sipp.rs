@@ -1,0 +1,514 @@
+//! SIPp interop suite: `dialcast dial` and `dialcast listen` against SIPp
+//! (Debian package `sip-tester`) on 127.0.0.1, one scenario per expected
+//! outcome, each in `engine/tests/sipp/` and named for that outcome.
+//!
+//! Every test checks both sides: SIPp must exit 0 (each call went through
+//! its scenario to the end, so dialcast sent what the scenario waits for:
+//! ACK, CANCEL, BYE, a verifiable digest, a 200 to a BYE), and dialcast must
+//! exit 0 and print the expected JSON outcome. A failure report lists every
+//! failed expectation, then SIPp's command, error, call-debug and message
+//! logs and dialcast's command, stdout and stderr; the work dir with all of
+//! them is kept and named in the report.
+//!
+//! Run with `cargo test -p dialcast-engine --features interop --test
+//! interop_sipp`. SIPp's `play_pcap_audio` sends through a raw socket, so
+//! the early-media, DTMF and inbound tests need root (or CAP_NET_RAW on
+//! sipp), as on CI.
+
+mod common;
+
+use std::time::Duration;
+
+use common::dialcast::{self, Fields, Run};
+use common::sipp::{self, Sipp};
+use common::{media, ports, Verdict, Workdir};
+use serde_json::Value;
+
+/// The user part of every number we dial.
+const CALLEE: &str = "31201234567";
+/// RTP ports given to each dialcast (`--rtp-ports`).
+const RTP_PORTS: u16 = 10;
+/// How long a `dial` may take before the test kills it.
+const DIAL_LIMIT: Duration = Duration::from_secs(45);
+/// How long SIPp may take to end once dialcast is done (its time-wait is 1 s).
+const SIPP_AFTER_DIAL: Duration = Duration::from_secs(20);
+/// Digest credentials the auth scenarios verify (see their XML).
+const AUTH_USER: &str = "alice";
+const AUTH_PASSWORD: &str = "s3cret";
+const AUTH_REALM: &str = "dialcast.test";
+/// The nonce of uas-407-proxy-digest-then-200.xml.
+const NONCE_407: &str = "4e6f6e63652d3430372d6469616c63617374";
+
+/// One outbound call: SIPp (already started) as the callee, `dialcast dial`
+/// as the caller.
+struct Outbound {
+    work: Workdir,
+    sipp: Sipp,
+    uri: String,
+}
+
+impl Outbound {
+    fn new(work: Workdir, sipp: Sipp) -> Outbound {
+        let uri = format!("sip:{CALLEE}@127.0.0.1:{}", sipp.sip_port);
+        Outbound { work, sipp, uri }
+    }
+
+    /// Writes a prompt of `millis` ms into the work dir; returns its path.
+    fn prompt(&self, millis: u32) -> String {
+        let path = self.work.file(&format!("prompt-{millis}ms.wav"));
+        media::write_prompt_wav(&path, millis);
+        path.display().to_string()
+    }
+
+    /// The arguments of a `dial` to SIPp with `extra` options added.
+    fn dial_args(&self, extra: &[String]) -> Vec<String> {
+        let rtp = ports::block(RTP_PORTS);
+        let mut args: Vec<String> = [
+            "dial",
+            &self.uri,
+            "--transport",
+            self.sipp.transport.as_arg(),
+            "--bind",
+            "127.0.0.1:0",
+            "--rtp-ports",
+            &format!("{rtp}-{}", rtp + RTP_PORTS - 1),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// Runs one `dial`, waits for SIPp, and returns a verdict with the checks
+    /// every outbound test makes (both sides exited 0), both sides' logs, and
+    /// the JSON outcome.
+    fn run(mut self, test: &str, extra: &[String]) -> (Verdict, Value) {
+        let args = self.dial_args(extra);
+        let run = dialcast::spawn(&self.work, "dial", &args).finish(DIAL_LIMIT);
+        let sipp_ended = self.sipp.wait(SIPP_AFTER_DIAL);
+        let mut verdict = Verdict::new(test);
+        self.sipp.check_passed(sipp_ended, &mut verdict);
+        run.check_exit(&mut verdict);
+        let json = run.outcome(&mut verdict);
+        attach(&mut verdict, &self.work, &self.sipp, &[&run]);
+        (verdict, json)
+    }
+}
+
+fn attach(verdict: &mut Verdict, work: &Workdir, sipp: &Sipp, runs: &[&Run]) {
+    for run in runs {
+        run.attach_logs(verdict);
+    }
+    sipp.attach_logs(verdict);
+    verdict.log("work dir (kept)", work.path().display().to_string());
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The checks of a call that SIPp answered and dialcast hung up.
+fn expect_answered_hung_up_by_us(verdict: &mut Verdict, json: &Value) {
+    let f = Fields::new("dial", json);
+    f.expect(verdict, "status", "answered");
+    f.expect(verdict, "sip_code", 200);
+    f.expect(verdict, "answered", true);
+    f.expect(verdict, "hangup_by", "us");
+}
+
+/// The checks of a call that got the final response `code` without answer.
+fn expect_not_answered(verdict: &mut Verdict, json: &Value, status: &str, code: u16) {
+    let f = Fields::new("dial", json);
+    f.expect(verdict, "status", status);
+    f.expect(verdict, "sip_code", code);
+    f.expect(verdict, "answered", false);
+    f.number_in(verdict, "talk_ms", 0..=0);
+    f.number_in(verdict, "rtp_sent", 0..=0);
+}
+
+// ---------------------------------------------------------------------------
+// Outbound: dialcast dial -> SIPp UAS
+
+/// SIPp answers and echoes RTP; dialcast plays a 1 s prompt, lingers 500 ms
+/// and hangs up. Everything it sent comes back: on 127.0.0.1 the echo takes
+/// well under a millisecond, so only the packets sent in the last moments
+/// before the BYE may still be in flight (a margin of 3 packets, 60 ms).
+#[test]
+fn answered_call_gets_its_rtp_echoed_and_we_hang_up() {
+    let work = Workdir::new("echo");
+    let sipp = sipp::uas(&work, "uas-200-echo-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(1000);
+    let (mut v, json) = call.run("echo", &strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    let f = Fields::new("dial", &json);
+    f.expect(&mut v, "early_media", false);
+    f.expect(&mut v, "dtmf", "");
+    // 1 s of prompt is 50 packets; silence may follow while lingering.
+    let sent = f.number_in(&mut v, "rtp_sent", 50..=100);
+    let received = f.number(&mut v, "rtp_received");
+    v.check(received + 3 >= sent && received <= sent, || {
+        format!("rtp_received {received} should be within 3 packets below rtp_sent {sent}")
+    });
+    // 1000 ms of prompt + 500 ms of linger.
+    f.number_in(&mut v, "talk_ms", 1400..=4000);
+    v.finish();
+}
+
+#[test]
+fn busy_486_is_busy() {
+    final_response("uas-486-busy.xml", "busy", 486);
+}
+
+#[test]
+fn not_found_404_is_invalid_number() {
+    final_response("uas-404-not-found.xml", "invalid_number", 404);
+}
+
+#[test]
+fn decline_603_is_rejected() {
+    final_response("uas-603-decline.xml", "rejected", 603);
+}
+
+#[test]
+fn temporarily_unavailable_480_is_unavailable() {
+    final_response("uas-480-unavailable.xml", "unavailable", 480);
+}
+
+/// SIPp rings, then ends the INVITE with a final error response; SIPp only
+/// passes if dialcast ACKs it.
+fn final_response(scenario: &str, status: &str, code: u16) {
+    let test = scenario.trim_end_matches(".xml");
+    let work = Workdir::new(test);
+    let sipp = sipp::uas(&work, scenario).start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(1000);
+    let (mut v, json) = call.run(test, &strings(&["--prompt", &prompt]));
+    expect_not_answered(&mut v, &json, status, code);
+    v.finish();
+}
+
+/// SIPp rings and never answers; after `--ring-timeout 2` dialcast sends
+/// CANCEL, SIPp answers it with 200 and the INVITE with 487, dialcast ACKs.
+#[test]
+fn ring_timeout_cancels_and_is_no_answer() {
+    let work = Workdir::new("cancel");
+    let sipp = sipp::uas(&work, "uas-180-expect-cancel.xml").start();
+    let call = Outbound::new(work, sipp);
+    let (mut v, json) = call.run("cancel", &strings(&["--ring-timeout", "2"]));
+    expect_not_answered(&mut v, &json, "no_answer", 487);
+    Fields::new("dial", &json).number_in(&mut v, "ring_ms", 1900..=4000);
+    v.finish();
+}
+
+/// SIPp sends 183 with SDP and plays 1 s of PCMU before answering at 1.5 s.
+#[test]
+fn early_media_before_answer_is_reported() {
+    let work = Workdir::new("early-media");
+    media::write_pcmu_pcap(&work.file("early-media.pcap"), 1000);
+    let sipp = sipp::uas(&work, "uas-183-early-media-then-200.xml").start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    let (mut v, json) = call.run("early-media", &strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    let f = Fields::new("dial", &json);
+    f.expect(&mut v, "early_media", true);
+    // The 50 packets of early media all arrive before the 200.
+    f.number_in(&mut v, "rtp_received", 45..=60);
+    f.number_in(&mut v, "ring_ms", 1400..=4000);
+    v.finish();
+}
+
+/// SIPp answers and sends BYE 1 s after the ACK, while a 5 s prompt plays.
+#[test]
+fn callee_bye_mid_prompt_is_hangup_by_them() {
+    let work = Workdir::new("callee-bye");
+    let sipp = sipp::uas(&work, "uas-200-bye-after-1s.xml").start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(5000);
+    let (mut v, json) = call.run("callee-bye", &strings(&["--prompt", &prompt]));
+    let f = Fields::new("dial", &json);
+    f.expect(&mut v, "status", "answered");
+    f.expect(&mut v, "sip_code", 200);
+    f.expect(&mut v, "answered", true);
+    f.expect(&mut v, "hangup_by", "them");
+    f.number_in(&mut v, "talk_ms", 900..=2500);
+    // The prompt stopped early: 5 s would be 250 packets.
+    f.number_in(&mut v, "rtp_sent", 1..=150);
+    v.finish();
+}
+
+/// 401 with qop=auth; SIPp's verifyauth checks the second INVITE.
+#[test]
+fn www_authenticate_401_is_answered_with_verified_digest() {
+    let work = Workdir::new("auth-401");
+    let sipp = sipp::uas(&work, "uas-401-digest-then-200.xml").start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    let extra = strings(&[
+        "--prompt",
+        &prompt,
+        "--username",
+        AUTH_USER,
+        "--password",
+        AUTH_PASSWORD,
+    ]);
+    let (mut v, json) = call.run("auth-401", &extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    v.finish();
+}
+
+/// 407 without qop; SIPp compares the response with the one computed here.
+#[test]
+fn proxy_authenticate_407_is_answered_with_verified_digest() {
+    let work = Workdir::new("auth-407");
+    // The digest URI is the Request-URI, which is the URI we dial (RFC 2617
+    // section 3.2.2).
+    let builder = sipp::uas(&work, "uas-407-proxy-digest-then-200.xml");
+    let uri = format!("sip:{CALLEE}@127.0.0.1:{}", builder.sip_port());
+    let expected = digest_response(
+        AUTH_USER,
+        AUTH_REALM,
+        AUTH_PASSWORD,
+        "INVITE",
+        &uri,
+        NONCE_407,
+    );
+    let sipp = builder.set("expected_response", &expected).start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    let extra = strings(&[
+        "--prompt",
+        &prompt,
+        "--username",
+        AUTH_USER,
+        "--password",
+        AUTH_PASSWORD,
+    ]);
+    let (mut v, json) = call.run("auth-407", &extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    v.finish();
+}
+
+/// RFC 2617 digest response without qop: MD5(HA1:nonce:HA2).
+fn digest_response(
+    user: &str,
+    realm: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+) -> String {
+    let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    md5_hex(&format!("{ha1}:{nonce}:{ha2}"))
+}
+
+/// MD5 in lowercase hex, from coreutils' `md5sum` (keeps the suite free of
+/// a hashing dependency).
+fn md5_hex(text: &str) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run md5sum");
+    child
+        .stdin
+        .take()
+        .expect("md5sum's stdin")
+        .write_all(text.as_bytes())
+        .expect("feed md5sum");
+    let output = child.wait_with_output().expect("md5sum's output");
+    let hex = String::from_utf8_lossy(&output.stdout);
+    hex.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// 20 calls through SIPp dropping 10 % of SIP messages, four at a time:
+/// retransmissions must carry every call to an answer and a BYE.
+#[test]
+fn lossy_udp_recovers_every_call() {
+    const CALLS: u32 = 20;
+    const PARALLEL: u32 = 4;
+    let work = Workdir::new("loss");
+    let sipp = sipp::uas(&work, "uas-200-lossy-expect-bye.xml")
+        .rtp_echo()
+        .calls(CALLS)
+        .loss_percent(10)
+        // Covers BYE retransmissions at 0.5, 1.5 and 3.5 s after the first.
+        .time_wait(Duration::from_secs(5))
+        .limit(Duration::from_secs(150))
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(1000);
+    let extra = strings(&["--prompt", &prompt, "--linger-ms", "200"]);
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PARALLEL)
+            .map(|worker| {
+                let call = &call;
+                let extra = &extra;
+                scope.spawn(move || {
+                    (0..CALLS / PARALLEL)
+                        .map(|n| {
+                            let label = format!("dial-w{worker}-{n}");
+                            let args = call.dial_args(extra);
+                            dialcast::spawn(&call.work, &label, &args).finish(DIAL_LIMIT)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a dial worker"))
+            .collect()
+    });
+    let sipp_ended = call.sipp.wait(Duration::from_secs(60));
+    let mut v = Verdict::new("loss");
+    call.sipp.check_passed(sipp_ended, &mut v);
+    let mut failed_runs = Vec::new();
+    for run in &runs {
+        let before = v.failure_count();
+        run.check_exit(&mut v);
+        let json = run.outcome(&mut v);
+        let f = Fields::new(&run.label, &json);
+        f.expect(&mut v, "status", "answered");
+        f.expect(&mut v, "sip_code", 200);
+        f.expect(&mut v, "hangup_by", "us");
+        if v.failure_count() > before {
+            failed_runs.push(run);
+        }
+    }
+    // Only the logs of the calls that failed (the first few), not all 20.
+    failed_runs.truncate(3);
+    attach(&mut v, &call.work, &call.sipp, &failed_runs);
+    v.finish();
+}
+
+/// The answered-and-echoed call over TCP.
+#[test]
+fn tcp_call_is_answered() {
+    let work = Workdir::new("tcp");
+    let sipp = sipp::uas(&work, "uas-200-echo-expect-bye.xml")
+        .tcp()
+        .rtp_echo()
+        .start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(1000);
+    let (mut v, json) = call.run("tcp", &strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    let f = Fields::new("dial", &json);
+    let sent = f.number_in(&mut v, "rtp_sent", 50..=100);
+    let received = f.number(&mut v, "rtp_received");
+    v.check(received + 3 >= sent && received <= sent, || {
+        format!("rtp_received {received} should be within 3 packets below rtp_sent {sent}")
+    });
+    v.finish();
+}
+
+/// SIPp sends the digits 1 5 9 * # as RFC 4733 events on payload type 101
+/// (the type dialcast offers) while dialcast lingers after a short prompt.
+#[test]
+fn rfc4733_digits_from_callee_are_collected() {
+    let work = Workdir::new("dtmf");
+    media::write_dtmf_pcap(&work.file("dtmf-159star-hash.pcap"), "159*#", 101);
+    let sipp = sipp::uas(&work, "uas-200-dtmf-159star-hash.xml").start();
+    let call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    // The digits take 2.2 s from 300 ms after the ACK; linger well past them.
+    let extra = strings(&["--prompt", &prompt, "--linger-ms", "3500"]);
+    let (mut v, json) = call.run("dtmf", &extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    Fields::new("dial", &json).expect(&mut v, "dtmf", "159*#");
+    v.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Inbound: SIPp UAC -> dialcast listen
+
+/// `dialcast listen --calls 1` with a prompt, called by a SIPp scenario;
+/// returns the verdict with both sides' exit checks and logs, and the JSON.
+fn inbound(test: &str, scenario: &str, prompt_ms: u32) -> (Verdict, Value) {
+    let work = Workdir::new(test);
+    media::write_pcmu_pcap(&work.file("caller-audio.pcap"), 1000);
+    let prompt = work.file(&format!("prompt-{prompt_ms}ms.wav"));
+    media::write_prompt_wav(&prompt, prompt_ms);
+    let port = ports::one();
+    let rtp = ports::block(RTP_PORTS);
+    let args: Vec<String> = [
+        "listen",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--rtp-ports",
+        &format!("{rtp}-{}", rtp + RTP_PORTS - 1),
+        "--prompt",
+        &prompt.display().to_string(),
+        "--calls",
+        "1",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut listen = dialcast::spawn(&work, "listen", &args);
+    let ready = listen.await_bound(port, Duration::from_secs(10));
+    let mut v = Verdict::new(test);
+    if !ready {
+        let run = listen.finish(Duration::ZERO);
+        v.fail(format!("dialcast listen did not bind UDP port {port}"));
+        run.attach_logs(&mut v);
+        v.finish();
+        unreachable!("the verdict failed");
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut sipp = sipp::uac(&work, scenario, addr).start();
+    let sipp_ended = sipp.wait(Duration::from_secs(40));
+    let run = listen.finish(Duration::from_secs(10));
+    sipp.check_passed(sipp_ended, &mut v);
+    run.check_exit(&mut v);
+    let outcomes = run.json_lines();
+    if outcomes.len() != 1 {
+        v.fail(format!(
+            "listen printed {} JSON outcomes, expected 1",
+            outcomes.len()
+        ));
+    }
+    let json = outcomes.into_iter().next().unwrap_or(Value::Null);
+    attach(&mut v, &work, &sipp, &[&run]);
+    (v, json)
+}
+
+/// SIPp calls, sends 1 s of audio and the digits 4 2, and waits for our BYE
+/// after the 3 s prompt.
+#[test]
+fn inbound_call_is_answered_and_we_hang_up() {
+    let (mut v, json) = inbound("inbound", "uac-invite-rtp-dtmf-expect-bye.xml", 3000);
+    let f = Fields::new("listen", &json);
+    f.expect(&mut v, "status", "answered");
+    f.expect(&mut v, "sip_code", 200);
+    f.expect(&mut v, "hangup_by", "us");
+    f.expect(&mut v, "dtmf", "42");
+    // 50 packets of audio, then the digits' events.
+    f.number_in(&mut v, "rtp_received", 45..=200);
+    // 3 s of prompt is 150 packets.
+    f.number_in(&mut v, "rtp_sent", 150..=250);
+    v.finish();
+}
+
+/// SIPp calls and hangs up 1 s after its ACK, during a 5 s prompt.
+#[test]
+fn inbound_caller_bye_mid_prompt_is_hangup_by_them() {
+    let (mut v, json) = inbound("inbound-caller-bye", "uac-invite-bye-after-1s.xml", 5000);
+    let f = Fields::new("listen", &json);
+    f.expect(&mut v, "status", "answered");
+    f.expect(&mut v, "hangup_by", "them");
+    f.number_in(&mut v, "talk_ms", 900..=2500);
+    f.number_in(&mut v, "rtp_received", 1..=100);
+    f.number_in(&mut v, "rtp_sent", 1..=150);
+    v.finish();
+}
