@@ -532,6 +532,11 @@ fn parse_media(value: &str, line: usize) -> Result<MediaSection, SdpError> {
     if formats.is_empty() {
         return Err(bad("no formats listed"));
     }
+    // We echo these fields when rejecting a stream; they must be printable.
+    let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(kind) || !printable(proto) || !formats.iter().all(|f| printable(f)) {
+        return Err(bad("control or non-ASCII character in a field"));
+    }
     Ok(MediaSection {
         line,
         kind: kind.to_ascii_lowercase(),
@@ -998,6 +1003,18 @@ mod tests {
         );
     }
 
+    /// Found by the `sdp` fuzz target: a NUL in a rejected m= line was
+    /// echoed into our answer, which then failed to parse.
+    #[test]
+    fn control_characters_in_m_lines_are_refused() {
+        let offer = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n\
+                     m=audio 51000 RT \0\t\0ideo 96\r\n";
+        assert!(matches!(
+            answer_offer(offer.as_bytes(), &local(), 1, 1, false),
+            Err(SdpError::BadMedia { line: 4, .. })
+        ));
+    }
+
     #[test]
     fn malformed_attributes_outside_audio_are_ignored() {
         let body = format!(
@@ -1159,7 +1176,10 @@ mod tests {
             let at = cut % body.len();
             body[at] = byte;
             let _ = parse_answer(&body);
-            let _ = answer_offer(&body, &local(), 1, 1, true);
+            if let Ok((answer, n)) = answer_offer(&body, &local(), 1, 1, true) {
+                let back = parse_answer(answer.as_bytes());
+                prop_assert_eq!(back.map(|b| b.codec), Ok(n.codec));
+            }
         }
     }
 }
