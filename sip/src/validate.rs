@@ -188,7 +188,7 @@ pub fn validate_request(req: &Request) -> Result<(), Malformed> {
             found: req.version.to_string(),
         });
     }
-    common_headers(&req.headers, req.body.len())?;
+    common_headers(&req.headers, req.body.len(), Strictness::Request)?;
 
     // CSeq: exactly one (checked above), readable, in range, same method.
     let cseq = req
@@ -324,7 +324,7 @@ pub fn validate_response(resp: &Response) -> Result<(), Malformed> {
     if !(100..=699).contains(&code) {
         return Err(Malformed::StatusCode { code });
     }
-    common_headers(&resp.headers, resp.body.len())?;
+    common_headers(&resp.headers, resp.body.len(), Strictness::Response)?;
     let cseq = resp
         .cseq_header()
         .map_err(|_| Malformed::Missing { header: "CSeq" })?
@@ -342,8 +342,23 @@ pub fn validate_response(resp: &Response) -> Result<(), Malformed> {
     Ok(())
 }
 
+/// How closely to look at name-addr grammar.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// Inbound requests: RFC 4475 asks for 400 on grammar faults.
+    Request,
+    /// Responses: To and From are copies of our own request, and dropping a
+    /// 200 OK over a cosmetic fault in the peer's Contact would lose a call,
+    /// so only what matching and reading the response needs is checked.
+    Response,
+}
+
 /// Rules shared by requests and responses.
-fn common_headers(headers: &rsipstack::sip::Headers, body_len: usize) -> Result<(), Malformed> {
+fn common_headers(
+    headers: &rsipstack::sip::Headers,
+    body_len: usize,
+    strictness: Strictness,
+) -> Result<(), Malformed> {
     exactly_one(headers, "To", |h| matches!(h, Header::To(_)))?;
     exactly_one(headers, "From", |h| matches!(h, Header::From(_)))?;
     exactly_one(headers, "CSeq", |h| matches!(h, Header::CSeq(_)))?;
@@ -355,23 +370,28 @@ fn common_headers(headers: &rsipstack::sip::Headers, body_len: usize) -> Result<
         });
     }
 
+    let strict = strictness == Strictness::Request;
     for header in headers.iter() {
         match header {
             Header::To(to) => {
-                check_name_addr("To", to.value())?;
+                if strict {
+                    check_name_addr("To", to.value())?;
+                }
                 to.typed().map_err(|_| Malformed::BadValue {
                     header: "To",
                     reason: "URI does not parse",
                 })?;
             }
             Header::From(from) => {
-                check_name_addr("From", from.value())?;
+                if strict {
+                    check_name_addr("From", from.value())?;
+                }
                 from.typed().map_err(|_| Malformed::BadValue {
                     header: "From",
                     reason: "URI does not parse",
                 })?;
             }
-            Header::Contact(contact) => {
+            Header::Contact(contact) if strict => {
                 let value = contact.value().trim();
                 if value != "*" {
                     for part in split_top_level(value, ',') {
@@ -534,10 +554,13 @@ fn check_name_addr(header: &'static str, value: &str) -> Result<(), Malformed> {
         }
         angle_uri(header, after)?
     } else if let Some(open) = value.find('<') {
+        // Unquoted: tokens only. Non-ASCII letters are let through (some
+        // SBCs send `Müller <sip:..>`); ASCII separators such as the comma
+        // of `Bell, Alexander` are not (RFC 4475 baddn).
         let display = &value[..open];
         if !display
             .split_whitespace()
-            .all(|word| word.chars().all(is_token_char))
+            .all(|word| word.chars().all(|c| is_token_char(c) || !c.is_ascii()))
         {
             return bad("display name with non-token characters is not quoted");
         }
@@ -695,6 +718,7 @@ mod tests {
             "\"A \\\"B\\\"\" <sip:a@b>;tag=x",
             "Joe Bloggs <sip:a@b>",
             "caller<sip:a@b>",
+            "Jürgen Müller <sip:a@b>",
         ] {
             assert_eq!(check_name_addr("To", ok), Ok(()), "{ok}");
         }
@@ -709,6 +733,21 @@ mod tests {
         ] {
             assert!(check_name_addr("To", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn responses_are_not_dropped_for_cosmetic_faults() {
+        let raw = "SIP/2.0 200 OK\r\n\
+                   Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n\
+                   From: \"Alice\" <sip:alice@example.com>;tag=1\r\n\
+                   To: <sip:bob@example.com>;tag=2\r\n\
+                   Call-ID: abc@192.0.2.1\r\n\
+                   CSeq: 1 INVITE\r\n\
+                   Contact: Bob (desk), ext 12 <sip:bob@192.0.2.9>\r\n\
+                   Content-Length: 0\r\n\r\n";
+        assert!(parse(raw.as_bytes()).is_ok());
+        let request = request("Contact: Bob (desk), ext 12 <sip:bob@192.0.2.9>\r\n");
+        assert!(parse(request.as_bytes()).is_err());
     }
 
     #[test]
