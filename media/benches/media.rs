@@ -1,1 +1,129 @@
-fn main() {}
+//! Per-packet and per-tick costs of the media hot path. Results and the
+//! machine they ran on are in `media/BENCH.md`.
+
+use std::hint::black_box;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dialcast_media::session::MAX_PACKET;
+use dialcast_media::{
+    parse_rtp, Codec, Prompt, RemoteMedia, RtpHeader, SessionConfig, SessionCore,
+};
+
+const CFG: SessionConfig = SessionConfig {
+    send_silence: true,
+    inactivity_timeout: Duration::from_secs(30),
+};
+
+fn packet() -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_PACKET];
+    RtpHeader {
+        marker: false,
+        payload_type: 0,
+        sequence: 1234,
+        timestamp: 987_654,
+        ssrc: 0xdead_beef,
+    }
+    .write(&[0x55; 160], &mut buf)
+    .expect("fits");
+    buf
+}
+
+fn core_to(addr: SocketAddr, now: Instant) -> SessionCore {
+    let mut core = SessionCore::new(CFG, now);
+    core.set_remote(
+        RemoteMedia {
+            addr,
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            dtmf_payload_type: Some(101),
+        },
+        now,
+    );
+    core.start_sending();
+    core
+}
+
+fn parsing(c: &mut Criterion) {
+    let pkt = packet();
+    c.bench_function("rtp_parse", |b| b.iter(|| parse_rtp(black_box(&pkt))));
+    let pcm = [1234i16; 160];
+    let mut out = [0u8; 160];
+    c.bench_function("g711_encode_frame_pcma", |b| {
+        b.iter(|| Codec::Pcma.encode(black_box(&pcm), &mut out))
+    });
+    let mut dec = [0i16; 160];
+    c.bench_function("g711_decode_frame_pcmu", |b| {
+        b.iter(|| Codec::Pcmu.decode(black_box(&out), &mut dec))
+    });
+}
+
+fn session_core(c: &mut Criterion) {
+    let now = Instant::now();
+    let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut core = core_to(peer, now);
+    let prompt = Arc::new(Prompt::from_pcm(&vec![1000i16; 8000 * 60]));
+    core.play(prompt);
+    let mut pkt = [0u8; MAX_PACKET];
+    let mut rec = [0i16; 320];
+    c.bench_function("session_on_tick_prompt_frame", |b| {
+        b.iter(|| {
+            let deadline = core.next_deadline().unwrap_or(now);
+            black_box(core.on_tick(deadline, &mut pkt, &mut rec))
+        })
+    });
+    let mut rx = core_to(peer, now);
+    let mut data = packet();
+    let mut seq = 0u16;
+    c.bench_function("session_handle_datagram", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            data[2..4].copy_from_slice(&seq.to_be_bytes());
+            rx.handle_datagram(black_box(&data), peer, now);
+        })
+    });
+}
+
+/// One scheduler tick for N sessions: build each session's frame and
+/// `send_to` it from its own socket over loopback — the work the scheduler
+/// thread does every 20 ms.
+fn tick_send(c: &mut Criterion) {
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
+    sink.set_nonblocking(true).expect("nonblocking");
+    let dest = sink.local_addr().expect("addr");
+    let mut group = c.benchmark_group("tick_send_loopback");
+    group.sample_size(20);
+    for n in [100usize, 1500] {
+        let now = Instant::now();
+        let mut sessions: Vec<(UdpSocket, SessionCore)> = (0..n)
+            .map(|_| {
+                let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                s.set_nonblocking(true).expect("nonblocking");
+                (s, core_to(dest, now))
+            })
+            .collect();
+        let mut pkt = [0u8; MAX_PACKET];
+        let mut rec = [0i16; 320];
+        let mut drain = [0u8; 2048];
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                for (sock, core) in sessions.iter_mut() {
+                    let deadline = core.next_deadline().unwrap_or(now);
+                    if let Some((len, to)) = core.on_tick(deadline, &mut pkt, &mut rec).transmit {
+                        let _ = sock.send_to(&pkt[..len], to);
+                    }
+                }
+                // Keep the sink's buffer from filling (the kernel would drop
+                // silently, which is cheaper than the real receive path).
+                while sink.recv_from(&mut drain).is_ok() {}
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parsing, session_core, tick_send);
+criterion_main!(benches);

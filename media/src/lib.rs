@@ -13,6 +13,7 @@ pub mod codec;
 pub mod dtmf;
 mod engine;
 mod error;
+mod priority;
 pub mod prompt;
 mod recorder;
 pub mod rtp;

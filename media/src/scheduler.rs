@@ -166,6 +166,9 @@ pub(crate) fn spawn(
 
 impl Scheduler {
     fn run(&mut self) {
+        if !crate::priority::raise_current_thread() {
+            tracing::debug!("media thread keeps normal priority (no CAP_SYS_NICE)");
+        }
         let mut events = Events::with_capacity(1024);
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
