@@ -1,8 +1,10 @@
 //! Free local ports for tests that run external tools, which cannot be told
 //! to bind port 0 and report back (SIPp's `-p` and `-mp`).
 //!
-//! Blocks are handed out from 10000-29999, below Linux's ephemeral range, from
-//! an offset derived from the process id so that two test binaries running at
+//! Blocks are handed out from 10000-19999: below Linux's ephemeral range
+//! (32768 and up) and below dialcast's default RTP range (20000-39999), which
+//! other dialcast processes on the machine may be using. The walk starts at an
+//! offset derived from the process id so that two test binaries running at
 //! once rarely probe the same ports, and every port of a block is checked to
 //! be free for both UDP and TCP on 127.0.0.1 before it is handed out. A small
 //! race with unrelated processes remains; tests in one process never collide.
@@ -11,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::sync::Mutex;
 
 const FIRST: u32 = 10_000;
-const END: u32 = 30_000;
+const END: u32 = 20_000;
 
 static NEXT: Mutex<Option<u32>> = Mutex::new(None);
 
@@ -33,7 +35,7 @@ pub fn block(len: u16) -> u16 {
         candidate += len;
         if (start..start + len).all(is_free) {
             *next = Some(candidate);
-            return u16::try_from(start).expect("ports stay below 30000");
+            return u16::try_from(start).expect("ports stay below 20000");
         }
     }
     panic!("no {len} consecutive free ports between {FIRST} and {END}");
