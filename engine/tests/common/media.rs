@@ -41,6 +41,47 @@ pub fn write_prompt_wav(path: &Path, millis: u32) {
     std::fs::write(path, out).expect("write the prompt WAV");
 }
 
+/// The channel count and length in ms of a PCM WAV file, from its header
+/// (the `fmt ` chunk and the size of the `data` chunk).
+pub fn wav_duration_ms(path: &Path) -> Result<(u16, u64), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err("not a RIFF/WAVE file".to_string());
+    }
+    let mut format: Option<(u16, u32)> = None; // channels, bytes per second
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let body = at + 8;
+        if id == b"fmt " && body + 12 <= bytes.len() {
+            let channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
+            let byte_rate = u32::from_le_bytes([
+                bytes[body + 8],
+                bytes[body + 9],
+                bytes[body + 10],
+                bytes[body + 11],
+            ]);
+            format = Some((channels, byte_rate));
+        }
+        if id == b"data" {
+            let (channels, byte_rate) = format.ok_or("the data chunk comes before fmt")?;
+            if byte_rate == 0 {
+                return Err("the fmt chunk says 0 bytes per second".to_string());
+            }
+            // A writer killed mid-call may leave the size unset: count what is there.
+            let size = if size == 0 || size == u32::MAX {
+                (bytes.len() - body) as u64
+            } else {
+                u64::from(size)
+            };
+            return Ok((channels, size * 1000 / u64::from(byte_rate)));
+        }
+        at = body + size as usize + (size as usize % 2);
+    }
+    Err("no data chunk".to_string())
+}
+
 /// The number of 20 ms packets a prompt of `millis` ms makes.
 pub fn packets_for(millis: u32) -> u32 {
     millis.div_ceil(20)

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 /// passes, kept (and named in the failure message) when it fails, and always
 /// kept when the environment sets `DIALCAST_KEEP_WORKDIR`.
 pub struct Workdir {
+    name: String,
     path: PathBuf,
 }
 
@@ -38,7 +39,15 @@ impl Workdir {
             std::fs::remove_dir_all(&path).expect("remove a stale work dir");
         }
         std::fs::create_dir_all(&path).expect("create the work dir");
-        Workdir { path }
+        Workdir {
+            name: test.to_string(),
+            path,
+        }
+    }
+
+    /// The test name given to [`Workdir::new`].
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn path(&self) -> &Path {
