@@ -20,7 +20,8 @@ mod common;
 use std::time::Duration;
 
 use common::dialcast::{self, Fields, Run};
-use common::sipp::{self, Sipp};
+use common::ports::Proto;
+use common::sipp::{self, Sipp, Transport};
 use common::{media, ports, Verdict, Workdir};
 use serde_json::Value;
 
@@ -217,6 +218,20 @@ fn caller_id_is_presented_in_from_and_pai() {
     let prompt = call.prompt(500);
     let extra = strings(&["--prompt", &prompt, "--caller-id", "0201230000"]);
     let (mut v, json) = call.run(&extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    v.finish();
+}
+
+/// SIPp sends its 200 a second time after our ACK; we must ACK it again.
+#[test]
+fn retransmitted_200_is_acked_again() {
+    let work = Workdir::new("re-ack");
+    let sipp = sipp::uas(&work, "uas-200-twice-expect-two-acks.xml")
+        .no_retransmissions()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
     expect_answered_hung_up_by_us(&mut v, &json);
     v.finish();
 }
@@ -503,7 +518,12 @@ fn rfc4733_digits_from_callee_are_collected() {
 /// `dialcast listen --calls 1` with a prompt, called by a SIPp scenario;
 /// returns the verdict with both sides' exit checks and logs, and the JSON.
 /// The caller keeps `work` alive until the verdict is finished.
-fn inbound(work: &Workdir, scenario: &str, prompt_ms: u32) -> (Verdict, Value) {
+fn inbound(
+    work: &Workdir,
+    scenario: &str,
+    prompt_ms: u32,
+    transport: Transport,
+) -> (Verdict, Value) {
     let test = work.name();
     media::write_pcmu_pcap(&work.file("caller-audio.pcap"), 1000);
     let prompt = work.file(&format!("prompt-{prompt_ms}ms.wav"));
@@ -520,22 +540,34 @@ fn inbound(work: &Workdir, scenario: &str, prompt_ms: u32) -> (Verdict, Value) {
         &prompt.display().to_string(),
         "--calls",
         "1",
+        "--transport",
+        transport.as_arg(),
         "--json",
     ]
     .map(String::from)
     .to_vec();
     let mut listen = dialcast::spawn(work, "listen", &args);
-    let ready = listen.await_bound(port, Duration::from_secs(10));
+    let proto = match transport {
+        Transport::Udp => Proto::Udp,
+        Transport::Tcp => Proto::Tcp,
+    };
+    let ready = listen.await_bound(port, proto, Duration::from_secs(10));
     let mut v = Verdict::new(test);
     if !ready {
         let run = listen.finish(Duration::ZERO);
-        v.fail(format!("dialcast listen did not bind UDP port {port}"));
+        v.fail(format!(
+            "dialcast listen did not bind {proto:?} port {port}"
+        ));
         run.attach_logs(&mut v);
         v.finish();
         unreachable!("the verdict failed");
     }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut sipp = sipp::uac(work, scenario, addr).start();
+    let mut builder = sipp::uac(work, scenario, addr);
+    if transport == Transport::Tcp {
+        builder = builder.tcp();
+    }
+    let mut sipp = builder.start();
     let sipp_ended = sipp.wait(Duration::from_secs(40));
     let run = listen.finish(Duration::from_secs(10));
     sipp.check_passed(sipp_ended, &mut v);
@@ -557,7 +589,12 @@ fn inbound(work: &Workdir, scenario: &str, prompt_ms: u32) -> (Verdict, Value) {
 #[test]
 fn inbound_call_is_answered_and_we_hang_up() {
     let work = Workdir::new("inbound");
-    let (mut v, json) = inbound(&work, "uac-invite-rtp-dtmf-expect-bye.xml", 3000);
+    let (mut v, json) = inbound(
+        &work,
+        "uac-invite-rtp-dtmf-expect-bye.xml",
+        3000,
+        Transport::Udp,
+    );
     let f = Fields::new("listen", &json);
     f.expect(&mut v, "status", "answered");
     f.expect(&mut v, "sip_code", 200);
@@ -570,11 +607,29 @@ fn inbound_call_is_answered_and_we_hang_up() {
     v.finish();
 }
 
+/// The same inbound call over TCP (`listen --transport tcp`, SIPp `-t t1`).
+#[test]
+fn inbound_tcp_call_is_answered() {
+    let work = Workdir::new("inbound-tcp");
+    let (mut v, json) = inbound(
+        &work,
+        "uac-invite-rtp-dtmf-expect-bye.xml",
+        3000,
+        Transport::Tcp,
+    );
+    let f = Fields::new("listen", &json);
+    f.expect(&mut v, "status", "answered");
+    f.expect(&mut v, "hangup_by", "us");
+    f.expect(&mut v, "dtmf", "42");
+    f.number_in(&mut v, "rtp_received", 45..=200);
+    v.finish();
+}
+
 /// SIPp calls and hangs up 1 s after its ACK, during a 5 s prompt.
 #[test]
 fn inbound_caller_bye_mid_prompt_is_hangup_by_them() {
     let work = Workdir::new("inbound-caller-bye");
-    let (mut v, json) = inbound(&work, "uac-invite-bye-after-1s.xml", 5000);
+    let (mut v, json) = inbound(&work, "uac-invite-bye-after-1s.xml", 5000, Transport::Udp);
     let f = Fields::new("listen", &json);
     f.expect(&mut v, "status", "answered");
     f.expect(&mut v, "hangup_by", "them");

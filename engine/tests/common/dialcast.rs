@@ -52,11 +52,12 @@ pub fn spawn(work: &Workdir, label: &str, args: &[String]) -> Dialcast {
 }
 
 impl Dialcast {
-    /// Waits until dialcast has bound UDP `port` (a `listen` ready for calls).
-    /// Returns false if it exited or took longer than `limit`.
-    pub fn await_bound(&mut self, port: u16, limit: Duration) -> bool {
+    /// Waits until dialcast has bound `port` (a `listen` ready for calls):
+    /// a UDP socket, or a listening TCP socket. Returns false if it exited or
+    /// took longer than `limit`.
+    pub fn await_bound(&mut self, port: u16, proto: Proto, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        while !ports::bound(port, Proto::Udp) {
+        while !ports::bound(port, proto) {
             if self.process.poll().is_some() || Instant::now() >= deadline {
                 return false;
             }

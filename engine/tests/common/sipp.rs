@@ -82,6 +82,7 @@ pub struct Builder {
     transport: Transport,
     calls: u32,
     rtp_echo: bool,
+    no_retransmissions: bool,
     loss_percent: u32,
     time_wait: Duration,
     limit: Duration,
@@ -98,6 +99,7 @@ impl Builder {
             transport: Transport::Udp,
             calls: 1,
             rtp_echo: false,
+            no_retransmissions: false,
             loss_percent: 0,
             time_wait: Duration::from_millis(1000),
             limit: DEFAULT_LIMIT,
@@ -121,6 +123,14 @@ impl Builder {
     /// Sends every RTP packet received on the media port back (`-rtp_echo`).
     pub fn rtp_echo(mut self) -> Builder {
         self.rtp_echo = true;
+        self
+    }
+
+    /// Turns off SIPp's UDP retransmissions and its detection of
+    /// retransmitted messages (`-nr`), for scenarios that send or expect
+    /// identical messages on purpose.
+    pub fn no_retransmissions(mut self) -> Builder {
+        self.no_retransmissions = true;
         self
     }
 
@@ -214,6 +224,9 @@ impl Builder {
         );
         if self.rtp_echo {
             args.push("-rtp_echo".into());
+        }
+        if self.no_retransmissions {
+            args.push("-nr".into());
         }
         if self.loss_percent > 0 {
             args.extend(["-lost".into(), self.loss_percent.to_string()]);
