@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use dialcast_media::{MediaEngine, MediaEvent, MediaSession, MediaStats, Prompt, RemoteMedia};
 use dialcast_sip::sdp::{self, LocalMedia, NegotiatedMedia};
-use dialcast_sip::{CallEvent, CallRequest, EndCause, InboundCall, InboundEvent, SipEndpoint, Transport};
+use dialcast_sip::{
+    CallEvent, CallRequest, EndCause, InboundCall, InboundEvent, SipEndpoint, Transport,
+};
 use serde::Serialize;
 
 /// What `dialcast dial` does.
@@ -147,9 +149,11 @@ pub async fn dial(
             .with_context(|| format!("cannot record to {}", path.display()))?;
     }
     let target_addr = {
-        let uri = options.target.as_str().try_into().map_err(|e| {
-            anyhow::anyhow!("bad target {:?}: {e}", options.target)
-        })?;
+        let uri = options
+            .target
+            .as_str()
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("bad target {:?}: {e}", options.target))?;
         dialcast_sip::resolve::destination(&uri, options.transport).await?
     };
     let local = LocalMedia {
@@ -237,7 +241,7 @@ pub async fn dial(
         hangup_by,
         early_media,
         cause: end.cause,
-        call_id: call.call_id(),
+        call_id: call.call_id().to_string(),
         codec,
     })
 }

@@ -1,1 +1,52 @@
-//! Load drivers and benchmarks for Dialcast.
+//! Load drivers and benchmarks for Dialcast. They drive Dialcast through its
+//! public crates and SIP only, and measure SIPp (a peer nobody here wrote) in the
+//! same run as the baseline.
+
+pub mod dialer;
+pub mod procstat;
+pub mod sipp;
+
+use serde::Serialize;
+
+/// What the benchmark ran on, written next to every figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    pub sipp_version: String,
+}
+
+impl Machine {
+    pub fn describe() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let sipp_version = std::process::Command::new("sipp")
+            .arg("-v")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .find(|l| l.contains("SIPp"))
+                    .map(|l| l.trim().to_string())
+            })
+            .unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            kernel,
+            sipp_version,
+        }
+    }
+}

@@ -16,6 +16,8 @@ pub enum SipError {
     Resolve { host: String, reason: String },
     #[error("inbound call has no usable SDP offer: {0}")]
     Offer(#[from] crate::sdp::SdpError),
-    #[error("SIP stack: {0}")]
-    Stack(String),
+    #[error("the SIP endpoint has stopped")]
+    Stopped,
+    #[error("the SIP endpoint is overloaded: its command queue is full")]
+    Busy,
 }

@@ -5,13 +5,17 @@
 //! [`uac::CallRequest`] with the local RTP address and gets [`uac::CallEvent`]s
 //! back; media flows through the `media` crate, not through here.
 //!
-//! rsipstack (pinned in the workspace) supplies the message types and parser,
-//! transports, RFC 3261 transactions and timers, dialogs and digest auth. See
-//! [`endpoint`] for what this crate adds on top and why.
+//! rsipstack (pinned in the workspace) supplies the message types, the parser
+//! and the digest computation. Transactions, dialogs and transports are ours: a
+//! sans-IO core (`core`) driven by one tokio task (`driver`); the core's module
+//! documentation gives the measurements behind that choice.
 
+mod core;
+mod driver;
 pub mod endpoint;
 pub mod error;
-mod in_dialog;
+pub mod framing;
+pub mod in_dialog;
 mod request;
 pub mod resolve;
 pub mod sdp;
@@ -39,10 +43,11 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub(crate) fn to_rsip(self) -> rsipstack::sip::Transport {
+    /// The transport name in a Via header.
+    pub fn via_name(self) -> &'static str {
         match self {
-            Transport::Udp => rsipstack::sip::Transport::Udp,
-            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
         }
     }
 }

@@ -1,11 +1,7 @@
-//! Outbound calls (UAC): INVITE with an SDP offer, provisional responses and
-//! early media, answer, our ring timeout (CANCEL → 487), BYE from either side,
-//! digest authentication on 401/407 (done by rsipstack from the credential), and
-//! the in-dialog requests a trunk may send during the call.
-//!
-//! The call is driven by its owner's task: [`OutboundCall::next_event`] waits on
-//! the dialog's state channel, the INVITE transaction and the ring timer, and
-//! turns them into [`CallEvent`]s. No task of its own per call.
+//! Outbound calls (UAC), as their owner sees them: [`SipEndpoint::place_call`]
+//! sends the INVITE, [`OutboundCall::next_event`] reports progress, early media,
+//! the answer, media changes and the end; [`OutboundCall::hangup`] sends CANCEL
+//! or BYE. The protocol work happens in the SIP core (`crate::core`).
 //!
 //! ```text
 //!  Setup ──1xx──► Ringing ──2xx──► Confirmed ──BYE (either side)──► Ended
@@ -13,25 +9,17 @@
 //!    └───────────────┴──3xx-6xx / transaction timeout──────────────► Ended
 //! ```
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
-use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
-use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::dialog::DialogId;
-use rsipstack::sip::{Header, Response, StatusCodeKind};
-use rsipstack::transport::SipAddr;
-use tokio::task::JoinHandle;
-use tracing::debug;
+use tokio::sync::mpsc;
 
+use crate::core::{CallHandle, Command, Dial, Peer};
+use crate::driver::{DriverCommand, Shared, CALL_EVENT_QUEUE};
 use crate::endpoint::SipEndpoint;
 use crate::error::SipError;
-use crate::in_dialog::{answer_in_dialog, InDialogOutcome};
 use crate::sdp::{self, LocalMedia, NegotiatedMedia};
 use crate::status::CallStatus;
-use crate::trunk::parse_retry_after;
 use crate::Transport;
 
 /// What to dial and how.
@@ -60,7 +48,7 @@ pub enum CallEvent {
     Progress { code: u16 },
     /// A provisional response carried SDP: media may flow before the answer.
     EarlyMedia(NegotiatedMedia),
-    /// The callee answered. `None` when the 2xx had no usable SDP.
+    /// The callee answered (any 2xx). `None` when it had no usable SDP.
     Answered(Option<NegotiatedMedia>),
     /// A re-INVITE or UPDATE changed the media (hold, unhold, new address).
     MediaUpdated(NegotiatedMedia),
@@ -82,11 +70,11 @@ pub enum EndCause {
     LocalCancel,
     /// We sent BYE.
     LocalHangup,
-    /// The callee sent BYE.
+    /// The other side sent BYE (or, inbound, CANCEL).
     RemoteHangup,
-    /// No final response to the INVITE (Timer B) or a dialog timeout.
+    /// No final response to the INVITE (Timer B), or no ACK for our 2xx.
     Timeout,
-    /// The transport or the stack failed.
+    /// The transport or the endpoint failed.
     Error,
 }
 
@@ -105,29 +93,13 @@ pub struct CallEnd {
     pub detail: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Setup,
-    Confirmed,
-    Ended,
-}
-
 /// One outbound call in progress.
 pub struct OutboundCall {
-    endpoint: SipEndpoint,
-    dialog: InviteDialog,
-    states: DialogStateReceiver,
-    invite: Option<JoinHandle<InviteAsyncResult>>,
-    phase: Phase,
-    ring_deadline: tokio::time::Instant,
-    cancel_cause: Option<EndCause>,
-    pending: VecDeque<CallEvent>,
-    local_media: LocalMedia,
-    sdp_session_id: u64,
-    sdp_version: u64,
-    confirmed_id: Option<DialogId>,
-    /// A 2xx other than 200 leaves rsipstack's dialog terminated: we BYE it by hand.
-    unmanaged_2xx: Option<Response>,
+    call_id: String,
+    handle: CallHandle,
+    shared: Arc<Shared>,
+    events: mpsc::Receiver<CallEvent>,
+    ended: bool,
     started: Instant,
     first_provisional: Option<Instant>,
     answered_at: Option<Instant>,
@@ -143,77 +115,63 @@ impl SipEndpoint {
             }
         })?;
         let destination = crate::resolve::destination(&callee, request.transport).await?;
-        if request.transport == Transport::Tcp {
-            self.ensure_tcp(destination).await?;
-        }
         let host = callee.host_with_port.host.to_string();
-        let caller_user = request
-            .caller_id
-            .clone()
-            .unwrap_or_else(|| "dialcast".to_string());
-        let caller = rsipstack::sip::Uri::try_from(format!("sip:{caller_user}@{host}").as_str())
-            .map_err(|e| SipError::BadCallerId {
-                caller_id: caller_user.clone(),
-                reason: e.to_string(),
-            })?;
-        let contact = rsipstack::sip::Uri::try_from(
-            format!("sip:dialcast@{}", self.local_addr()).as_str(),
-        )
-        .map_err(|e| SipError::Stack(e.to_string()))?;
-
-        let mut headers = Vec::new();
+        let caller_user = request.caller_id.as_deref().unwrap_or("dialcast");
+        if !caller_user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()&=$,;?/".contains(c))
+        {
+            return Err(SipError::BadCallerId {
+                caller_id: caller_user.to_string(),
+                reason: "not a valid SIP user part".into(),
+            });
+        }
+        let mut target_uri = request.target.clone();
+        if request.transport == Transport::Tcp && !target_uri.contains("transport=") {
+            target_uri.push_str(";transport=tcp");
+        }
+        let mut extra_headers = Vec::new();
         if let Some(number) = &request.caller_id {
-            headers.push(Header::PAssertedIdentity(
-                format!("<sip:{number}@{host}>").into(),
+            extra_headers.push((
+                "P-Asserted-Identity".to_string(),
+                format!("<sip:{number}@{host}>"),
             ));
         }
-        headers.push(Header::Allow(crate::ALLOWED_METHODS.into()));
-        for (name, value) in &request.extra_headers {
-            headers.push(Header::Other(name.clone(), value.clone()));
-        }
-
-        let sdp_session_id = rand::random::<u32>() as u64;
+        extra_headers.extend(request.extra_headers.iter().cloned());
+        let sdp_session_id = u64::from(rand::random::<u32>());
         let offer = sdp::build_offer(&request.local_media, sdp_session_id, 1);
-        let credential = request.username.clone().map(|username| Credential {
-            username,
-            password: request.password.clone().unwrap_or_default(),
-            realm: None,
-            auth_username: None,
-        });
-        let option = InviteOption {
-            caller,
-            callee,
-            destination: Some(SipAddr {
-                r#type: Some(request.transport.to_rsip()),
-                addr: destination.into(),
-            }),
-            content_type: Some("application/sdp".to_string()),
-            offer: Some(offer.into_bytes()),
-            contact,
-            credential,
-            headers: Some(headers),
-            ..Default::default()
-        };
-        let (state_tx, states) = self.inner.dialog_layer.new_dialog_state_channel();
-        let (dialog, invite) = self
-            .inner
-            .dialog_layer
-            .do_invite_async(option, state_tx)
-            .map_err(|e| SipError::Stack(e.to_string()))?;
-        Ok(OutboundCall {
-            endpoint: self.clone(),
-            dialog,
-            states,
-            invite: Some(invite),
-            phase: Phase::Setup,
-            ring_deadline: tokio::time::Instant::now() + request.ring_timeout,
-            cancel_cause: None,
-            pending: VecDeque::new(),
+        let call_id = format!("{}@dialcast", crate::core::msg::token(20));
+        let dial = Dial {
+            call_id: call_id.clone(),
+            target_uri,
+            peer: Peer {
+                addr: destination,
+                transport: request.transport,
+            },
+            from: format!("<sip:{caller_user}@{host}>"),
+            extra_headers,
+            offer: offer.into_bytes(),
             local_media: request.local_media,
             sdp_session_id,
-            sdp_version: 1,
-            confirmed_id: None,
-            unmanaged_2xx: None,
+            credential: request
+                .username
+                .clone()
+                .map(|u| (u, request.password.clone().unwrap_or_default())),
+            ring_timeout: request.ring_timeout,
+        };
+        let handle = self.shared.new_handle();
+        let (tx, rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        self.shared
+            .commands
+            .send(DriverCommand::Dial(handle, Box::new(dial), tx))
+            .await
+            .map_err(|_| SipError::Stopped)?;
+        Ok(OutboundCall {
+            call_id,
+            handle,
+            shared: self.shared.clone(),
+            events: rx,
+            ended: false,
             started: Instant::now(),
             first_provisional: None,
             answered_at: None,
@@ -223,8 +181,8 @@ impl SipEndpoint {
 
 impl OutboundCall {
     /// The Call-ID of the INVITE.
-    pub fn call_id(&self) -> String {
-        self.dialog.id().call_id
+    pub fn call_id(&self) -> &str {
+        &self.call_id
     }
 
     /// Time from the INVITE to the first provisional response, if any came.
@@ -244,296 +202,52 @@ impl OutboundCall {
 
     /// Waits for the next event. Returns `None` after [`CallEvent::Ended`].
     pub async fn next_event(&mut self) -> Option<CallEvent> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                if matches!(event, CallEvent::Ended(_)) {
-                    self.finish();
-                }
-                return Some(event);
-            }
-            if self.phase == Phase::Ended {
-                return None;
-            }
-            let ringing = self.phase == Phase::Setup && self.cancel_cause.is_none();
-            tokio::select! {
-                state = self.states.recv() => match state {
-                    Some(state) => self.on_state(state).await,
-                    None => {
-                        if self.invite.is_none() {
-                            // The stack dropped the dialog: treat as a dialog timeout.
-                            self.end(CallStatus::Answered, 200, EndCause::Timeout, None);
-                        } else {
-                            // The state channel closes while the INVITE settles; keep
-                            // waiting for the transaction result.
-                            let result = match self.invite.as_mut() {
-                                Some(handle) => handle.await,
-                                None => continue,
-                            };
-                            self.invite = None;
-                            self.on_invite_result(result).await;
-                        }
-                    }
-                },
-                result = async { match self.invite.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
-                    self.invite = None;
-                    self.on_invite_result(result).await;
-                }
-                _ = tokio::time::sleep_until(self.ring_deadline), if ringing => {
-                    self.cancel(EndCause::RingTimeout);
-                }
-            }
+        if self.ended {
+            return None;
         }
+        let Some(event) = self.events.recv().await else {
+            self.ended = true;
+            return Some(CallEvent::Ended(CallEnd {
+                status: CallStatus::Failed,
+                sip_code: 500,
+                cause: EndCause::Error,
+                retry_after: None,
+                from_network: false,
+                detail: Some("the SIP endpoint stopped".into()),
+            }));
+        };
+        match &event {
+            CallEvent::Progress { .. } | CallEvent::EarlyMedia(_) => {
+                self.first_provisional.get_or_insert_with(Instant::now);
+            }
+            CallEvent::Answered(_) => self.answered_at = Some(Instant::now()),
+            CallEvent::Ended(_) => self.ended = true,
+            _ => {}
+        }
+        Some(event)
     }
 
     /// Ends the call from our side: BYE when answered, CANCEL before that.
     /// Keep calling `next_event` until `Ended` to learn the outcome.
     pub async fn hangup(&mut self) {
-        match self.phase {
-            Phase::Setup => self.cancel(EndCause::LocalCancel),
-            Phase::Confirmed => {
-                if let Some(resp) = self.unmanaged_2xx.take() {
-                    crate::in_dialog::bye_unmanaged(&self.endpoint, &self.dialog, &resp).await;
-                } else if let Err(e) = self.dialog.bye().await {
-                    debug!(error = %e, "BYE failed");
-                }
-                self.end(CallStatus::Answered, 200, EndCause::LocalHangup, None);
-            }
-            Phase::Ended => {}
+        if !self.ended {
+            self.shared
+                .commands
+                .send(DriverCommand::Core(Command::Hangup(self.handle)))
+                .await
+                .ok();
         }
-    }
-
-    fn cancel(&mut self, cause: EndCause) {
-        if self.cancel_cause.is_some() {
-            return;
-        }
-        self.cancel_cause = Some(cause);
-        let dialog = self.dialog.clone();
-        // `cancel` waits for the CANCEL's own response: do not hold up the call.
-        tokio::spawn(async move {
-            if let Err(e) = dialog.cancel().await {
-                debug!(error = %e, "CANCEL failed");
-            }
-        });
-    }
-
-    async fn on_state(&mut self, state: DialogState) {
-        match state {
-            DialogState::Calling(_) | DialogState::WaitAck(_, _) | DialogState::Confirmed(_, _) => {
-            }
-            DialogState::Trying(_) => {
-                self.first_provisional.get_or_insert_with(Instant::now);
-                self.pending.push_back(CallEvent::Progress { code: 100 });
-            }
-            DialogState::Early(_, resp) => {
-                self.first_provisional.get_or_insert_with(Instant::now);
-                self.pending.push_back(CallEvent::Progress {
-                    code: resp.status_code.code(),
-                });
-                if has_sdp(&resp.body) {
-                    match sdp::parse_answer(&resp.body) {
-                        Ok(media) => self.pending.push_back(CallEvent::EarlyMedia(media)),
-                        Err(e) => debug!(error = %e, "unusable SDP in provisional response"),
-                    }
-                }
-            }
-            DialogState::Terminated(_, reason) => {
-                if self.phase == Phase::Confirmed {
-                    let cause = match reason {
-                        TerminatedReason::UasBye => EndCause::RemoteHangup,
-                        TerminatedReason::UacBye => EndCause::LocalHangup,
-                        TerminatedReason::Timeout => EndCause::Timeout,
-                        _ => EndCause::RemoteHangup,
-                    };
-                    self.end(CallStatus::Answered, 200, cause, None);
-                }
-                // Before the answer, the INVITE transaction's result says how it ended.
-            }
-            other => {
-                self.sdp_version += 1;
-                let outcome =
-                    answer_in_dialog(other, &self.local_media, self.sdp_session_id, self.sdp_version)
-                        .await;
-                match outcome {
-                    InDialogOutcome::MediaUpdated(media) => {
-                        self.pending.push_back(CallEvent::MediaUpdated(media))
-                    }
-                    InDialogOutcome::Dtmf(digit) => self.pending.push_back(CallEvent::InfoDtmf(digit)),
-                    InDialogOutcome::Nothing => {}
-                }
-            }
-        }
-    }
-
-    async fn on_invite_result(
-        &mut self,
-        result: Result<InviteAsyncResult, tokio::task::JoinError>,
-    ) {
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                self.end_with_error(format!("INVITE task failed: {e}"));
-                return;
-            }
-        };
-        match outcome {
-            Ok((id, Some(resp))) => {
-                let code = resp.status_code.code();
-                if resp.status_code.kind() == StatusCodeKind::Successful {
-                    self.on_answered(id, resp).await;
-                    return;
-                }
-                let retry_after = resp.headers.iter().find_map(|h| match h {
-                    Header::RetryAfter(v) => parse_retry_after(v.value()),
-                    _ => None,
-                });
-                let cause = match (code, &self.cancel_cause) {
-                    (487, Some(cause)) => cause.clone(),
-                    _ => EndCause::FinalResponse,
-                };
-                self.pending.push_back(CallEvent::Ended(CallEnd {
-                    status: CallStatus::from_final_response(code),
-                    sip_code: code,
-                    cause,
-                    retry_after,
-                    from_network: true,
-                    detail: None,
-                }));
-            }
-            Ok((_, None)) => {
-                // No final response at all: Timer B, or cancelled before any answer.
-                let cause = self.cancel_cause.clone().unwrap_or(EndCause::Timeout);
-                let status = if cause == EndCause::Timeout {
-                    CallStatus::Failed
-                } else {
-                    CallStatus::NoAnswer
-                };
-                let sip_code = if cause == EndCause::Timeout { 408 } else { 487 };
-                self.pending.push_back(CallEvent::Ended(CallEnd {
-                    status,
-                    sip_code,
-                    cause,
-                    retry_after: None,
-                    from_network: false,
-                    detail: None,
-                }));
-            }
-            Err(e) => {
-                let text = e.to_string();
-                if text.to_ascii_lowercase().contains("timeout") {
-                    self.pending.push_back(CallEvent::Ended(CallEnd {
-                        status: CallStatus::Failed,
-                        sip_code: 408,
-                        cause: EndCause::Timeout,
-                        retry_after: None,
-                        from_network: false,
-                        detail: Some(text),
-                    }));
-                } else {
-                    self.end_with_error(text);
-                }
-            }
-        }
-    }
-
-    async fn on_answered(&mut self, id: DialogId, resp: Response) {
-        self.answered_at = Some(Instant::now());
-        self.phase = Phase::Confirmed;
-        let media = if has_sdp(&resp.body) {
-            match sdp::parse_answer(&resp.body) {
-                Ok(media) => Some(media),
-                Err(e) => {
-                    debug!(error = %e, "unusable SDP in the answer");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        if self.dialog.state().is_terminated() {
-            // rsipstack confirms only a 200; for any other 2xx (RFC 3261 says
-            // every 2xx establishes the dialog) it has already ACKed but dropped
-            // the dialog, so we keep the response to send our own BYE.
-            if self.cancel_cause.is_none() {
-                self.unmanaged_2xx = Some(resp);
-            } else {
-                // We had cancelled; the stack BYEs a 2xx to a cancelled INVITE.
-                self.phase = Phase::Setup;
-            }
-        }
-        if self.cancel_cause.is_some() && self.phase == Phase::Confirmed {
-            // The 2xx crossed our CANCEL: the call is up, so hang it up now.
-            self.confirmed_id = Some(id);
-            self.pending.push_back(CallEvent::Answered(media));
-            self.hangup().await;
-            return;
-        }
-        self.confirmed_id = Some(id);
-        self.pending.push_back(CallEvent::Answered(media));
-    }
-
-    fn end_with_error(&mut self, detail: String) {
-        self.pending.push_back(CallEvent::Ended(CallEnd {
-            status: CallStatus::Failed,
-            sip_code: 500,
-            cause: EndCause::Error,
-            retry_after: None,
-            from_network: false,
-            detail: Some(detail),
-        }));
-    }
-
-    fn end(&mut self, status: CallStatus, sip_code: u16, cause: EndCause, detail: Option<String>) {
-        if self.pending.iter().any(|e| matches!(e, CallEvent::Ended(_))) {
-            return;
-        }
-        self.pending.push_back(CallEvent::Ended(CallEnd {
-            status,
-            sip_code,
-            cause,
-            retry_after: None,
-            from_network: true,
-            detail,
-        }));
-    }
-
-    /// Removes the dialog from the stack's table (rsipstack leaves that to us).
-    fn finish(&mut self) {
-        self.phase = Phase::Ended;
-        if let Some(id) = self.confirmed_id.take() {
-            self.endpoint.inner.dialog_layer.remove_dialog(&id);
-        }
-        self.endpoint.inner.dialog_layer.remove_dialog(&self.dialog.id());
     }
 }
 
 impl Drop for OutboundCall {
     fn drop(&mut self) {
-        // A call dropped mid-way must not leave a dialog behind.
-        if self.phase != Phase::Ended {
-            if self.phase == Phase::Setup {
-                self.cancel(EndCause::LocalCancel);
-            } else if let Some(id) = self.confirmed_id.clone() {
-                let dialog = self.dialog.clone();
-                let layer = self.endpoint.inner.dialog_layer.clone();
-                tokio::spawn(async move {
-                    dialog.bye().await.ok();
-                    layer.remove_dialog(&id);
-                });
-                return;
-            }
-            self.finish();
+        // A call dropped mid-way is hung up (CANCEL or BYE), never left behind.
+        if !self.ended {
+            self.shared
+                .commands
+                .try_send(DriverCommand::Core(Command::Forget(self.handle)))
+                .ok();
         }
     }
-}
-
-fn has_sdp(body: &[u8]) -> bool {
-    body.iter().any(|b| !b.is_ascii_whitespace())
-}
-
-/// Reads the Content-Type of a message as lower-case text.
-pub(crate) fn content_type_of(headers: &rsipstack::sip::Headers) -> Option<String> {
-    headers.iter().find_map(|h| match h {
-        Header::ContentType(v) => Some(v.value().to_ascii_lowercase()),
-        _ => None,
-    })
 }

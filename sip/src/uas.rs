@@ -1,6 +1,7 @@
-//! Inbound calls (UAS): an INVITE arrives, the application answers it with SDP
-//! (or rejects it), media flows, and either side ends it with BYE. A CANCEL
-//! before the answer ends it with 487 (rsipstack answers the CANCEL itself).
+//! Inbound calls (UAS), as their owner sees them: the INVITE arrived (the core
+//! already sent 100 Trying), the owner answers with SDP or rejects it, media
+//! flows, and either side ends it with BYE. A CANCEL before the answer ends it
+//! (the core answers 200 to the CANCEL and 487 to the INVITE).
 //!
 //! ```text
 //!  Offered ──answer──► Answered ──ACK──► Confirmed ──BYE (either side)──► Ended
@@ -10,16 +11,11 @@
 
 use std::sync::Arc;
 
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
-use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Header, StatusCode};
-use rsipstack::transaction::transaction::Transaction;
-use tracing::debug;
+use tokio::sync::mpsc;
 
-use crate::endpoint::{EndpointInner, SipEndpoint};
+use crate::core::{CallHandle, Command, Offered};
+use crate::driver::{DriverCommand, Shared};
 use crate::error::SipError;
-use crate::in_dialog::{answer_in_dialog, InDialogOutcome};
 use crate::sdp::{self, LocalMedia, NegotiatedMedia};
 use crate::uac::EndCause;
 
@@ -45,122 +41,79 @@ enum Phase {
 
 /// One inbound call.
 pub struct InboundCall {
-    endpoint: SipEndpoint,
-    dialog: InviteDialog,
-    states: DialogStateReceiver,
-    offer: Vec<u8>,
-    caller: String,
-    callee: String,
+    handle: CallHandle,
+    shared: Arc<Shared>,
+    offered: Offered,
+    events: mpsc::Receiver<InboundEvent>,
     phase: Phase,
-    local_media: Option<LocalMedia>,
     sdp_session_id: u64,
-    sdp_version: u64,
 }
 
 impl InboundCall {
-    pub(crate) fn accept_transaction(
-        inner: &Arc<EndpointInner>,
-        tx: Transaction,
-    ) -> Result<InboundCall, SipError> {
-        let (state_tx, states) = inner.dialog_layer.new_dialog_state_channel();
-        let contact =
-            rsipstack::sip::Uri::try_from(format!("sip:dialcast@{}", inner.local_addr).as_str())
-                .map_err(|e| SipError::Stack(e.to_string()))?;
-        let dialog = inner
-            .dialog_layer
-            .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
-            .map_err(|e| SipError::Stack(e.to_string()))?;
-        let user_of = |uri: Option<rsipstack::sip::Uri>| {
-            uri.map(|u| {
-                u.auth
-                    .map(|a| a.user)
-                    .unwrap_or_else(|| u.host_with_port.to_string())
-            })
-            .unwrap_or_default()
-        };
-        let caller = user_of(
-            tx.original
-                .from_header()
-                .ok()
-                .and_then(|h| h.uri().ok()),
-        );
-        let callee = user_of(tx.original.to_header().ok().and_then(|h| h.uri().ok()));
-        let offer = tx.original.body.clone();
-        // The INVITE server transaction (provisional/final responses, CANCEL, the
-        // wait for ACK) runs in its own task, as rsipstack expects.
-        let mut server = dialog.clone();
-        tokio::spawn(async move {
-            let mut tx = tx;
-            if let Err(e) = server.handle(&mut tx).await {
-                debug!(error = %e, "inbound INVITE transaction ended with an error");
-            }
-        });
-        Ok(InboundCall {
-            endpoint: SipEndpoint {
-                inner: inner.clone(),
-            },
-            dialog,
-            states,
-            offer,
-            caller,
-            callee,
+    pub(crate) fn new(
+        handle: CallHandle,
+        shared: Arc<Shared>,
+        offered: Offered,
+        events: mpsc::Receiver<InboundEvent>,
+    ) -> Self {
+        InboundCall {
+            handle,
+            shared,
+            offered,
+            events,
             phase: Phase::Offered,
-            local_media: None,
-            sdp_session_id: rand::random::<u32>() as u64,
-            sdp_version: 1,
-        })
+            sdp_session_id: u64::from(rand::random::<u32>()),
+        }
+    }
+
+    /// Marks a call the driver refused before anyone saw it (no Drop action).
+    pub(crate) fn disarm(mut self) {
+        self.phase = Phase::Ended;
     }
 
     /// The user part of the From URI (the caller's number).
     pub fn caller(&self) -> &str {
-        &self.caller
+        &self.offered.caller
     }
 
     /// The user part of the To URI (the number that was called).
     pub fn callee(&self) -> &str {
-        &self.callee
+        &self.offered.callee
     }
 
     pub fn call_id(&self) -> String {
-        self.dialog.id().call_id
+        self.offered.call_id.clone()
     }
 
     /// The SDP offer of the INVITE (may be empty: offerless INVITE).
     pub fn offer(&self) -> &[u8] {
-        &self.offer
+        &self.offered.offer
+    }
+
+    fn command(&self, command: Command) -> Result<(), SipError> {
+        self.shared
+            .commands
+            .try_send(DriverCommand::Core(command))
+            .map_err(|_| SipError::Busy)
     }
 
     /// Sends 180 Ringing.
     pub fn ringing(&self) -> Result<(), SipError> {
-        self.dialog
-            .ringing(None, None)
-            .map_err(|e| SipError::Stack(e.to_string()))
+        self.command(Command::Ringing(self.handle))
     }
 
     /// Answers with 200 and our SDP. Returns the negotiated media, or an error
-    /// (after replying 488) when the offer has nothing we can use.
+    /// (after rejecting with 488) when the offer has nothing we can use.
     pub fn answer(&mut self, local: LocalMedia) -> Result<NegotiatedMedia, SipError> {
-        let (answer, media) = match sdp::answer_offer(
-            &self.offer,
-            &local,
-            self.sdp_session_id,
-            self.sdp_version,
-            false,
-        ) {
-            Ok(pair) => pair,
-            Err(e) => {
-                self.reject(488).ok();
-                return Err(SipError::Offer(e));
-            }
-        };
-        let headers = vec![
-            Header::ContentType("application/sdp".into()),
-            Header::Allow(crate::ALLOWED_METHODS.into()),
-        ];
-        self.dialog
-            .accept(Some(headers), Some(answer.into_bytes()))
-            .map_err(|e| SipError::Stack(e.to_string()))?;
-        self.local_media = Some(local);
+        let (answer, media) =
+            match sdp::answer_offer(&self.offered.offer, &local, self.sdp_session_id, 1, false) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    self.reject(488).ok();
+                    return Err(SipError::Offer(e));
+                }
+            };
+        self.command(Command::Answer(self.handle, answer.into_bytes(), local))?;
         self.phase = Phase::Answered;
         Ok(media)
     }
@@ -168,97 +121,43 @@ impl InboundCall {
     /// Refuses the call with `code` (e.g. 486, 603, 488).
     pub fn reject(&mut self, code: u16) -> Result<(), SipError> {
         self.phase = Phase::Ended;
-        self.dialog
-            .reject(Some(StatusCode::from(code)), None)
-            .map_err(|e| SipError::Stack(e.to_string()))
+        self.command(Command::Reject(self.handle, code))
     }
 
     /// Waits for the next event. Returns `None` after [`InboundEvent::Ended`].
     pub async fn next_event(&mut self) -> Option<InboundEvent> {
-        loop {
-            if self.phase == Phase::Ended {
-                return None;
-            }
-            let state = match self.states.recv().await {
-                Some(state) => state,
-                None => return self.ended(EndCause::Error),
-            };
-            match state {
-                DialogState::Confirmed(_, _) => return Some(InboundEvent::Confirmed),
-                DialogState::Terminated(_, reason) => {
-                    let cause = match reason {
-                        TerminatedReason::UacBye | TerminatedReason::UacCancel => {
-                            EndCause::RemoteHangup
-                        }
-                        TerminatedReason::UasBye => EndCause::LocalHangup,
-                        TerminatedReason::Timeout => EndCause::Timeout,
-                        _ => EndCause::FinalResponse,
-                    };
-                    return self.ended(cause);
-                }
-                DialogState::Calling(_)
-                | DialogState::Trying(_)
-                | DialogState::Early(_, _)
-                | DialogState::WaitAck(_, _) => {}
-                other => {
-                    let Some(local) = self.local_media else {
-                        continue;
-                    };
-                    self.sdp_version += 1;
-                    match answer_in_dialog(other, &local, self.sdp_session_id, self.sdp_version)
-                        .await
-                    {
-                        InDialogOutcome::MediaUpdated(m) => {
-                            return Some(InboundEvent::MediaUpdated(m))
-                        }
-                        InDialogOutcome::Dtmf(d) => return Some(InboundEvent::InfoDtmf(d)),
-                        InDialogOutcome::Nothing => {}
-                    }
-                }
-            }
+        if self.phase == Phase::Ended {
+            return None;
         }
+        let event = match self.events.recv().await {
+            Some(event) => event,
+            None => InboundEvent::Ended(EndCause::Error),
+        };
+        if matches!(event, InboundEvent::Ended(_)) {
+            self.phase = Phase::Ended;
+        }
+        Some(event)
     }
 
     /// Ends an answered call with BYE (or rejects an unanswered one with 480).
     pub async fn hangup(&mut self) {
-        match self.phase {
-            Phase::Offered => {
-                self.reject(480).ok();
-            }
-            Phase::Answered => {
-                if let Err(e) = self.dialog.bye().await {
-                    debug!(error = %e, "BYE failed");
-                }
-            }
-            Phase::Ended => {}
+        if self.phase != Phase::Ended {
+            self.shared
+                .commands
+                .send(DriverCommand::Core(Command::Hangup(self.handle)))
+                .await
+                .ok();
         }
-    }
-
-    fn ended(&mut self, cause: EndCause) -> Option<InboundEvent> {
-        self.phase = Phase::Ended;
-        self.endpoint
-            .inner
-            .dialog_layer
-            .remove_dialog(&self.dialog.id());
-        Some(InboundEvent::Ended(cause))
     }
 }
 
 impl Drop for InboundCall {
     fn drop(&mut self) {
         if self.phase != Phase::Ended {
-            let dialog = self.dialog.clone();
-            let answered = self.phase == Phase::Answered;
-            let layer = self.endpoint.inner.dialog_layer.clone();
-            if !answered {
-                dialog.reject(Some(StatusCode::TemporarilyUnavailable), None).ok();
-                layer.remove_dialog(&dialog.id());
-                return;
-            }
-            tokio::spawn(async move {
-                dialog.bye().await.ok();
-                layer.remove_dialog(&dialog.id());
-            });
+            self.shared
+                .commands
+                .try_send(DriverCommand::Core(Command::Forget(self.handle)))
+                .ok();
         }
     }
 }

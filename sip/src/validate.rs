@@ -18,7 +18,8 @@ use rsipstack::sip::{Header, Method, Request, Response, Scheme, SipMessage, Vers
 
 /// Option tags we support in `Require` (RFC 3261 section 8.2.2.3). A request
 /// requiring anything else gets 420 Bad Extension.
-pub const SUPPORTED_EXTENSIONS: &[&str] = &["timer", "replaces", "norefersub"];
+/// None yet: no session timers (RFC 4028), Replaces (RFC 3891) or 100rel (RFC 3262).
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
 /// The largest CSeq sequence number RFC 3261 section 8.1.1.5 allows.
 pub const MAX_CSEQ: u32 = (1 << 31) - 1;
@@ -695,7 +696,8 @@ mod tests {
     fn status_codes() {
         let cases = [
             ("Require: 100rel, foo\r\n", 420),
-            ("Require: timer\r\n", 0),
+            ("Require: timer\r\n", 420),
+            ("Supported: timer\r\n", 0),
             ("Accept: text/plain\r\n", 406),
             ("Accept: application/sdp, text/plain\r\n", 0),
             ("Max-Forwards: 1\r\n", 400),

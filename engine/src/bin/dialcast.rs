@@ -12,7 +12,11 @@ use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
 
 #[derive(Parser)]
-#[command(name = "dialcast", version, about = "Dialcast telephony and messaging campaign engine")]
+#[command(
+    name = "dialcast",
+    version,
+    about = "Dialcast telephony and messaging campaign engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -108,7 +112,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dialcast: cannot start the runtime: {e}");
@@ -194,7 +201,11 @@ async fn run_listen(args: ListenArgs) -> anyhow::Result<()> {
     eprintln!(
         "dialcast: listening on {} ({})",
         stack.endpoint.local_addr(),
-        if args.transport == Transport::Tcp { "udp+tcp" } else { "udp" }
+        if args.transport == Transport::Tcp {
+            "udp+tcp"
+        } else {
+            "udp"
+        }
     );
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<anyhow::Result<CallOutcome>>(64);
     let mut accepted = 0u64;

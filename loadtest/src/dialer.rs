@@ -1,0 +1,504 @@
+//! The dialer benchmark: our UAC (the `sip` and `media` crates, as the engine uses
+//! them) against a SIPp UAS on loopback, and in the same run SIPp's own UAC against
+//! the same kind of UAS as the baseline.
+//!
+//! Both sides are measured the same way: calls that were answered and ended by our
+//! BYE count as completed; CPU is the caller process's user+system time from
+//! `/proc`, divided by the calls placed; memory is the caller's peak RSS;
+//! `achieved_cps` is completed calls over (wall time − hold time).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use dialcast_media::{Codec as MediaCodec, MediaConfig, MediaEngine, Prompt, RemoteMedia};
+use dialcast_sip::sdp::{Codec, LocalMedia};
+use dialcast_sip::{CallEvent, CallRequest, EndCause, SipConfig, SipEndpoint, Transport};
+use serde::Serialize;
+
+use crate::procstat;
+use crate::sipp::{self, Sipp};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct DialerBench {
+    pub calls: u64,
+    pub cps: f64,
+    pub hold: Duration,
+    pub rtp: bool,
+    /// Skip the SIPp baseline (to profile our side alone).
+    pub skip_baseline: bool,
+    /// Run our side on tokio's multi-thread runtime instead of one thread.
+    pub multi_thread: bool,
+    pub work_dir: std::path::PathBuf,
+}
+
+/// One side's figures (the JSON contract of `dialcast-loadtest dialer`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SideReport {
+    pub calls: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub achieved_cps: f64,
+    pub peak_concurrent: u64,
+    /// Late packets / sent packets; null when RTP was off or not measurable.
+    pub rtp_late_ratio: Option<f64>,
+    pub cpu_s_per_call: f64,
+    pub rss_mb_peak: f64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub rtp_sent: u64,
+    pub rtp_received: u64,
+    /// Why calls failed, by cause.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct DialerReport {
+    pub benchmark: &'static str,
+    pub calls: u64,
+    pub cps: f64,
+    pub hold_ms: u64,
+    pub rtp: bool,
+    pub runtime: &'static str,
+    pub machine: crate::Machine,
+    pub dialcast: SideReport,
+    pub sipp: Option<SideReport>,
+    /// dialcast / SIPp, per figure (for CPU and memory, lower is better).
+    pub ratios: BTreeMap<&'static str, f64>,
+}
+
+/// Runs the benchmark: our side first, then the baseline, each against a fresh UAS.
+pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
+    let ours = run_dialcast(bench)?;
+    let baseline = if bench.skip_baseline {
+        None
+    } else {
+        Some(run_sipp_baseline(bench)?)
+    };
+    let mut ratios = BTreeMap::new();
+    if let Some(b) = &baseline {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        ratios.insert("achieved_cps", ratio(ours.achieved_cps, b.achieved_cps));
+        ratios.insert(
+            "cpu_s_per_call",
+            ratio(ours.cpu_s_per_call, b.cpu_s_per_call),
+        );
+        ratios.insert("rss_mb_peak", ratio(ours.rss_mb_peak, b.rss_mb_peak));
+        if let (Some(a), Some(c)) = (ours.rtp_late_ratio, b.rtp_late_ratio) {
+            ratios.insert("rtp_late_ratio", ratio(a, c));
+        }
+    }
+    Ok(DialerReport {
+        benchmark: "dialer",
+        calls: bench.calls,
+        cps: bench.cps,
+        hold_ms: u64::try_from(bench.hold.as_millis()).unwrap_or(u64::MAX),
+        rtp: bench.rtp,
+        runtime: if bench.multi_thread {
+            "multi"
+        } else {
+            "current"
+        },
+        machine: crate::Machine::describe(),
+        dialcast: ours,
+        sipp: baseline,
+        ratios,
+    })
+}
+
+/// Starts the SIPp callee on a free port; returns it and its address.
+fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAddr)> {
+    let port = sipp::free_udp_port()?;
+    let media_port = sipp::free_udp_port()?;
+    let mut args = vec![
+        "-sf".to_string(),
+        sipp::scenario("uas-answer-until-bye.xml")
+            .display()
+            .to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mp".into(),
+        media_port.to_string(),
+        "-nostdin".into(),
+        "-max_socket".into(),
+        "65000".into(),
+        // A 64 KiB socket buffer (SIPp's default) overflows at 2,000 calls/s.
+        "-buff_size".into(),
+        "4194304".into(),
+        "-trace_err".into(),
+    ];
+    if bench.rtp {
+        args.push("-rtp_echo".into());
+    }
+    let uas = Sipp::spawn(&args, &bench.work_dir.join(name))?;
+    // Give it a moment to bind.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((uas, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)))
+}
+
+fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
+    let (mut uas, target) = start_uas(bench, "dialcast-uas")?;
+    // Call control runs on one thread (the media engine has its own), as in
+    // the dialer; `--runtime multi` measures a work-stealing runtime instead.
+    let runtime = if bench.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    let cpu_before = procstat::sample(std::process::id()).context("no /proc/self")?;
+    let started = Instant::now();
+    let mut report = runtime.block_on(drive(bench, target))?;
+    report.wall_s = started.elapsed().as_secs_f64();
+    drop(runtime);
+    let cpu_after = procstat::sample(std::process::id()).context("no /proc/self")?;
+    report.cpu_s = (cpu_after.cpu - cpu_before.cpu).as_secs_f64();
+    report.cpu_s_per_call = report.cpu_s / bench.calls.max(1) as f64;
+    report.rss_mb_peak = cpu_after.rss_peak_mb;
+    report.achieved_cps =
+        report.completed as f64 / (report.wall_s - bench.hold.as_secs_f64()).max(0.001);
+    if !uas.is_running() {
+        anyhow::bail!(
+            "the SIPp callee died during the run; see its logs in {}",
+            uas.work_dir.display()
+        );
+    }
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Counters {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    active: AtomicU64,
+    peak: AtomicU64,
+    rtp_sent: AtomicU64,
+    rtp_received: AtomicU64,
+    rtp_late: AtomicU64,
+    failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    fn fail(&self, why: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        *f.entry(why).or_default() += 1;
+    }
+}
+
+async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideReport> {
+    let (endpoint, _inbound) = SipEndpoint::start(SipConfig {
+        bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        tcp: false,
+        ..SipConfig::default()
+    })
+    .await?;
+    let media = if bench.rtp {
+        Some(MediaEngine::start(MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 20000,
+            port_max: 39999,
+            inactivity_timeout: Duration::from_secs(10),
+            send_silence: true,
+        })?)
+    } else {
+        None
+    };
+    // A tone, so the echo carries real audio; looped by replaying when it ends.
+    let tone: Arc<Prompt> = Arc::new(Prompt::from_pcm(&tone_8k(1000)));
+    let counters = Arc::new(Counters::default());
+    let uri = format!("sip:bench@{target}");
+    let t0 = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..bench.calls {
+        let due = t0 + Duration::from_secs_f64(i as f64 / bench.cps);
+        tokio::time::sleep_until(due).await;
+        let endpoint = endpoint.clone();
+        let media = media.clone();
+        let counters = counters.clone();
+        let uri = uri.clone();
+        let hold = bench.hold;
+        let tone = tone.clone();
+        tasks.spawn(async move {
+            if let Err(e) = one_call(&endpoint, media.as_ref(), &uri, hold, tone, &counters).await {
+                counters.fail(format!("error: {e}"));
+            }
+        });
+        // Reap finished tasks as we go so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    endpoint.shutdown();
+    let sent = counters.rtp_sent.load(Ordering::Relaxed);
+    let failures = counters
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok(SideReport {
+        calls: bench.calls,
+        completed: counters.completed.load(Ordering::Relaxed),
+        failed: counters.failed.load(Ordering::Relaxed),
+        peak_concurrent: counters.peak.load(Ordering::Relaxed),
+        rtp_late_ratio: bench
+            .rtp
+            .then(|| counters.rtp_late.load(Ordering::Relaxed) as f64 / sent.max(1) as f64),
+        rtp_sent: sent,
+        rtp_received: counters.rtp_received.load(Ordering::Relaxed),
+        failures,
+        ..SideReport::default()
+    })
+}
+
+async fn one_call(
+    endpoint: &SipEndpoint,
+    media: Option<&MediaEngine>,
+    uri: &str,
+    hold: Duration,
+    tone: Arc<Prompt>,
+    counters: &Counters,
+) -> anyhow::Result<()> {
+    let mut session = match media {
+        Some(m) => Some(m.open_session()?),
+        None => None,
+    };
+    let local = LocalMedia {
+        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        // Without RTP nobody listens there; the callee does not send any.
+        port: session.as_ref().map_or(9, |s| s.local_addr().port()),
+    };
+    let mut call = endpoint
+        .place_call(CallRequest {
+            target: uri.to_string(),
+            transport: Transport::Udp,
+            caller_id: Some("+31200000000".into()),
+            username: None,
+            password: None,
+            local_media: local,
+            ring_timeout: Duration::from_secs(30),
+            extra_headers: Vec::new(),
+        })
+        .await?;
+    let mut hangup_at: Option<tokio::time::Instant> = None;
+    let mut answered = false;
+    loop {
+        let media_event = async {
+            match session.as_mut() {
+                Some(s) => s.next_event().await,
+                None => std::future::pending().await,
+            }
+        };
+        let hangup = async {
+            match hangup_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = call.next_event() => match event {
+                Some(CallEvent::Answered(m)) => {
+                    answered = true;
+                    let now_active = counters.active.fetch_add(1, Ordering::Relaxed) + 1;
+                    counters.peak.fetch_max(now_active, Ordering::Relaxed);
+                    if let (Some(s), Some(m)) = (session.as_ref(), m) {
+                        s.set_remote(RemoteMedia {
+                            addr: m.remote,
+                            codec: match m.codec { Codec::Pcmu => MediaCodec::Pcmu, Codec::Pcma => MediaCodec::Pcma },
+                            payload_type: m.payload_type,
+                            dtmf_payload_type: m.dtmf_payload_type,
+                        });
+                        s.start_sending();
+                        s.play(tone.clone());
+                    }
+                    hangup_at = Some(tokio::time::Instant::now() + hold);
+                }
+                Some(CallEvent::Ended(end)) => {
+                    if answered {
+                        counters.active.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    if answered && end.cause == EndCause::LocalHangup {
+                        counters.completed.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        counters.fail(format!("{} {} {:?}", end.status, end.sip_code, end.cause));
+                    }
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            },
+            event = media_event => {
+                if let (Some(dialcast_media::MediaEvent::PlaybackFinished), Some(s)) = (event, session.as_ref()) {
+                    s.play(tone.clone());
+                }
+            }
+            _ = hangup => {
+                hangup_at = None;
+                call.hangup().await;
+            }
+        }
+    }
+    if let Some(s) = session {
+        let stats = s.close();
+        counters
+            .rtp_sent
+            .fetch_add(stats.rtp_sent, Ordering::Relaxed);
+        counters
+            .rtp_received
+            .fetch_add(stats.rtp_received, Ordering::Relaxed);
+        counters
+            .rtp_late
+            .fetch_add(stats.rtp_late, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+fn tone_8k(ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|n| {
+            let t = n as f64 / 8000.0;
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+        })
+        .collect()
+}
+
+fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
+    let (mut uas, target) = start_uas(bench, "sipp-uas")?;
+    let dir = bench.work_dir.join("sipp-uac");
+    std::fs::create_dir_all(&dir)?;
+    let scenario = if bench.rtp {
+        // SIPp streams a raw PCMU file; write one from the same tone and point
+        // the scenario at it (rtp_stream takes a literal path).
+        let raw = dir.join("tone.pcmu");
+        let prompt = Prompt::from_pcm(&tone_8k(1000));
+        let bytes: Vec<u8> = prompt
+            .frames(MediaCodec::Pcmu)
+            .iter()
+            .flat_map(|f| f.iter().copied())
+            .collect();
+        std::fs::write(&raw, bytes)?;
+        let text = std::fs::read_to_string(sipp::scenario("uac-baseline-rtp.xml"))?
+            .replace("[rtp_file]", &raw.display().to_string());
+        let path = dir.join("uac-baseline-rtp.xml");
+        std::fs::write(&path, text)?;
+        path
+    } else {
+        sipp::scenario("uac-baseline.xml")
+    };
+    let port = sipp::free_udp_port()?;
+    let media_port = sipp::free_udp_port()?;
+    let rate_per_ms = bench.cps; // -r calls per -rp 1000 ms
+    let args: Vec<String> = vec![
+        "-sf".into(),
+        scenario.display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mp".into(),
+        media_port.to_string(),
+        "-r".into(),
+        format!("{rate_per_ms}"),
+        "-rp".into(),
+        "1000".into(),
+        "-m".into(),
+        bench.calls.to_string(),
+        "-d".into(),
+        bench.hold.as_millis().to_string(),
+        "-nostdin".into(),
+        "-max_socket".into(),
+        "65000".into(),
+        "-buff_size".into(),
+        "4194304".into(),
+        "-trace_stat".into(),
+        "-fd".into(),
+        "1".into(),
+        "-stf".into(),
+        "stat.csv".into(),
+        "-trace_err".into(),
+        target.to_string(),
+    ];
+    let started = Instant::now();
+    let mut uac = Sipp::spawn(&args, &dir)?;
+    let limit =
+        Duration::from_secs_f64(bench.calls as f64 / bench.cps + bench.hold.as_secs_f64() + 120.0);
+    let (code, sample) = uac.wait(limit)?;
+    let wall = started.elapsed().as_secs_f64();
+    let stats = read_sipp_stats(&dir.join("stat.csv"))?;
+    if !uas.is_running() {
+        anyhow::bail!("the SIPp callee died during the baseline run");
+    }
+    let mut failures = BTreeMap::new();
+    if stats.failed > 0 || code != 0 {
+        failures.insert(format!("sipp exit {code}"), stats.failed);
+    }
+    Ok(SideReport {
+        calls: bench.calls,
+        completed: stats.successful,
+        failed: stats.failed,
+        achieved_cps: stats.successful as f64 / (wall - bench.hold.as_secs_f64()).max(0.001),
+        peak_concurrent: stats.peak_concurrent,
+        // SIPp does not report its own send lateness, and capturing 75k packets/s
+        // to compute it would load the machine more than the thing measured.
+        rtp_late_ratio: None,
+        cpu_s_per_call: sample.cpu.as_secs_f64() / bench.calls.max(1) as f64,
+        rss_mb_peak: sample.rss_peak_mb,
+        wall_s: wall,
+        cpu_s: sample.cpu.as_secs_f64(),
+        rtp_sent: 0,
+        rtp_received: 0,
+        failures,
+    })
+}
+
+struct SippStats {
+    successful: u64,
+    failed: u64,
+    peak_concurrent: u64,
+}
+
+/// Reads SIPp's `-trace_stat` CSV (`;`-separated, header row, cumulative columns).
+fn read_sipp_stats(path: &Path) -> anyhow::Result<SippStats> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("no SIPp statistics at {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .context("empty SIPp statistics")?
+        .split(';')
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (ok, failed, current) = (
+        col("SuccessfulCall(C)").context("no SuccessfulCall(C) column")?,
+        col("FailedCall(C)").context("no FailedCall(C) column")?,
+        col("CurrentCall").context("no CurrentCall column")?,
+    );
+    let mut stats = SippStats {
+        successful: 0,
+        failed: 0,
+        peak_concurrent: 0,
+    };
+    for line in lines {
+        let fields: Vec<&str> = line.split(';').collect();
+        let num = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        stats.successful = stats.successful.max(num(ok));
+        stats.failed = stats.failed.max(num(failed));
+        stats.peak_concurrent = stats.peak_concurrent.max(num(current));
+    }
+    Ok(stats)
+}

@@ -1,0 +1,367 @@
+//! SIP messages as the core sees them: incoming ones parsed by rsipstack's parser
+//! and reduced to the fields transactions and dialogs match on ([`Incoming`]),
+//! outgoing ones written straight to text ([`RequestBuilder`], [`response`]).
+//!
+//! Writing messages as text instead of building rsipstack's typed structures and
+//! serialising them saves most of the allocations per message; the parser is
+//! rsipstack's (about 2 µs for a 200 OK with SDP on this machine).
+
+use std::fmt::Write as _;
+
+use rsipstack::sip::{Header, Method, SipMessage};
+
+/// The parts of an incoming message the core needs.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub kind: Kind,
+    /// Top Via header value (for echoing in responses).
+    pub vias: Vec<String>,
+    pub branch: String,
+    pub call_id: String,
+    pub from: String,
+    pub from_tag: String,
+    pub to: String,
+    pub to_tag: Option<String>,
+    pub cseq: u32,
+    pub cseq_method: Method,
+    /// URI of the first Contact, without angle brackets or header params.
+    pub contact: Option<String>,
+    /// Record-Route values in order.
+    pub record_route: Vec<String>,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    /// The digest challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate).
+    pub challenge: Option<Header>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Request { method: Method, uri: String },
+    Response { code: u16 },
+}
+
+/// Why an incoming message cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("missing or malformed {0} header")]
+    Header(&'static str),
+}
+
+impl Incoming {
+    /// Reduces a parsed message. The message must already have passed
+    /// `crate::validate` (one each of the mandatory headers).
+    pub fn from_message(msg: SipMessage) -> Result<Incoming, ParseError> {
+        let (kind, headers, body) = match msg {
+            SipMessage::Request(req) => (
+                Kind::Request {
+                    method: req.method,
+                    uri: req.uri.to_string(),
+                },
+                req.headers,
+                req.body,
+            ),
+            SipMessage::Response(resp) => (
+                Kind::Response {
+                    code: resp.status_code.code(),
+                },
+                resp.headers,
+                resp.body,
+            ),
+        };
+        let mut vias = Vec::new();
+        let mut call_id = None;
+        let mut from = None;
+        let mut to = None;
+        let mut cseq = None;
+        let mut contact = None;
+        let mut record_route = Vec::new();
+        let mut content_type = None;
+        let mut retry_after = None;
+        let mut challenge = None;
+        for header in headers.iter() {
+            match header {
+                Header::Via(v) => {
+                    // A Via line may carry several comma-separated hops.
+                    vias.extend(split_list(v.value()).map(str::to_string));
+                }
+                Header::CallId(v) => call_id = Some(v.value().trim().to_string()),
+                Header::From(v) => from = Some(v.value().trim().to_string()),
+                Header::To(v) => to = Some(v.value().trim().to_string()),
+                Header::CSeq(v) => cseq = Some(v.value().trim().to_string()),
+                Header::Contact(v) if contact.is_none() => contact = Some(v.value().to_string()),
+                Header::RecordRoute(v) => {
+                    record_route.extend(split_list(v.value()).map(str::to_string))
+                }
+                Header::ContentType(v) => {
+                    content_type = Some(v.value().trim().to_ascii_lowercase())
+                }
+                Header::RetryAfter(v) => retry_after = Some(v.value().to_string()),
+                Header::WwwAuthenticate(_) | Header::ProxyAuthenticate(_)
+                    if challenge.is_none() =>
+                {
+                    challenge = Some(header.clone())
+                }
+                _ => {}
+            }
+        }
+        let top_via = vias.first().ok_or(ParseError::Header("Via"))?;
+        let branch = param(top_via, "branch").unwrap_or_default().to_string();
+        let from = from.ok_or(ParseError::Header("From"))?;
+        let to = to.ok_or(ParseError::Header("To"))?;
+        let cseq = cseq.ok_or(ParseError::Header("CSeq"))?;
+        let (num, method) = cseq
+            .split_once(char::is_whitespace)
+            .ok_or(ParseError::Header("CSeq"))?;
+        let cseq_num: u32 = num.trim().parse().map_err(|_| ParseError::Header("CSeq"))?;
+        let cseq_method =
+            Method::try_from(method.trim()).map_err(|_| ParseError::Header("CSeq"))?;
+        Ok(Incoming {
+            kind,
+            branch,
+            call_id: call_id.ok_or(ParseError::Header("Call-ID"))?,
+            from_tag: tag_of(&from).unwrap_or_default().to_string(),
+            to_tag: tag_of(&to).map(str::to_string),
+            from,
+            to,
+            vias,
+            cseq: cseq_num,
+            cseq_method,
+            contact: contact.as_deref().and_then(uri_of).map(str::to_string),
+            record_route,
+            content_type,
+            retry_after,
+            challenge,
+            body,
+        })
+    }
+
+    pub fn has_body(&self) -> bool {
+        self.body.iter().any(|b| !b.is_ascii_whitespace())
+    }
+}
+
+/// Splits a header value on commas that are not inside quotes or angle brackets.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            b',' if !quoted && depth <= 0 => {
+                parts.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(value[start..].trim());
+    parts.into_iter().filter(|p| !p.is_empty())
+}
+
+/// The value of `;name=value` in the header parameters (after any `<uri>`).
+pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    let params = match value.rfind('>') {
+        Some(end) => &value[end + 1..],
+        None => value,
+    };
+    params.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The tag parameter of a From/To value.
+pub fn tag_of(value: &str) -> Option<&str> {
+    param(value, "tag").filter(|t| !t.is_empty())
+}
+
+/// The URI inside a name-addr (`"x" <sip:a@b>;p`) or addr-spec (`sip:a@b;p`).
+pub fn uri_of(value: &str) -> Option<&str> {
+    let value = value.trim();
+    if let (Some(start), Some(end)) = (value.find('<'), value.find('>')) {
+        return (start < end).then(|| value[start + 1..end].trim());
+    }
+    // addr-spec: parameters after ';' belong to the header, not the URI.
+    Some(value.split(';').next().unwrap_or(value).trim())
+}
+
+/// A From/To value with a tag added (or kept when it has one).
+pub fn with_tag(value: &str, tag: &str) -> String {
+    if tag_of(value).is_some() {
+        value.to_string()
+    } else {
+        format!("{value};tag={tag}")
+    }
+}
+
+/// Random token for tags and branches (alphanumeric).
+pub fn token(len: usize) -> String {
+    use rand::Rng as _;
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// A new RFC 3261 branch (`z9hG4bK` magic cookie).
+pub fn new_branch() -> String {
+    format!("z9hG4bK{}", token(16))
+}
+
+/// Builds a request as text.
+pub struct RequestBuilder {
+    text: String,
+}
+
+impl RequestBuilder {
+    pub fn new(method: Method, uri: &str) -> Self {
+        let mut text = String::with_capacity(768);
+        let _ = write!(text, "{method} {uri} SIP/2.0\r\n");
+        RequestBuilder { text }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let _ = write!(self.text, "{name}: {value}\r\n");
+        self
+    }
+
+    pub fn body(mut self, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+        if let Some(ct) = content_type.filter(|_| !body.is_empty()) {
+            let _ = write!(self.text, "Content-Type: {ct}\r\n");
+        }
+        let _ = write!(self.text, "Content-Length: {}\r\n\r\n", body.len());
+        let mut bytes = self.text.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+}
+
+/// A response to `req` as text: its Via, From, To (with our tag when given and
+/// the request's To has none), Call-ID and CSeq, plus `extra` headers and a body.
+pub fn response(
+    req: &Incoming,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut text = String::with_capacity(512 + body.len());
+    let _ = write!(text, "SIP/2.0 {code} {reason}\r\n");
+    for via in &req.vias {
+        let _ = write!(text, "Via: {via}\r\n");
+    }
+    let to = match to_tag {
+        Some(tag) if code != 100 => with_tag(&req.to, tag),
+        _ => req.to.clone(),
+    };
+    let _ = write!(
+        text,
+        "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n",
+        req.from, to, req.call_id, req.cseq, req.cseq_method
+    );
+    for (name, value) in extra {
+        let _ = write!(text, "{name}: {value}\r\n");
+    }
+    if let Some(ct) = content_type.filter(|_| !body.is_empty()) {
+        let _ = write!(text, "Content-Type: {ct}\r\n");
+    }
+    let _ = write!(text, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The standard reason phrase for the codes we send.
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_tags() {
+        assert_eq!(tag_of("<sip:a@b>;tag=123"), Some("123"));
+        assert_eq!(tag_of("\"x;tag=no\" <sip:a@b;tag=no>"), None);
+        assert_eq!(tag_of("sip:a@b;tag=9"), Some("9"));
+        assert_eq!(
+            param("SIP/2.0/UDP 1.2.3.4:5060;rport;branch=z9hG4bKx", "branch"),
+            Some("z9hG4bKx")
+        );
+        assert_eq!(with_tag("<sip:a@b>", "t"), "<sip:a@b>;tag=t");
+        assert_eq!(with_tag("<sip:a@b>;tag=u", "t"), "<sip:a@b>;tag=u");
+    }
+
+    #[test]
+    fn uris_and_lists() {
+        assert_eq!(
+            uri_of("\"A, B\" <sip:a@b;lr>;expires=3"),
+            Some("sip:a@b;lr")
+        );
+        assert_eq!(uri_of("sip:a@b:5060;expires=3"), Some("sip:a@b:5060"));
+        let list: Vec<&str> = split_list("<sip:p1;lr>, \"x,y\" <sip:p2;lr>").collect();
+        assert_eq!(list, vec!["<sip:p1;lr>", "\"x,y\" <sip:p2;lr>"]);
+    }
+
+    #[test]
+    fn builds_and_reparses_a_request() {
+        let bytes = RequestBuilder::new(Method::Options, "sip:a@127.0.0.1")
+            .header("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc;rport")
+            .header("From", "<sip:me@127.0.0.1>;tag=1")
+            .header("To", "<sip:a@127.0.0.1>")
+            .header("Call-ID", "c1")
+            .header("CSeq", "1 OPTIONS")
+            .header("Max-Forwards", "70")
+            .body(None, b"");
+        let msg = SipMessage::try_from(bytes.as_slice()).expect("our request parses");
+        let view = Incoming::from_message(msg).expect("complete");
+        assert_eq!(view.branch, "z9hG4bKabc");
+        assert_eq!(view.cseq_method, Method::Options);
+        assert_eq!(view.from_tag, "1");
+        assert_eq!(view.to_tag, None);
+        let resp = response(
+            &view,
+            200,
+            "OK",
+            Some("srv"),
+            &[("Allow", "INVITE")],
+            None,
+            b"",
+        );
+        let msg = SipMessage::try_from(resp.as_slice()).expect("our response parses");
+        let view = Incoming::from_message(msg).expect("complete");
+        assert_eq!(view.to_tag.as_deref(), Some("srv"));
+        assert!(matches!(view.kind, Kind::Response { code: 200 }));
+    }
+}
