@@ -137,6 +137,9 @@ fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAdd
     ];
     if bench.rtp {
         args.push("-rtp_echo".into());
+        // One socket echoes every call's RTP: give it room for bursts.
+        args.push("-rtp_buffsize".into());
+        args.push("4194304".into());
     }
     let uas = Sipp::spawn(&args, &bench.work_dir.join(name))?;
     // Give it a moment to bind.

@@ -27,6 +27,8 @@ pub mod validate;
 
 pub use endpoint::{InboundCalls, SipConfig, SipEndpoint};
 pub use error::SipError;
+/// SIP URIs, as parsed by rsipstack.
+pub use rsipstack::sip::Uri;
 pub use status::CallStatus;
 pub use uac::{CallEnd, CallEvent, CallRequest, EndCause, OutboundCall};
 pub use uas::{InboundCall, InboundEvent};

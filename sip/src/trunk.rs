@@ -15,9 +15,14 @@
 //!  no call may start inside it. Any other response resets the exponent.
 //! ```
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::uac::CallEnd;
+use crate::Transport;
 
 /// What monitoring shows for a trunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -158,6 +163,62 @@ impl TrunkHealth {
             self.backoff_until = Some(until);
         }
         self.backoffs_total += 1;
+    }
+}
+
+/// A SIP trunk: where calls go, and whether they may go now. Cheap to clone;
+/// clones share the health state, so the pacer, the calls and the OPTIONS
+/// monitor all see the same trunk.
+#[derive(Clone, Debug)]
+pub struct Trunk {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    health: Arc<Mutex<TrunkHealth>>,
+}
+
+impl Trunk {
+    pub fn new(
+        name: impl Into<String>,
+        addr: SocketAddr,
+        transport: Transport,
+        config: TrunkHealthConfig,
+    ) -> Self {
+        Trunk {
+            name: name.into(),
+            addr,
+            transport,
+            health: Arc::new(Mutex::new(TrunkHealth::new(config))),
+        }
+    }
+
+    /// The shared health machine (for the OPTIONS monitor).
+    pub fn health(&self) -> Arc<Mutex<TrunkHealth>> {
+        self.health.clone()
+    }
+
+    pub fn state(&self) -> TrunkState {
+        crate::endpoint::lock(&self.health).state()
+    }
+
+    pub fn can_dial(&self, now: Instant) -> bool {
+        crate::endpoint::lock(&self.health).can_dial(now)
+    }
+
+    pub fn backing_off_until(&self, now: Instant) -> Option<Instant> {
+        crate::endpoint::lock(&self.health).backing_off_until(now)
+    }
+
+    pub fn backoffs_total(&self) -> u64 {
+        crate::endpoint::lock(&self.health).backoffs_total()
+    }
+
+    /// Feeds a call's outcome: a final response from the network (503 and 480
+    /// open a back-off window; anything else proves the trunk works).
+    pub fn record_call_end(&self, end: &CallEnd, now: Instant) {
+        if end.from_network {
+            crate::endpoint::lock(&self.health).on_call_final(end.sip_code, end.retry_after, now);
+        }
     }
 }
 

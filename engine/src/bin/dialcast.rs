@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
+use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
 
 #[derive(Parser)]
@@ -28,6 +29,31 @@ enum Command {
     Dial(DialArgs),
     /// Answer inbound calls, play a prompt, hang up and print each outcome.
     Listen(ListenArgs),
+    /// Send OPTIONS keep-alives to a trunk and print its health after each.
+    Probe(ProbeArgs),
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// The trunk, e.g. sip:trunk.example.net:5060
+    uri: String,
+    #[arg(long, default_value = "udp")]
+    transport: Transport,
+    /// How many probes to send.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// Milliseconds between probes.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Milliseconds to wait for each answer.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+    /// Local SIP address.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    bind: SocketAddr,
+    /// One JSON object per probe.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -126,6 +152,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dial(args) => run_dial(args).await,
             Command::Listen(args) => run_listen(args).await,
+            Command::Probe(args) => run_probe(args).await,
         }
     });
     match result {
@@ -243,6 +270,75 @@ async fn run_listen(args: ListenArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     stack.endpoint.shutdown();
     Ok(())
+}
+
+async fn run_probe(args: ProbeArgs) -> anyhow::Result<()> {
+    let uri = rsipstack_uri(&args.uri)?;
+    let target = dialcast_sip::resolve::destination(&uri, args.transport).await?;
+    let (endpoint, _inbound) = SipEndpoint::start(SipConfig {
+        bind: args.bind,
+        tcp: args.transport == Transport::Tcp,
+        ..SipConfig::default()
+    })
+    .await?;
+    let trunk = Trunk::new(
+        args.uri.clone(),
+        target,
+        args.transport,
+        TrunkHealthConfig::default(),
+    );
+    let timeout = Duration::from_millis(args.timeout_ms);
+    for n in 1..=args.count {
+        let answer = endpoint
+            .send_options(target, args.transport, timeout)
+            .await?;
+        let now = std::time::Instant::now();
+        {
+            let health = trunk.health();
+            let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
+            match answer {
+                Some(a) => health.on_probe_response(a.code, a.retry_after, now),
+                None => health.on_probe_timeout(),
+            }
+        }
+        let report = serde_json::json!({
+            "probe": n,
+            "code": answer.map(|a| a.code),
+            "rtt_ms": answer.map(|a| a.rtt.as_secs_f64() * 1000.0),
+            "state": trunk.state(),
+            "backing_off_ms": trunk.backing_off_until(now).map(|t| (t - now).as_millis() as u64),
+        });
+        if args.json {
+            println!("{report}");
+        } else {
+            println!(
+                "probe {n}: {} -> trunk {}",
+                answer.map_or("no answer".to_string(), |a| format!(
+                    "{} in {:.1} ms",
+                    a.code,
+                    a.rtt.as_secs_f64() * 1000.0
+                )),
+                serde_json::to_string(&trunk.state())?.trim_matches('"'),
+            );
+        }
+        if n < args.count {
+            tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
+        }
+    }
+    endpoint.shutdown();
+    if trunk.state() != TrunkState::Up {
+        anyhow::bail!(
+            "trunk {} is {}",
+            args.uri,
+            serde_json::to_string(&trunk.state())?.trim_matches('"')
+        );
+    }
+    Ok(())
+}
+
+fn rsipstack_uri(text: &str) -> anyhow::Result<dialcast_sip::Uri> {
+    text.try_into()
+        .map_err(|e| anyhow::anyhow!("bad SIP URI {text:?}: {e}"))
 }
 
 fn print_outcome(outcome: &CallOutcome, json: bool) -> anyhow::Result<()> {
