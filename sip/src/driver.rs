@@ -105,12 +105,21 @@ impl Driver {
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let cancel = self.shared.cancel.clone();
+        // One timer, re-armed only when the core's next deadline moves: a new
+        // Sleep per wake-up would cost a timer-wheel insert and removal each time.
+        let idle = Duration::from_secs(3600);
+        let timer = tokio::time::sleep(idle);
+        tokio::pin!(timer);
+        let mut armed_for: Option<Instant> = None;
         loop {
-            let deadline = self
-                .core
-                .next_deadline()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let next = self.core.next_deadline();
+            if next != armed_for {
+                armed_for = next;
+                let at = next
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + idle);
+                timer.as_mut().reset(at);
+            }
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -135,7 +144,8 @@ impl Driver {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut timer => {
+                    armed_for = None;
                     self.core.handle_timeout(Instant::now());
                 }
             }
