@@ -20,11 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::core::msg::Incoming;
 use crate::core::{CallHandle, Command, Event, Peer, SipCore, Transmit};
 use crate::endpoint::SipCounters;
 use crate::uac::CallEvent;
 use crate::uas::{InboundCall, InboundEvent};
+use crate::wire::ReadOutcome;
 use crate::Transport;
 
 /// Commands waiting for the driver.
@@ -154,56 +154,28 @@ impl Driver {
     }
 
     fn ingest(&mut self, bytes: &[u8], from: Peer) {
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return; // CRLF keep-alive (RFC 5626)
-        }
-        let parsed = match std::panic::catch_unwind(|| rsipstack::sip::SipMessage::try_from(bytes))
-        {
-            Ok(Ok(message)) => message,
-            _ => {
-                self.shared
-                    .counters
-                    .unparseable
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
+        let counters = &self.shared.counters;
+        match crate::wire::read_message(bytes) {
+            ReadOutcome::Message(message) => {
+                self.core.handle_message(*message, from, Instant::now())
             }
-        };
-        let checked = crate::validate::check_start_line(bytes).and_then(|_| match &parsed {
-            rsipstack::sip::SipMessage::Request(req) => crate::validate::validate_request(req),
-            rsipstack::sip::SipMessage::Response(resp) => crate::validate::validate_response(resp),
-        });
-        if let Err(problem) = checked {
-            match &parsed {
-                rsipstack::sip::SipMessage::Request(req) => {
-                    self.shared
-                        .counters
-                        .malformed_requests
-                        .fetch_add(1, Ordering::Relaxed);
-                    debug!(%problem, from = %from.addr, "malformed request");
-                    if req.method != rsipstack::sip::Method::Ack {
-                        let code = crate::validate::response_status(&problem);
-                        if let Some(resp) = crate::request::error_response(req, code, &problem) {
-                            self.transmit(from, resp.to_string().into_bytes());
-                        }
-                    }
-                }
-                rsipstack::sip::SipMessage::Response(_) => {
-                    self.shared
-                        .counters
-                        .malformed_responses
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+            ReadOutcome::Rejected { response, problem } => {
+                counters.malformed_requests.fetch_add(1, Ordering::Relaxed);
+                debug!(%problem, from = %from.addr, "malformed request answered");
+                self.transmit(from, response);
             }
-            return;
-        }
-        match Incoming::from_message(parsed) {
-            Ok(message) => self.core.handle_message(message, from, Instant::now()),
-            Err(_) => {
-                self.shared
-                    .counters
-                    .unparseable
-                    .fetch_add(1, Ordering::Relaxed);
+            ReadOutcome::DroppedRequest { problem } => {
+                counters.malformed_requests.fetch_add(1, Ordering::Relaxed);
+                debug!(%problem, from = %from.addr, "malformed request dropped");
             }
+            ReadOutcome::DroppedResponse { problem } => {
+                counters.malformed_responses.fetch_add(1, Ordering::Relaxed);
+                debug!(%problem, from = %from.addr, "malformed response dropped");
+            }
+            ReadOutcome::Unparseable => {
+                counters.unparseable.fetch_add(1, Ordering::Relaxed);
+            }
+            ReadOutcome::KeepAlive => {}
         }
     }
 

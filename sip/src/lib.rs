@@ -24,6 +24,7 @@ pub mod trunk;
 pub mod uac;
 pub mod uas;
 pub mod validate;
+pub mod wire;
 
 pub use endpoint::{InboundCalls, SipConfig, SipEndpoint};
 pub use error::SipError;

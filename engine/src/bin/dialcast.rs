@@ -88,9 +88,11 @@ struct DialArgs {
     #[arg(long, default_value = "udp")]
     transport: Transport,
     /// Digest username for 401/407 challenges.
-    #[arg(long, requires = "password")]
+    #[arg(long)]
     username: Option<String>,
-    #[arg(long, requires = "username")]
+    /// Digest password (better: the DIALCAST_SIP_PASSWORD environment variable,
+    /// which other users of the machine cannot read from the process list).
+    #[arg(long, env = "DIALCAST_SIP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// The number to present (From and P-Asserted-Identity).
     #[arg(long)]
