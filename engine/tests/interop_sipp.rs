@@ -638,3 +638,339 @@ fn inbound_caller_bye_mid_prompt_is_hangup_by_them() {
     f.number_in(&mut v, "rtp_sent", 1..=150);
     v.finish();
 }
+
+// ---------------------------------------------------------------------------
+// Requests inside an answered outbound call (SIPp sends them as the callee)
+
+/// RTP sent and received within 3 packets of each other, for calls whose
+/// RTP SIPp echoes (see [`expect_echo`]) with a prompt of any length.
+fn expect_echo_of_any_length(v: &mut Verdict, json: &Value) {
+    let f = Fields::new("dial", json);
+    let sent = f.number(v, "rtp_sent");
+    let received = f.number(v, "rtp_received");
+    v.check(sent >= 50, || {
+        format!("rtp_sent {sent}: expected at least 1 s of RTP")
+    });
+    v.check(received + 3 >= sent && received <= sent, || {
+        format!("rtp_received {received} should be within 3 packets below rtp_sent {sent}")
+    });
+}
+
+/// SIPp holds the call with a sendonly re-INVITE 500 ms after the ACK and
+/// takes it off hold with a sendrecv one a second later; it fails unless
+/// our 200s answer recvonly and then sendrecv (RFC 3264 section 6.1). The
+/// 4 s prompt outlasts both; then we hang up.
+#[test]
+fn reinvite_hold_and_unhold_are_answered_recvonly_then_sendrecv() {
+    let work = Workdir::new("hold-unhold");
+    let sipp = sipp::uas(&work, "uas-200-reinvite-hold-unhold-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(4000);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    expect_echo_of_any_length(&mut v, &json);
+    // On hold (recvonly) we must not send (RFC 3264 section 6.1): of the
+    // talk time, about 1 s (at least 800 ms) went without RTP from us.
+    let f = Fields::new("dial", &json);
+    let talk_ms = f.number_in(&mut v, "talk_ms", 4000..=8000);
+    let sent = f.number(&mut v, "rtp_sent");
+    v.check(sent * 20 + 800 <= talk_ms, || {
+        format!(
+            "rtp_sent {sent} ({} ms of RTP) in {talk_ms} ms of talk: RTP went on while on hold",
+            sent * 20
+        )
+    });
+    v.finish();
+}
+
+/// SIPp sends UPDATE with an SDP offer 500 ms after the ACK and fails unless
+/// the 200 carries an SDP answer with audio (RFC 3311 section 5.2).
+#[test]
+fn update_with_offer_is_answered_with_sdp() {
+    let work = Workdir::new("update");
+    let sipp = sipp::uas(&work, "uas-200-update-sdp-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(2000);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    // The media goes on after the UPDATE: still echoed.
+    expect_echo_of_any_length(&mut v, &json);
+    v.finish();
+}
+
+/// SIPp sends INFO with `application/dtmf-relay` "Signal=7" 500 ms after
+/// the ACK and needs a 200; the digit is reported with the call.
+#[test]
+fn info_dtmf_relay_digit_is_collected() {
+    let work = Workdir::new("info-dtmf");
+    let sipp = sipp::uas(&work, "uas-200-info-dtmf-7-expect-bye.xml").start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(2000);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    Fields::new("dial", &json).expect(&mut v, "dtmf", "7");
+    v.finish();
+}
+
+/// SIPp sends OPTIONS inside the dialog 500 ms after the ACK and needs a
+/// 200 (RFC 3261 section 11.2); the call goes on until we hang up.
+#[test]
+fn in_dialog_options_is_answered_200() {
+    let work = Workdir::new("options-in-dialog");
+    let sipp = sipp::uas(&work, "uas-200-options-in-dialog-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(2000);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    expect_echo_of_any_length(&mut v, &json);
+    v.finish();
+}
+
+/// SIPp sends a re-INVITE without SDP 500 ms after the ACK: our 200 must
+/// carry an offer (SIPp fails the call without `m=audio`) and SIPp's ACK
+/// carries the answer (RFC 3261 section 14.2); the echo goes on.
+#[test]
+fn offerless_reinvite_gets_our_offer_and_the_ack_answer() {
+    let work = Workdir::new("offerless-reinvite");
+    let sipp = sipp::uas(&work, "uas-200-offerless-reinvite-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(2000);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    expect_echo_of_any_length(&mut v, &json);
+    v.finish();
+}
+
+/// SIPp answers and sends no RTP; with `--rtp-timeout 2` we hang up about
+/// 2 s after the answer, long before the 10 s prompt ends.
+#[test]
+fn no_rtp_from_callee_ends_the_call_after_rtp_timeout() {
+    let work = Workdir::new("rtp-timeout");
+    let sipp = sipp::uas(&work, "uas-200-silent-expect-bye.xml").start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(10_000);
+    let extra = strings(&["--prompt", &prompt, "--rtp-timeout", "2"]);
+    let (mut v, json) = call.run(&extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    let f = Fields::new("dial", &json);
+    f.expect(&mut v, "cause", "local_hangup");
+    f.number_in(&mut v, "talk_ms", 1900..=4000);
+    f.number_in(&mut v, "rtp_received", 0..=0);
+    // Stopped well before the 500 packets of the prompt.
+    f.number_in(&mut v, "rtp_sent", 1..=200);
+    v.finish();
+}
+
+/// SIPp sends 183 without SDP, then answers after 1 s: progress, but no
+/// early media.
+#[test]
+fn session_progress_without_sdp_is_not_early_media() {
+    let work = Workdir::new("183-no-sdp");
+    let sipp = sipp::uas(&work, "uas-183-no-sdp-then-200.xml").start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(500);
+    let (mut v, json) = call.run(&strings(&["--prompt", &prompt]));
+    expect_answered_hung_up_by_us(&mut v, &json);
+    let f = Fields::new("dial", &json);
+    f.expect(&mut v, "early_media", false);
+    f.number_in(&mut v, "ring_ms", 900..=4000);
+    v.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Trunk health: dialcast probe -> SIPp UAS (or nothing)
+
+/// How long a `probe` may take before the test kills it.
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `dialcast probe --json` against 127.0.0.1:`port` with `extra`
+/// options; returns the run and the JSON line of each probe.
+fn probe(work: &Workdir, port: u16, extra: &[&str]) -> (Run, Vec<Value>) {
+    let mut args = strings(&[
+        "probe",
+        &format!("sip:127.0.0.1:{port}"),
+        "--bind",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    args.extend(strings(extra));
+    let run = dialcast::spawn(work, "probe", &args).finish(PROBE_LIMIT);
+    let lines = run.json_lines();
+    (run, lines)
+}
+
+/// Expects exactly `count` probe lines.
+fn expect_probe_lines(v: &mut Verdict, lines: &[Value], count: usize) {
+    v.check(lines.len() == count, || {
+        format!("probe printed {} JSON lines, expected {count}", lines.len())
+    });
+}
+
+/// SIPp answers two OPTIONS with 200: the trunk is up after each, and the
+/// probe exits 0.
+#[test]
+fn probe_answered_200_is_up() {
+    let work = Workdir::new("probe-200");
+    let mut sipp = sipp::uas(&work, "uas-options-200.xml").calls(2).start();
+    let (run, lines) = probe(
+        &work,
+        sipp.sip_port,
+        &["--count", "2", "--interval-ms", "200"],
+    );
+    let sipp_ended = sipp.wait(SIPP_AFTER_DIAL);
+    let mut v = Verdict::new(work.name());
+    sipp.check_passed(sipp_ended, &mut v);
+    run.check_exit(&mut v);
+    expect_probe_lines(&mut v, &lines, 2);
+    for (n, line) in lines.iter().enumerate() {
+        let who = format!("probe {}", n + 1);
+        let f = Fields::new(&who, line);
+        f.expect(&mut v, "probe", n + 1);
+        f.expect(&mut v, "code", 200);
+        f.expect(&mut v, "state", "up");
+        f.expect(&mut v, "backing_off_ms", Value::Null);
+        v.check(line.get("rtt_ms").is_some_and(Value::is_number), || {
+            format!(
+                "{who}: rtt_ms is {:?}, expected a number",
+                line.get("rtt_ms")
+            )
+        });
+    }
+    attach(&mut v, &work, &sipp, &[&run]);
+    v.finish();
+}
+
+/// SIPp answers OPTIONS with 503 and Retry-After: 7: the trunk is up (it
+/// answered) but backing off for the 7 s it asked for.
+#[test]
+fn probe_503_retry_after_backs_off_for_that_long() {
+    let work = Workdir::new("probe-503");
+    let mut sipp = sipp::uas(&work, "uas-options-503-retry-after-7.xml").start();
+    let (run, lines) = probe(&work, sipp.sip_port, &["--count", "1"]);
+    let sipp_ended = sipp.wait(SIPP_AFTER_DIAL);
+    let mut v = Verdict::new(work.name());
+    sipp.check_passed(sipp_ended, &mut v);
+    run.check_exit(&mut v);
+    expect_probe_lines(&mut v, &lines, 1);
+    let line = lines.first().cloned().unwrap_or(Value::Null);
+    let f = Fields::new("probe 1", &line);
+    f.expect(&mut v, "code", 503);
+    f.expect(&mut v, "state", "up");
+    f.number_in(&mut v, "backing_off_ms", 6000..=7000);
+    attach(&mut v, &work, &sipp, &[&run]);
+    v.finish();
+}
+
+/// Nothing listens on the port: three unanswered probes (300 ms timeout,
+/// 100 ms apart) leave the trunk down, and the probe exits non-zero.
+#[test]
+fn probe_to_silent_port_is_down() {
+    let work = Workdir::new("probe-down");
+    let port = ports::one();
+    let extra = [
+        "--count",
+        "3",
+        "--interval-ms",
+        "100",
+        "--timeout-ms",
+        "300",
+    ];
+    let (run, lines) = probe(&work, port, &extra);
+    let mut v = Verdict::new(work.name());
+    v.check(
+        matches!(run.ended, common::Ended::Exited(Some(code)) if code != 0),
+        || format!("probe ended {:?}, expected a non-zero exit code", run.ended),
+    );
+    expect_probe_lines(&mut v, &lines, 3);
+    for (n, line) in lines.iter().enumerate() {
+        let f = Fields::new("probe", line);
+        f.expect(&mut v, "probe", n + 1);
+        f.expect(&mut v, "code", Value::Null);
+    }
+    if let Some(last) = lines.last() {
+        Fields::new("last probe", last).expect(&mut v, "state", "down");
+    }
+    run.attach_logs(&mut v);
+    v.log("work dir (kept)", work.path().display().to_string());
+    v.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Inbound: several calls to one dialcast listen
+
+/// `dialcast listen --calls 3` called three times by SIPp (`-m 3`, started
+/// 100 ms apart at SIPp's default rate, so they overlap): three JSON lines,
+/// each call answered, its own RTP and digits "42" received, and hung up by
+/// us after the 3 s prompt.
+#[test]
+fn listen_answers_three_calls_and_prints_three_outcomes() {
+    const CALLS: u32 = 3;
+    let work = Workdir::new("listen-3-calls");
+    media::write_pcmu_pcap(&work.file("caller-audio.pcap"), 1000);
+    let prompt = work.file("prompt-3000ms.wav");
+    media::write_prompt_wav(&prompt, 3000);
+    let port = ports::one();
+    let rtp = ports::block(RTP_PORTS);
+    let args = strings(&[
+        "listen",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--rtp-ports",
+        &format!("{rtp}-{}", rtp + RTP_PORTS - 1),
+        "--prompt",
+        &prompt.display().to_string(),
+        "--calls",
+        &CALLS.to_string(),
+        "--json",
+    ]);
+    let mut listen = dialcast::spawn(&work, "listen", &args);
+    let mut v = Verdict::new(work.name());
+    if !listen.await_bound(port, Proto::Udp, Duration::from_secs(10)) {
+        let run = listen.finish(Duration::ZERO);
+        v.fail(format!("dialcast listen did not bind UDP port {port}"));
+        run.attach_logs(&mut v);
+        v.finish();
+        unreachable!("the verdict failed");
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut sipp = sipp::uac(&work, "uac-invite-rtp-dtmf-expect-bye.xml", addr)
+        .calls(CALLS)
+        .start();
+    let sipp_ended = sipp.wait(Duration::from_secs(40));
+    let run = listen.finish(Duration::from_secs(10));
+    sipp.check_passed(sipp_ended, &mut v);
+    run.check_exit(&mut v);
+    let outcomes = run.json_lines();
+    v.check(outcomes.len() == CALLS as usize, || {
+        format!(
+            "listen printed {} JSON outcomes, expected {CALLS}",
+            outcomes.len()
+        )
+    });
+    let mut call_ids = Vec::new();
+    for (n, json) in outcomes.iter().enumerate() {
+        let who = format!("listen call {}", n + 1);
+        let f = Fields::new(&who, json);
+        f.expect(&mut v, "status", "answered");
+        f.expect(&mut v, "answered", true);
+        f.expect(&mut v, "hangup_by", "us");
+        f.expect(&mut v, "dtmf", "42");
+        f.number_in(&mut v, "rtp_received", 45..=200);
+        call_ids.push(json.get("call_id").cloned().unwrap_or(Value::Null));
+    }
+    call_ids.sort_by_key(Value::to_string);
+    call_ids.dedup();
+    v.check(call_ids.len() == outcomes.len(), || {
+        format!("the outcomes share call ids: {call_ids:?}")
+    });
+    attach(&mut v, &work, &sipp, &[&run]);
+    v.finish();
+}
