@@ -558,6 +558,40 @@ mod tests {
     }
 
     #[test]
+    fn ten_minute_call_does_not_drift_when_ticks_run_late() {
+        // The scheduler wakes late by a varying amount (0-4 ms, now and then
+        // 15 ms). Deadlines are absolute, so after 10 minutes the session has
+        // sent exactly 30,000 frames and its next deadline is t0 + 30,000 x 20 ms.
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 7, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        let mut b = bufs();
+        let frames: u32 = 10 * 60 * 50;
+        let mut sent = 0u32;
+        let mut last_ts = None;
+        for i in 0..frames {
+            let lateness_us = if i % 97 == 0 { 15_000 } else { u64::from(i * 7919 % 4000) };
+            let now = t0 + PTIME * i + Duration::from_micros(lateness_us);
+            while core.next_deadline().is_some_and(|d| d <= now) {
+                let out = core.on_tick(now, &mut b.pkt, &mut b.rec);
+                if let Some((len, _)) = out.transmit {
+                    let p = parse_rtp(&b.pkt[..len]).expect("own packet parses");
+                    if let Some(prev) = last_ts {
+                        assert_eq!(p.timestamp, u32::wrapping_add(prev, 160), "frame {sent}");
+                    }
+                    last_ts = Some(p.timestamp);
+                    sent += 1;
+                }
+            }
+        }
+        assert_eq!(sent, frames);
+        assert_eq!(core.next_deadline(), Some(t0 + PTIME * frames));
+        assert_eq!(last_ts, Some((frames - 1) * 160));
+        assert_eq!(core.stats().rtp_late, u64::from(frames.div_ceil(97)), "only the 15 ms wake-ups are late");
+    }
+
+    #[test]
     fn sequence_timestamp_marker_progression() {
         let t0 = Instant::now();
         let mut core = SessionCore::with_origin(CFG, t0, 42, 65534, u32::MAX - 160);
