@@ -571,7 +571,11 @@ mod tests {
         let mut sent = 0u32;
         let mut last_ts = None;
         for i in 0..frames {
-            let lateness_us = if i % 97 == 0 { 15_000 } else { u64::from(i * 7919 % 4000) };
+            let lateness_us = if i % 97 == 0 {
+                15_000
+            } else {
+                u64::from(i * 7919 % 4000)
+            };
             let now = t0 + PTIME * i + Duration::from_micros(lateness_us);
             while core.next_deadline().is_some_and(|d| d <= now) {
                 let out = core.on_tick(now, &mut b.pkt, &mut b.rec);
@@ -588,7 +592,11 @@ mod tests {
         assert_eq!(sent, frames);
         assert_eq!(core.next_deadline(), Some(t0 + PTIME * frames));
         assert_eq!(last_ts, Some((frames - 1) * 160));
-        assert_eq!(core.stats().rtp_late, u64::from(frames.div_ceil(97)), "only the 15 ms wake-ups are late");
+        assert_eq!(
+            core.stats().rtp_late,
+            u64::from(frames.div_ceil(97)),
+            "only the 15 ms wake-ups are late"
+        );
     }
 
     #[test]
