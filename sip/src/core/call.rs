@@ -165,6 +165,17 @@ pub struct Call {
 }
 
 impl Call {
+    /// Frees what an ended call no longer needs while it lingers for
+    /// retransmissions (its messages to resend are kept as bytes).
+    pub fn compact(&mut self) {
+        self.offer = Vec::new();
+        self.invite_tail = String::new();
+        self.invite = None;
+        self.credential = None;
+        self.route_set = Vec::new();
+        self.local_media = None;
+    }
+
     /// The earliest moment something must happen on this call.
     pub fn next_deadline(&self) -> Option<Instant> {
         let rtx = [

@@ -1036,6 +1036,7 @@ impl SipCore {
         ));
         call.state = State::Ended;
         call.linger_until = Some(now + self.timers.t1 * 64);
+        call.compact();
         let peer = call.peer;
         self.send(peer, bytes);
         self.schedule(handle);
@@ -1117,6 +1118,12 @@ impl SipCore {
             return;
         };
         let role = call.role;
+        if call.state == State::Ended && method != Method::Bye {
+            // The dialog is over; only BYE retransmissions are still answered.
+            let bytes = response(&req, 481, reason(481), None, &[], None, b"");
+            self.remember_answer(&req.branch, from, bytes, now);
+            return;
+        }
         if method == Method::Bye {
             let ok = response(&req, 200, "OK", None, &[], None, b"");
             let live = matches!(
@@ -1254,6 +1261,7 @@ impl SipCore {
                     }
                     call.state = State::Ended;
                     call.linger_until = Some(now + self.timers.t1 * 64);
+                    call.compact();
                 }
                 self.events
                     .push_back(Event::Inbound(handle, InboundEvent::Ended(cause)));
@@ -1275,6 +1283,7 @@ impl SipCore {
         call.cancel_deadline = None;
         call.response_rtx = None;
         call.linger_until = Some(now + self.timers.t1 * 64);
+        call.compact();
         self.events
             .push_back(Event::Outbound(handle, CallEvent::Ended(end)));
         self.schedule(handle);
@@ -1374,3 +1383,6 @@ fn authorize(call: &Call, resp: &Incoming) -> Option<String> {
     }
     Some(value)
 }
+
+#[cfg(test)]
+mod tests;
