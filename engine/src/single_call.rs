@@ -56,6 +56,48 @@ pub struct CallOutcome {
     pub codec: Option<&'static str>,
 }
 
+/// What a finished call reports; `hangup_by` follows from `cause`.
+struct Finished {
+    status: String,
+    sip_code: u16,
+    answered: bool,
+    cause: EndCause,
+    call_id: String,
+    ring_ms: u64,
+    talk_ms: u64,
+    early_media: bool,
+}
+
+impl Finished {
+    fn with_media(self, media: (MediaStats, String, Option<&'static str>)) -> CallOutcome {
+        let (stats, dtmf, codec) = media;
+        let hangup_by = match self.cause {
+            EndCause::LocalHangup => Some("us"),
+            EndCause::RemoteHangup => Some("them"),
+            _ => None,
+        };
+        CallOutcome {
+            status: self.status,
+            sip_code: self.sip_code,
+            answered: self.answered,
+            rtp_sent: stats.rtp_sent,
+            rtp_received: stats.rtp_received,
+            rtp_lost: stats.rtp_lost,
+            rtp_late: stats.rtp_late,
+            rtp_malformed: stats.rtp_malformed,
+            jitter_ms: stats.jitter_ms,
+            dtmf,
+            ring_ms: self.ring_ms,
+            talk_ms: self.talk_ms,
+            hangup_by,
+            early_media: self.early_media,
+            cause: self.cause,
+            call_id: self.call_id,
+            codec,
+        }
+    }
+}
+
 /// The address to write into SDP: the RTP bind address, or when that is the
 /// wildcard, the local address the system would use to reach `toward`.
 pub fn advertised_ip(bind: IpAddr, toward: SocketAddr) -> IpAddr {
@@ -177,7 +219,6 @@ pub async fn dial(
     let mut answered_at: Option<Instant> = None;
     let mut early_media = false;
     let mut max_talk_at: Option<tokio::time::Instant> = None;
-    let mut hangup_by = None;
 
     let end = loop {
         tokio::select! {
@@ -219,31 +260,17 @@ pub async fn dial(
         }
     };
     let ended = Instant::now();
-    match end.cause {
-        EndCause::LocalHangup => hangup_by = Some("us"),
-        EndCause::RemoteHangup => hangup_by = Some("them"),
-        _ => {}
-    }
-    let (stats, dtmf, codec) = leg.finish();
-    Ok(CallOutcome {
+    Ok(Finished {
         status: end.status.as_str().to_string(),
         sip_code: end.sip_code,
         answered: answered_at.is_some(),
-        rtp_sent: stats.rtp_sent,
-        rtp_received: stats.rtp_received,
-        rtp_lost: stats.rtp_lost,
-        rtp_late: stats.rtp_late,
-        rtp_malformed: stats.rtp_malformed,
-        jitter_ms: stats.jitter_ms,
-        dtmf,
-        ring_ms: millis(answered_at.unwrap_or(ended) - started),
-        talk_ms: answered_at.map_or(0, |at| millis(ended - at)),
-        hangup_by,
-        early_media,
         cause: end.cause,
         call_id: call.call_id().to_string(),
-        codec,
-    })
+        ring_ms: millis(answered_at.unwrap_or(ended) - started),
+        talk_ms: answered_at.map_or(0, |at| millis(ended - at)),
+        early_media,
+    }
+    .with_media(leg.finish()))
 }
 
 /// Answers one inbound call, plays the prompt, hangs up after it (or when the
@@ -272,27 +299,18 @@ pub async fn answer(
     let negotiated = match call.answer(local) {
         Ok(m) => m,
         Err(e) => {
-            let (stats, dtmf, _) = leg.finish();
             tracing::info!(error = %e, "inbound call refused");
-            return Ok(CallOutcome {
+            return Ok(Finished {
                 status: "failed".into(),
                 sip_code: 488,
                 answered: false,
-                rtp_sent: stats.rtp_sent,
-                rtp_received: stats.rtp_received,
-                rtp_lost: 0,
-                rtp_late: 0,
-                rtp_malformed: 0,
-                jitter_ms: 0.0,
-                dtmf,
-                ring_ms: millis(started.elapsed()),
-                talk_ms: 0,
-                hangup_by: None,
-                early_media: false,
                 cause: EndCause::Error,
                 call_id,
-                codec: None,
-            });
+                ring_ms: millis(started.elapsed()),
+                talk_ms: 0,
+                early_media: false,
+            }
+            .with_media(leg.finish()));
         }
     };
     let answered_at = Instant::now();
@@ -323,31 +341,17 @@ pub async fn answer(
         }
     };
     let ended = Instant::now();
-    let (stats, dtmf, codec) = leg.finish();
-    let hangup_by = match cause {
-        EndCause::LocalHangup => Some("us"),
-        EndCause::RemoteHangup => Some("them"),
-        _ => None,
-    };
-    Ok(CallOutcome {
+    Ok(Finished {
         status: "answered".into(),
         sip_code: 200,
         answered: true,
-        rtp_sent: stats.rtp_sent,
-        rtp_received: stats.rtp_received,
-        rtp_lost: stats.rtp_lost,
-        rtp_late: stats.rtp_late,
-        rtp_malformed: stats.rtp_malformed,
-        jitter_ms: stats.jitter_ms,
-        dtmf,
-        ring_ms: millis(answered_at - started),
-        talk_ms: millis(ended - answered_at),
-        hangup_by,
-        early_media: false,
         cause,
         call_id,
-        codec,
-    })
+        ring_ms: millis(answered_at - started),
+        talk_ms: millis(ended - answered_at),
+        early_media: false,
+    }
+    .with_media(leg.finish()))
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

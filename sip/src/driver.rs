@@ -297,31 +297,23 @@ impl Driver {
         match event {
             Event::Outbound(handle, event) => {
                 let ended = matches!(event, CallEvent::Ended(_));
-                if let Some(sender) = self.outbound.get(&handle) {
-                    if sender.try_send(event).is_err() {
-                        self.shared
-                            .counters
-                            .events_dropped
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if ended {
-                    self.outbound.remove(&handle);
-                }
+                deliver(
+                    &mut self.outbound,
+                    handle,
+                    event,
+                    ended,
+                    &self.shared.counters,
+                );
             }
             Event::Inbound(handle, event) => {
                 let ended = matches!(event, InboundEvent::Ended(_));
-                if let Some(sender) = self.inbound.get(&handle) {
-                    if sender.try_send(event).is_err() {
-                        self.shared
-                            .counters
-                            .events_dropped
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if ended {
-                    self.inbound.remove(&handle);
-                }
+                deliver(
+                    &mut self.inbound,
+                    handle,
+                    event,
+                    ended,
+                    &self.shared.counters,
+                );
             }
             Event::Offered(handle, offered) => {
                 let (tx, rx) = mpsc::channel(CALL_EVENT_QUEUE);
@@ -351,6 +343,25 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Hands `event` to the call's owner without waiting (a full queue drops it
+/// and counts the drop) and forgets the owner after the last event.
+fn deliver<E>(
+    owners: &mut HashMap<CallHandle, mpsc::Sender<E>>,
+    handle: CallHandle,
+    event: E,
+    last: bool,
+    counters: &SipCounters,
+) {
+    if let Some(sender) = owners.get(&handle) {
+        if sender.try_send(event).is_err() {
+            counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if last {
+        owners.remove(&handle);
     }
 }
 

@@ -192,20 +192,7 @@ pub fn validate_request(req: &Request) -> Result<(), Malformed> {
     common_headers(&req.headers, req.body.len(), Strictness::Request)?;
 
     // CSeq: exactly one (checked above), readable, in range, same method.
-    let cseq = req
-        .cseq_header()
-        .map_err(|_| Malformed::Missing { header: "CSeq" })?
-        .typed()
-        .map_err(|_| Malformed::BadValue {
-            header: "CSeq",
-            reason: "not `number method` with a number below 2^32",
-        })?;
-    if cseq.seq > MAX_CSEQ {
-        return Err(Malformed::BadValue {
-            header: "CSeq",
-            reason: "sequence number is 2^31 or more",
-        });
-    }
+    let cseq = readable_cseq(req.cseq_header())?;
     if cseq.method != req.method {
         return Err(Malformed::CSeqMethodMismatch {
             request: req.method,
@@ -326,8 +313,15 @@ pub fn validate_response(resp: &Response) -> Result<(), Malformed> {
         return Err(Malformed::StatusCode { code });
     }
     common_headers(&resp.headers, resp.body.len(), Strictness::Response)?;
-    let cseq = resp
-        .cseq_header()
+    readable_cseq(resp.cseq_header())?;
+    Ok(())
+}
+
+/// The CSeq header, typed, with a sequence number RFC 3261 §8.1.1.5 allows.
+fn readable_cseq<E>(
+    header: Result<&rsipstack::sip::headers::CSeq, E>,
+) -> Result<rsipstack::sip::typed::CSeq, Malformed> {
+    let cseq = header
         .map_err(|_| Malformed::Missing { header: "CSeq" })?
         .typed()
         .map_err(|_| Malformed::BadValue {
@@ -340,7 +334,7 @@ pub fn validate_response(resp: &Response) -> Result<(), Malformed> {
             reason: "sequence number is 2^31 or more",
         });
     }
-    Ok(())
+    Ok(cseq)
 }
 
 /// How closely to look at name-addr grammar.

@@ -965,66 +965,66 @@ impl SipCore {
     }
 
     fn uas_answer(&mut self, handle: CallHandle, sdp: Vec<u8>, local: LocalMedia, now: Instant) {
-        let contact = self.contact(
-            self.calls
-                .get(&handle)
-                .map_or(Transport::Udp, |c| c.peer.transport),
-        );
-        let Some(call) = self.calls.get_mut(&handle) else {
-            return;
-        };
-        if call.role != Role::Uas || call.state != State::Setup {
-            return;
+        let transport = self
+            .calls
+            .get(&handle)
+            .map_or(Transport::Udp, |c| c.peer.transport);
+        let contact = self.contact(transport);
+        let user_agent = self.user_agent.clone();
+        let extra = [
+            ("Contact", contact.as_str()),
+            ("Allow", crate::ALLOWED_METHODS),
+            ("User-Agent", user_agent.as_str()),
+        ];
+        if self.uas_final(handle, 200, &extra, Some("application/sdp"), &sdp, now) {
+            if let Some(call) = self.calls.get_mut(&handle) {
+                call.local_media = Some(local);
+                call.state = State::WaitAck;
+            }
+            self.schedule(handle);
         }
-        let Some(invite) = call.invite.as_ref() else {
-            return;
-        };
-        let bytes = response(
-            invite,
-            200,
-            "OK",
-            Some(&call.local_tag),
-            &[
-                ("Contact", &contact),
-                ("Allow", crate::ALLOWED_METHODS),
-                ("User-Agent", &self.user_agent),
-            ],
-            Some("application/sdp"),
-            &sdp,
-        );
-        call.local_media = Some(local);
-        call.state = State::WaitAck;
-        call.last_invite_response = Some(bytes.clone());
-        call.response_rtx = Some(Retransmit::new(
-            bytes.clone(),
-            call.peer,
-            now,
-            self.timers.t1,
-            Some(self.timers.t2),
-        ));
-        let peer = call.peer;
-        self.send(peer, bytes);
-        self.schedule(handle);
     }
 
     fn uas_reject(&mut self, handle: CallHandle, code: u16, now: Instant) {
+        if self.uas_final(handle, code, &[], None, b"", now) {
+            if let Some(call) = self.calls.get_mut(&handle) {
+                call.state = State::Ended;
+                call.linger_until = Some(now + self.timers.t1 * 64);
+                call.compact();
+            }
+            self.schedule(handle);
+        }
+    }
+
+    /// Sends the final response to an unanswered inbound INVITE and keeps
+    /// resending it until the ACK (Timer G, capped at T2; Timer H gives up).
+    /// Returns false when the call is not an unanswered inbound one.
+    fn uas_final(
+        &mut self,
+        handle: CallHandle,
+        code: u16,
+        extra: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: &[u8],
+        now: Instant,
+    ) -> bool {
         let Some(call) = self.calls.get_mut(&handle) else {
-            return;
+            return false;
         };
         if call.role != Role::Uas || call.state != State::Setup {
-            return;
+            return false;
         }
         let Some(invite) = call.invite.as_ref() else {
-            return;
+            return false;
         };
         let bytes = response(
             invite,
             code,
             reason(code),
             Some(&call.local_tag),
-            &[],
-            None,
-            b"",
+            extra,
+            content_type,
+            body,
         );
         call.last_invite_response = Some(bytes.clone());
         call.response_rtx = Some(Retransmit::new(
@@ -1034,12 +1034,9 @@ impl SipCore {
             self.timers.t1,
             Some(self.timers.t2),
         ));
-        call.state = State::Ended;
-        call.linger_until = Some(now + self.timers.t1 * 64);
-        call.compact();
         let peer = call.peer;
         self.send(peer, bytes);
-        self.schedule(handle);
+        true
     }
 
     fn on_ack(&mut self, req: Incoming, now: Instant) {
