@@ -34,6 +34,8 @@ pub struct DialerBench {
     pub skip_baseline: bool,
     /// Run our side on tokio's multi-thread runtime instead of one thread.
     pub multi_thread: bool,
+    /// Rounds to run (each side's median round is reported).
+    pub repeat: u32,
     pub work_dir: std::path::PathBuf,
 }
 
@@ -69,18 +71,41 @@ pub struct DialerReport {
     pub machine: crate::Machine,
     pub dialcast: SideReport,
     pub sipp: Option<SideReport>,
+    /// CPU per call of every round, in order.
+    pub rounds: Vec<Round>,
     /// dialcast / SIPp, per figure (for CPU and memory, lower is better).
     pub ratios: BTreeMap<&'static str, f64>,
 }
 
-/// Runs the benchmark: our side first, then the baseline, each against a fresh UAS.
+/// CPU per call of one round: (dialcast, SIPp or 0 when skipped).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Round {
+    pub dialcast_cpu_s_per_call: f64,
+    pub sipp_cpu_s_per_call: f64,
+}
+
+/// Runs the benchmark `bench.repeat` times, our side then the baseline each
+/// round, each against a fresh UAS; reports each side's round with the median
+/// CPU per call (the machine is shared and one round's figures vary by ±10 %).
 pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
-    let ours = run_dialcast(bench)?;
-    let baseline = if bench.skip_baseline {
-        None
-    } else {
-        Some(run_sipp_baseline(bench)?)
-    };
+    let mut ours_runs = Vec::new();
+    let mut baseline_runs = Vec::new();
+    for _ in 0..bench.repeat.max(1) {
+        ours_runs.push(run_dialcast(bench)?);
+        if !bench.skip_baseline {
+            baseline_runs.push(run_sipp_baseline(bench)?);
+        }
+    }
+    let rounds = ours_runs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| Round {
+            dialcast_cpu_s_per_call: o.cpu_s_per_call,
+            sipp_cpu_s_per_call: baseline_runs.get(i).map_or(0.0, |b| b.cpu_s_per_call),
+        })
+        .collect();
+    let ours = median_by_cpu(ours_runs).context("no run")?;
+    let baseline = median_by_cpu(baseline_runs);
     let mut ratios = BTreeMap::new();
     if let Some(b) = &baseline {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
@@ -108,8 +133,16 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         machine: crate::Machine::describe(),
         dialcast: ours,
         sipp: baseline,
+        rounds,
         ratios,
     })
+}
+
+/// The run with the median CPU per call (the upper one of two middles).
+fn median_by_cpu(mut runs: Vec<SideReport>) -> Option<SideReport> {
+    runs.sort_by(|a, b| a.cpu_s_per_call.total_cmp(&b.cpu_s_per_call));
+    let middle = runs.len() / 2;
+    runs.into_iter().nth(middle)
 }
 
 /// Starts the SIPp callee on a free port; returns it and its address.

@@ -8,6 +8,7 @@
 //! reading and the queue fills, further events are dropped and counted); new
 //! inbound calls in `endpoint::INBOUND_QUEUE_CAPACITY` (full: 503).
 
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -72,10 +73,11 @@ pub struct Driver {
     core: SipCore,
     socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
-    outbound: HashMap<CallHandle, mpsc::Sender<CallEvent>>,
-    inbound: HashMap<CallHandle, mpsc::Sender<InboundEvent>>,
+    // Keyed by our own handles and probe ids: FxHash (see core/mod.rs).
+    outbound: FxHashMap<CallHandle, mpsc::Sender<CallEvent>>,
+    inbound: FxHashMap<CallHandle, mpsc::Sender<InboundEvent>>,
     inbound_queue: mpsc::Sender<InboundCall>,
-    probes: HashMap<u64, ProbeReply>,
+    probes: FxHashMap<u64, ProbeReply>,
     next_probe: u64,
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     tcp_pending: HashMap<SocketAddr, Vec<Vec<u8>>>,
@@ -92,13 +94,13 @@ impl Driver {
             core,
             socket,
             shared,
-            outbound: HashMap::new(),
-            inbound: HashMap::new(),
+            outbound: FxHashMap::default(),
+            inbound: FxHashMap::default(),
             inbound_queue,
-            probes: HashMap::new(),
+            probes: FxHashMap::default(),
             next_probe: 1,
-            tcp: HashMap::new(),
-            tcp_pending: HashMap::new(),
+            tcp: HashMap::default(),
+            tcp_pending: HashMap::default(),
         }
     }
 
@@ -349,7 +351,7 @@ impl Driver {
 /// Hands `event` to the call's owner without waiting (a full queue drops it
 /// and counts the drop) and forgets the owner after the last event.
 fn deliver<E>(
-    owners: &mut HashMap<CallHandle, mpsc::Sender<E>>,
+    owners: &mut FxHashMap<CallHandle, mpsc::Sender<E>>,
     handle: CallHandle,
     event: E,
     last: bool,

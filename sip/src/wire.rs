@@ -29,6 +29,11 @@ pub fn read_message(bytes: &[u8]) -> ReadOutcome {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return ReadOutcome::KeepAlive;
     }
+    if bytes.starts_with(b"SIP/2.0 ") {
+        if let Some(response) = crate::core::fast::read_response(bytes) {
+            return ReadOutcome::Message(Box::new(response));
+        }
+    }
     let parsed = match std::panic::catch_unwind(|| SipMessage::try_from(bytes)) {
         Ok(Ok(message)) => message,
         _ => return ReadOutcome::Unparseable,

@@ -37,6 +37,9 @@ enum Command {
         /// Run only our side.
         #[arg(long)]
         skip_baseline: bool,
+        /// Rounds (ours, then SIPp's); each side's median round is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
         /// Tokio runtime for our side: current (one thread, the default) or multi.
         #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
         runtime: String,
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
             rtp,
             json,
             skip_baseline,
+            repeat,
             runtime,
             work_dir,
         } => {
@@ -78,6 +82,7 @@ fn main() -> anyhow::Result<()> {
                 rtp,
                 skip_baseline,
                 multi_thread: runtime == "multi",
+                repeat,
                 work_dir,
             })?;
             let line = serde_json::to_string(&report)?;
