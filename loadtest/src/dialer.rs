@@ -36,6 +36,9 @@ pub struct DialerBench {
     pub multi_thread: bool,
     /// Rounds to run (each side's median round is reported).
     pub repeat: u32,
+    /// With RTP: capture this many seconds of steady state with tcpdump and
+    /// measure both sides' pacing on the wire.
+    pub capture_secs: Option<u64>,
     pub work_dir: std::path::PathBuf,
 }
 
@@ -57,6 +60,8 @@ pub struct SideReport {
     pub rtp_received: u64,
     /// Why calls failed, by cause.
     pub failures: BTreeMap<String, u64>,
+    /// RTP pacing seen on the wire (with `--capture-secs`), same method both sides.
+    pub wire: Option<crate::wire::WirePacing>,
 }
 
 /// The whole report.
@@ -118,6 +123,12 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         if let (Some(a), Some(c)) = (ours.rtp_late_ratio, b.rtp_late_ratio) {
             ratios.insert("rtp_late_ratio", ratio(a, c));
         }
+        if let (Some(a), Some(c)) = (ours.wire, b.wire) {
+            ratios.insert(
+                "wire_gap_over_25ms_ratio",
+                ratio(a.gap_over_25ms_ratio, c.gap_over_25ms_ratio),
+            );
+        }
     }
     Ok(DialerReport {
         benchmark: "dialer",
@@ -138,6 +149,31 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
     })
 }
 
+type Capture = Option<(
+    std::thread::JoinHandle<anyhow::Result<()>>,
+    std::path::PathBuf,
+)>;
+
+/// Starts a tcpdump of the RTP going to the callee once the run reaches its
+/// steady state (all calls up: after one hold time), if asked for.
+fn start_capture(bench: &DialerBench, media_port: u16, side: &str) -> Capture {
+    let secs = bench.capture_secs.filter(|_| bench.rtp)?;
+    let path = bench.work_dir.join(format!("{side}-rtp.pcap"));
+    let delay = bench.hold + Duration::from_millis(300);
+    let handle = crate::wire::capture_later(media_port, delay, Duration::from_secs(secs), &path);
+    Some((handle, path))
+}
+
+fn finish_capture(capture: Capture) -> anyhow::Result<Option<crate::wire::WirePacing>> {
+    let Some((handle, path)) = capture else {
+        return Ok(None);
+    };
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))??;
+    crate::wire::analyze(&path).map(Some)
+}
+
 /// The run with the median CPU per call (the upper one of two middles).
 fn median_by_cpu(mut runs: Vec<SideReport>) -> Option<SideReport> {
     runs.sort_by(|a, b| a.cpu_s_per_call.total_cmp(&b.cpu_s_per_call));
@@ -146,7 +182,7 @@ fn median_by_cpu(mut runs: Vec<SideReport>) -> Option<SideReport> {
 }
 
 /// Starts the SIPp callee on a free port; returns it and its address.
-fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAddr)> {
+fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAddr, u16)> {
     let port = sipp::free_udp_port()?;
     let media_port = sipp::free_udp_port()?;
     let mut args = vec![
@@ -177,11 +213,16 @@ fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAdd
     let uas = Sipp::spawn(&args, &bench.work_dir.join(name))?;
     // Give it a moment to bind.
     std::thread::sleep(Duration::from_millis(300));
-    Ok((uas, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)))
+    Ok((
+        uas,
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        media_port,
+    ))
 }
 
 fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
-    let (mut uas, target) = start_uas(bench, "dialcast-uas")?;
+    let (mut uas, target, media_port) = start_uas(bench, "dialcast-uas")?;
+    let capture = start_capture(bench, media_port, "dialcast");
     // Call control runs on one thread (the media engine has its own), as in
     // the dialer; `--runtime multi` measures a work-stealing runtime instead.
     let runtime = if bench.multi_thread {
@@ -202,6 +243,7 @@ fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
     report.cpu_s = (cpu_after.cpu - cpu_before.cpu).as_secs_f64();
     report.cpu_s_per_call = report.cpu_s / bench.calls.max(1) as f64;
     report.rss_mb_peak = cpu_after.rss_peak_mb;
+    report.wire = finish_capture(capture)?;
     report.achieved_cps =
         report.completed as f64 / (report.wall_s - bench.hold.as_secs_f64()).max(0.001);
     if !uas.is_running() {
@@ -409,7 +451,8 @@ fn tone_8k(ms: usize) -> Vec<i16> {
 }
 
 fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
-    let (mut uas, target) = start_uas(bench, "sipp-uas")?;
+    let (mut uas, target, media_port) = start_uas(bench, "sipp-uas")?;
+    let capture = start_capture(bench, media_port, "sipp");
     let dir = bench.work_dir.join("sipp-uac");
     std::fs::create_dir_all(&dir)?;
     let scenario = if bench.rtp {
@@ -478,7 +521,9 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
     if stats.failed > 0 || code != 0 {
         failures.insert(format!("sipp exit {code}"), stats.failed);
     }
+    let wire = finish_capture(capture)?;
     Ok(SideReport {
+        wire,
         calls: bench.calls,
         completed: stats.successful,
         failed: stats.failed,

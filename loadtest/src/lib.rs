@@ -5,6 +5,7 @@
 pub mod dialer;
 pub mod procstat;
 pub mod sipp;
+pub mod wire;
 
 use serde::Serialize;
 

@@ -40,6 +40,10 @@ enum Command {
         /// Rounds (ours, then SIPp's); each side's median round is reported.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// With --rtp: tcpdump this many seconds of steady state and measure
+        /// both sides' RTP pacing on the wire (needs tcpdump).
+        #[arg(long)]
+        capture_secs: Option<u64>,
         /// Tokio runtime for our side: current (one thread, the default) or multi.
         #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
         runtime: String,
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             json,
             skip_baseline,
             repeat,
+            capture_secs,
             runtime,
             work_dir,
         } => {
@@ -83,6 +88,7 @@ fn main() -> anyhow::Result<()> {
                 skip_baseline,
                 multi_thread: runtime == "multi",
                 repeat,
+                capture_secs,
                 work_dir,
             })?;
             let line = serde_json::to_string(&report)?;
