@@ -169,8 +169,8 @@ impl MediaLeg {
         }
     }
 
-    fn finish(self) -> (MediaStats, String, Option<&'static str>) {
-        let mut stats = self.session.close();
+    async fn finish(self) -> (MediaStats, String, Option<&'static str>) {
+        let mut stats = self.session.close().await;
         let mut dtmf = std::mem::take(&mut stats.dtmf);
         dtmf.push_str(&self.dtmf_from_info);
         (stats, dtmf, self.codec)
@@ -270,7 +270,7 @@ pub async fn dial(
         talk_ms: answered_at.map_or(0, |at| millis(ended - at)),
         early_media,
     }
-    .with_media(leg.finish()))
+    .with_media(leg.finish().await))
 }
 
 /// Answers one inbound call, plays the prompt, hangs up after it (or when the
@@ -310,7 +310,7 @@ pub async fn answer(
                 talk_ms: 0,
                 early_media: false,
             }
-            .with_media(leg.finish()));
+            .with_media(leg.finish().await));
         }
     };
     let answered_at = Instant::now();
@@ -351,7 +351,7 @@ pub async fn answer(
         talk_ms: millis(ended - answered_at),
         early_media: false,
     }
-    .with_media(leg.finish()))
+    .with_media(leg.finish().await))
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

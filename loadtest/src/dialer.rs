@@ -427,7 +427,7 @@ async fn one_call(
         }
     }
     if let Some(s) = session {
-        let stats = s.close();
+        let stats = s.close().await;
         counters
             .rtp_sent
             .fetch_add(stats.rtp_sent, Ordering::Relaxed);

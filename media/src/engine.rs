@@ -390,22 +390,25 @@ impl MediaSession {
     }
 
     /// Unregister, free the port, finalize the recording and return the final
-    /// stats. Blocks the caller briefly (the scheduler answers at once; the
-    /// recorder writes the WAV header).
-    pub fn close(mut self) -> MediaStats {
+    /// stats. Waits (without blocking the thread) for the scheduler's answer
+    /// and, when recording, for the recorder to write the WAV header.
+    pub async fn close(mut self) -> MediaStats {
         self.closed = true;
         self.engine.active.fetch_sub(1, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let stats = if self.shard.send(Command::Close {
             id: self.id,
             reply: Some(tx),
         }) {
-            rx.recv().unwrap_or_else(|_| self.stats())
+            match rx.await {
+                Ok(stats) => stats,
+                Err(_) => self.stats(),
+            }
         } else {
             self.stats()
         };
         if self.recording.load(Ordering::Relaxed) {
-            let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             if self
                 .engine
                 .recorder
@@ -415,7 +418,7 @@ impl MediaSession {
                 })
                 .is_ok()
             {
-                let _ = done_rx.recv();
+                let _ = done_rx.await;
             }
         }
         stats
@@ -433,7 +436,7 @@ impl Drop for MediaSession {
             reply: None,
         });
         if self.recording.load(Ordering::Relaxed) {
-            let (done, _) = std::sync::mpsc::sync_channel(1);
+            let (done, _) = tokio::sync::oneshot::channel();
             let _ = self
                 .engine
                 .recorder

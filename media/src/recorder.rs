@@ -42,7 +42,7 @@ pub(crate) enum RecorderMsg {
     },
     Finish {
         id: u64,
-        done: SyncSender<()>,
+        done: tokio::sync::oneshot::Sender<()>,
     },
     Shutdown,
 }
@@ -126,7 +126,7 @@ fn run(rx: Receiver<RecorderMsg>) {
                         tracing::warn!(error = %e, "recording finalize failed");
                     }
                 }
-                let _ = done.try_send(());
+                let _ = done.send(());
             }
             Ok(RecorderMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                 for (_, o) in open.drain() {

@@ -86,7 +86,7 @@ pub(crate) enum Command {
     },
     Close {
         id: u64,
-        reply: Option<SyncSender<MediaStats>>,
+        reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
     },
     Shutdown,
 }
@@ -304,7 +304,7 @@ impl Scheduler {
                 Command::Close { id, reply } => {
                     let stats = self.close(id);
                     if let Some(reply) = reply {
-                        let _ = reply.try_send(stats.unwrap_or_default());
+                        let _ = reply.send(stats.unwrap_or_default());
                     }
                 }
                 Command::Shutdown => {

@@ -85,8 +85,8 @@ async fn two_sessions_talk_and_counts_match() {
         Some(MediaEvent::PlaybackFinished)
     );
     tokio::time::sleep(Duration::from_millis(150)).await; // let the last packet land
-    let sa = a.close();
-    let sb = b.close();
+    let sa = a.close().await;
+    let sb = b.close().await;
     assert_eq!(sa.rtp_sent, 25, "send_silence off: only prompt frames");
     assert_eq!(sb.rtp_received, 25);
     assert_eq!(sb.rtp_lost, 0);
@@ -167,7 +167,7 @@ async fn inactivity_timeout_fires() {
         waited >= Duration::from_millis(300) && waited < Duration::from_millis(1000),
         "{waited:?}"
     );
-    let stats = s.close();
+    let stats = s.close().await;
     assert!(stats.rtp_sent >= 10, "kept sending: {}", stats.rtp_sent);
 }
 
@@ -219,7 +219,7 @@ async fn dtmf_malformed_and_stats_through_the_engine() {
     assert_eq!(snap.dtmf, "1#");
     assert_eq!(snap.rtp_malformed, 2);
     assert_eq!(snap.rtp_received, 10);
-    let fin = s.close();
+    let fin = s.close().await;
     assert_eq!(fin.dtmf, "1#");
 }
 
@@ -254,7 +254,7 @@ async fn pacing_matches_wall_clock() {
     );
     let ts_span = last.1.wrapping_sub(ts0);
     assert_eq!(ts_span, (count - 1) * 160);
-    let stats = s.close();
+    let stats = s.close().await;
     // A shared CI machine can stall the thread; most packets must still be on time.
     assert!(
         stats.rtp_late * 10 < stats.rtp_sent,
@@ -306,7 +306,7 @@ async fn recording_is_readable_mid_call_and_complete_at_close() {
         }
     }
     assert!(checked_mid_call);
-    let stats = s.close();
+    let stats = s.close().await;
     assert!(stats.rtp_received > 100);
     let r = hound::WavReader::open(&path).expect("final file");
     let samples: Vec<i16> = r.into_samples().collect::<Result<_, _>>().expect("samples");
@@ -343,7 +343,7 @@ async fn port_range_exhaustion_and_reuse() {
         Err(dialcast_media::MediaError::PortRangeExhausted { .. })
     ));
     let freed = a.local_addr().port();
-    a.close();
+    a.close().await;
     let c = eng.open_session().expect("port reused after close");
     assert_eq!(c.local_addr().port(), freed);
     drop(b);
