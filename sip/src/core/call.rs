@@ -165,6 +165,57 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call in `Setup` with nothing negotiated yet; the caller fills in the
+    /// parties and what its direction needs.
+    pub fn new(
+        role: Role,
+        call_id: String,
+        local_tag: String,
+        peer: Peer,
+        invite_branch: String,
+        invite_cseq: u32,
+    ) -> Call {
+        Call {
+            role,
+            state: State::Setup,
+            call_id,
+            local_tag,
+            remote_tag: None,
+            local_party: String::new(),
+            remote_party: String::new(),
+            request_uri: String::new(),
+            remote_target: None,
+            route_set: Vec::new(),
+            peer,
+            local_cseq: 0,
+            invite_cseq,
+            invite_branch,
+            invite_tail: String::new(),
+            offer: Vec::new(),
+            local_media: None,
+            sdp_session_id: 0,
+            sdp_version: 1,
+            credential: None,
+            auth_tries: 0,
+            ring_deadline: None,
+            cancel: Cancel::None,
+            cancel_cause: None,
+            cancel_deadline: None,
+            invite_rtx: None,
+            cancel_rtx: None,
+            bye_rtx: None,
+            bye_branch: None,
+            response_rtx: None,
+            last_invite_response: None,
+            reinvite_rtx: None,
+            ack: None,
+            invite: None,
+            linger_until: None,
+            timer_gen: 0,
+            timer_at: None,
+        }
+    }
+
     /// Frees what an ended call no longer needs while it lingers for
     /// retransmissions (its messages to resend are kept as bytes).
     pub fn compact(&mut self) {

@@ -11,9 +11,7 @@
 //! full path (rsipstack's parser plus `crate::validate`), so nothing is
 //! accepted here that the full path would refuse.
 
-use rsipstack::sip::Method;
-
-use super::msg::{param, split_list, tag_of, uri_of, Incoming, Kind};
+use super::msg::{split_list, uri_of, Fields, Incoming, Kind};
 
 /// Reads a well-formed response, or `None` to let the full path decide.
 pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
@@ -77,26 +75,13 @@ pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
         return None;
     }
     let call_id = call_id.filter(|c| !c.is_empty() && !c.contains(char::is_whitespace))?;
-    let (from, to, cseq) = (from?, to?, cseq?);
-    let top_via = vias.first()?;
-    let branch = param(top_via, "branch").unwrap_or_default().to_string();
-    let (num, method) = cseq.split_once(char::is_whitespace)?;
-    let cseq_num: u32 = num.trim().parse().ok()?;
-    if cseq_num > super::super::validate::MAX_CSEQ {
-        return None;
-    }
-    let cseq_method = Method::try_from(method.trim()).ok()?;
-    Some(Incoming {
+    let message = Incoming::assemble(Fields {
         kind: Kind::Response { code },
-        branch,
-        call_id,
-        from_tag: tag_of(&from).unwrap_or_default().to_string(),
-        to_tag: tag_of(&to).map(str::to_string),
+        vias,
+        call_id: Some(call_id),
         from,
         to,
-        vias,
-        cseq: cseq_num,
-        cseq_method,
+        cseq,
         contact,
         record_route,
         content_type,
@@ -104,6 +89,8 @@ pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
         challenge: None,
         body: body.to_vec(),
     })
+    .ok()?;
+    (message.cseq <= crate::validate::MAX_CSEQ).then_some(message)
 }
 
 enum Known {

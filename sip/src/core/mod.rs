@@ -278,45 +278,24 @@ impl SipCore {
             tail.push_str(value);
             tail.push_str("\r\n");
         }
-        let mut call = Call {
-            role: Role::Uac,
-            state: State::Setup,
-            call_id: dial.call_id,
-            local_party: format!("{};tag={local_tag}", dial.from),
-            local_tag,
-            remote_tag: None,
-            remote_party: format!("<{}>", dial.target_uri),
-            request_uri: dial.target_uri,
-            remote_target: None,
-            route_set: Vec::new(),
-            peer: dial.peer,
-            local_cseq: 1,
-            invite_cseq: 1,
-            invite_branch: new_branch(),
-            invite_tail: tail,
-            offer: dial.offer,
-            local_media: Some(dial.local_media),
-            sdp_session_id: dial.sdp_session_id,
-            sdp_version: 1,
-            credential: dial.credential,
-            auth_tries: 0,
-            ring_deadline: Some(now + dial.ring_timeout),
-            cancel: Cancel::None,
-            cancel_cause: None,
-            cancel_deadline: None,
-            invite_rtx: None,
-            cancel_rtx: None,
-            bye_rtx: None,
-            bye_branch: None,
-            response_rtx: None,
-            last_invite_response: None,
-            reinvite_rtx: None,
-            ack: None,
-            invite: None,
-            linger_until: None,
-            timer_gen: 0,
-            timer_at: None,
-        };
+        let mut call = Call::new(
+            Role::Uac,
+            dial.call_id,
+            local_tag.clone(),
+            dial.peer,
+            new_branch(),
+            1,
+        );
+        call.local_party = format!("{};tag={local_tag}", dial.from);
+        call.remote_party = format!("<{}>", dial.target_uri);
+        call.request_uri = dial.target_uri;
+        call.local_cseq = 1;
+        call.invite_tail = tail;
+        call.offer = dial.offer;
+        call.local_media = Some(dial.local_media);
+        call.sdp_session_id = dial.sdp_session_id;
+        call.credential = dial.credential;
+        call.ring_deadline = Some(now + dial.ring_timeout);
         let bytes = call.invite_request(&self.local, None);
         call.invite_rtx = Some(Retransmit::new(
             bytes.clone(),
@@ -890,48 +869,26 @@ impl SipCore {
             offer: req.body.clone(),
         };
         let trying = response(&req, 100, "Trying", None, &[], None, b"");
-        let call = Call {
-            role: Role::Uas,
-            state: State::Setup,
-            call_id: req.call_id.clone(),
-            local_party: msg::with_tag(&req.to, &local_tag),
-            local_tag: local_tag.clone(),
-            remote_tag: Some(req.from_tag.clone()),
-            remote_party: req.from.clone(),
-            request_uri: match &req.kind {
-                Kind::Request { uri, .. } => uri.clone(),
-                Kind::Response { .. } => String::new(),
-            },
-            remote_target: req.contact.clone(),
-            route_set: req.record_route.clone(),
-            peer: from,
-            local_cseq: 0,
-            invite_cseq: req.cseq,
-            invite_branch: req.branch.clone(),
-            invite_tail: String::new(),
-            offer: req.body.clone(),
-            local_media: None,
-            sdp_session_id: u64::from(rand::random::<u32>()),
-            sdp_version: 1,
-            credential: None,
-            auth_tries: 0,
-            ring_deadline: None,
-            cancel: Cancel::None,
-            cancel_cause: None,
-            cancel_deadline: None,
-            invite_rtx: None,
-            cancel_rtx: None,
-            bye_rtx: None,
-            bye_branch: None,
-            response_rtx: None,
-            last_invite_response: Some(trying.clone()),
-            reinvite_rtx: None,
-            ack: None,
-            invite: Some(req),
-            linger_until: None,
-            timer_gen: 0,
-            timer_at: None,
-        };
+        let mut call = Call::new(
+            Role::Uas,
+            req.call_id.clone(),
+            local_tag.clone(),
+            from,
+            req.branch.clone(),
+            req.cseq,
+        );
+        call.local_party = msg::with_tag(&req.to, &local_tag);
+        call.remote_tag = Some(req.from_tag.clone());
+        call.remote_party = req.from.clone();
+        if let Kind::Request { uri, .. } = &req.kind {
+            call.request_uri = uri.clone();
+        }
+        call.remote_target = req.contact.clone();
+        call.route_set = req.record_route.clone();
+        call.offer = req.body.clone();
+        call.sdp_session_id = u64::from(rand::random::<u32>());
+        call.last_invite_response = Some(trying.clone());
+        call.invite = Some(req);
         self.server_invites
             .insert(call.invite_branch.clone(), handle);
         self.dialogs

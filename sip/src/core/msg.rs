@@ -35,6 +35,22 @@ pub struct Incoming {
     pub body: Vec<u8>,
 }
 
+/// The raw fields a reader collected, before [`Incoming::assemble`].
+pub(crate) struct Fields {
+    pub kind: Kind,
+    pub vias: Vec<String>,
+    pub call_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub cseq: Option<String>,
+    pub contact: Option<String>,
+    pub record_route: Vec<String>,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    pub challenge: Option<Header>,
+    pub body: Vec<u8>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Kind {
     Request { method: Method, uri: String },
@@ -105,11 +121,30 @@ impl Incoming {
                 _ => {}
             }
         }
-        let top_via = vias.first().ok_or(ParseError::Header("Via"))?;
+        Incoming::assemble(Fields {
+            kind,
+            vias,
+            call_id,
+            from,
+            to,
+            cseq,
+            contact: contact.as_deref().and_then(uri_of).map(str::to_string),
+            record_route,
+            content_type,
+            retry_after,
+            challenge,
+            body,
+        })
+    }
+
+    /// Checks that the mandatory fields are there and readable, and derives
+    /// the branch, tags and CSeq parts (shared by both readers).
+    pub(crate) fn assemble(f: Fields) -> Result<Incoming, ParseError> {
+        let top_via = f.vias.first().ok_or(ParseError::Header("Via"))?;
         let branch = param(top_via, "branch").unwrap_or_default().to_string();
-        let from = from.ok_or(ParseError::Header("From"))?;
-        let to = to.ok_or(ParseError::Header("To"))?;
-        let cseq = cseq.ok_or(ParseError::Header("CSeq"))?;
+        let from = f.from.ok_or(ParseError::Header("From"))?;
+        let to = f.to.ok_or(ParseError::Header("To"))?;
+        let cseq = f.cseq.ok_or(ParseError::Header("CSeq"))?;
         let (num, method) = cseq
             .split_once(char::is_whitespace)
             .ok_or(ParseError::Header("CSeq"))?;
@@ -117,22 +152,22 @@ impl Incoming {
         let cseq_method =
             Method::try_from(method.trim()).map_err(|_| ParseError::Header("CSeq"))?;
         Ok(Incoming {
-            kind,
+            kind: f.kind,
             branch,
-            call_id: call_id.ok_or(ParseError::Header("Call-ID"))?,
+            call_id: f.call_id.ok_or(ParseError::Header("Call-ID"))?,
             from_tag: tag_of(&from).unwrap_or_default().to_string(),
             to_tag: tag_of(&to).map(str::to_string),
             from,
             to,
-            vias,
+            vias: f.vias,
             cseq: cseq_num,
             cseq_method,
-            contact: contact.as_deref().and_then(uri_of).map(str::to_string),
-            record_route,
-            content_type,
-            retry_after,
-            challenge,
-            body,
+            contact: f.contact,
+            record_route: f.record_route,
+            content_type: f.content_type,
+            retry_after: f.retry_after,
+            challenge: f.challenge,
+            body: f.body,
         })
     }
 
