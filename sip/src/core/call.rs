@@ -219,6 +219,12 @@ impl Call {
     /// Frees what an ended call no longer needs while it lingers for
     /// retransmissions (its messages to resend are kept as bytes).
     pub fn compact(&mut self) {
+        // Requests still in flight (a BYE) and answers to resend are kept as
+        // bytes; nothing builds a new request for an ended call.
+        self.local_party = String::new();
+        self.remote_party = String::new();
+        self.request_uri = String::new();
+        self.remote_target = None;
         self.offer = Vec::new();
         self.invite_tail = String::new();
         self.invite = None;
