@@ -394,3 +394,24 @@ fn inbound_call_is_answered_resent_until_ack_and_ended_by_the_callers_bye() {
         Event::Inbound(_, InboundEvent::Ended(EndCause::RemoteHangup))
     ));
 }
+
+#[test]
+fn any_2xx_is_an_answer_and_is_acked() {
+    let t0 = Instant::now();
+    let mut c = core();
+    dial(&mut c, 8, t0, None);
+    let invite = sent(&mut c).remove(0);
+    let accepted = reply(
+        &invite,
+        202,
+        &[("Contact", "<sip:far@127.0.0.1:5080>")],
+        ANSWER_SDP,
+    );
+    c.handle_message(accepted, trunk(), t0);
+    let ack = sent(&mut c).remove(0);
+    assert_eq!(method(&ack), Some(Method::Ack));
+    assert!(matches!(
+        events(&mut c)[..],
+        [Event::Outbound(8, CallEvent::Answered(Some(_)))]
+    ));
+}
