@@ -44,6 +44,8 @@ pub struct CallOutcome {
     pub rtp_lost: u64,
     pub rtp_late: u64,
     pub rtp_malformed: u64,
+    /// Packets our socket refused to send (counted in rtp_sent too).
+    pub rtp_send_errors: u64,
     pub jitter_ms: f64,
     pub dtmf: String,
     pub ring_ms: u64,
@@ -85,6 +87,7 @@ impl Finished {
             rtp_lost: stats.rtp_lost,
             rtp_late: stats.rtp_late,
             rtp_malformed: stats.rtp_malformed,
+            rtp_send_errors: stats.rtp_send_errors,
             jitter_ms: stats.jitter_ms,
             dtmf,
             ring_ms: self.ring_ms,

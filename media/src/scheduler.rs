@@ -228,7 +228,9 @@ impl Scheduler {
             if let Some((len, dest)) = out.transmit {
                 // A full send buffer or an unreachable peer loses this one
                 // packet; RTP tolerates that and the next tick tries again.
-                let _ = slot.socket.send_to(&self.packet[..len], dest);
+                if slot.socket.send_to(&self.packet[..len], dest).is_err() {
+                    slot.core.stats_mut().rtp_send_errors += 1;
+                }
             }
             if out.recorded && !send_block(&self.recorder, slot.id, &self.record) {
                 slot.core.stats_mut().record_dropped += 1;

@@ -87,6 +87,8 @@ pub struct MediaStats {
     pub events_dropped: u64,
     /// 20 ms recording blocks dropped because the recorder fell behind.
     pub record_dropped: u64,
+    /// Packets the socket refused to send (counted in `rtp_sent` too).
+    pub rtp_send_errors: u64,
 }
 
 /// Session settings taken from `MediaConfig`.
