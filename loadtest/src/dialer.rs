@@ -58,6 +58,8 @@ pub struct SideReport {
     pub cpu_s: f64,
     pub rtp_sent: u64,
     pub rtp_received: u64,
+    /// Packets our sockets refused to send (dialcast only).
+    pub rtp_send_errors: u64,
     /// Why calls failed, by cause.
     pub failures: BTreeMap<String, u64>,
     /// RTP pacing seen on the wire (with `--capture-secs`), same method both sides.
@@ -264,6 +266,7 @@ struct Counters {
     rtp_sent: AtomicU64,
     rtp_received: AtomicU64,
     rtp_late: AtomicU64,
+    rtp_send_errors: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -334,6 +337,7 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
             .then(|| counters.rtp_late.load(Ordering::Relaxed) as f64 / sent.max(1) as f64),
         rtp_sent: sent,
         rtp_received: counters.rtp_received.load(Ordering::Relaxed),
+        rtp_send_errors: counters.rtp_send_errors.load(Ordering::Relaxed),
         failures,
         ..SideReport::default()
     })
@@ -538,6 +542,7 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
         cpu_s: sample.cpu.as_secs_f64(),
         rtp_sent: 0,
         rtp_received: 0,
+        rtp_send_errors: 0,
         failures,
     })
 }
