@@ -187,25 +187,11 @@ fn median_by_cpu(mut runs: Vec<SideReport>) -> Option<SideReport> {
 fn start_uas(bench: &DialerBench, name: &str) -> anyhow::Result<(Sipp, SocketAddr, u16)> {
     let port = sipp::free_udp_port()?;
     let media_port = sipp::free_udp_port()?;
-    let mut args = vec![
-        "-sf".to_string(),
-        sipp::scenario("uas-answer-until-bye.xml")
-            .display()
-            .to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-mp".into(),
-        media_port.to_string(),
-        "-nostdin".into(),
-        "-max_socket".into(),
-        "65000".into(),
-        // A 64 KiB socket buffer (SIPp's default) overflows at 2,000 calls/s.
-        "-buff_size".into(),
-        "4194304".into(),
-        "-trace_err".into(),
-    ];
+    let mut args = sipp::base_args(
+        &sipp::scenario("uas-answer-until-bye.xml"),
+        port,
+        media_port,
+    );
     if bench.rtp {
         args.push("-rtp_echo".into());
         // One socket echoes every call's RTP: give it room for bursts.
@@ -480,37 +466,24 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
     };
     let port = sipp::free_udp_port()?;
     let media_port = sipp::free_udp_port()?;
-    let rate_per_ms = bench.cps; // -r calls per -rp 1000 ms
-    let args: Vec<String> = vec![
-        "-sf".into(),
-        scenario.display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-mp".into(),
-        media_port.to_string(),
-        "-r".into(),
-        format!("{rate_per_ms}"),
+    let mut args = sipp::base_args(&scenario, port, media_port);
+    args.extend([
+        // -r calls per -rp milliseconds: calls per second.
+        "-r".to_string(),
+        bench.cps.to_string(),
         "-rp".into(),
         "1000".into(),
         "-m".into(),
         bench.calls.to_string(),
         "-d".into(),
         bench.hold.as_millis().to_string(),
-        "-nostdin".into(),
-        "-max_socket".into(),
-        "65000".into(),
-        "-buff_size".into(),
-        "4194304".into(),
         "-trace_stat".into(),
         "-fd".into(),
         "1".into(),
         "-stf".into(),
         "stat.csv".into(),
-        "-trace_err".into(),
         target.to_string(),
-    ];
+    ]);
     let started = Instant::now();
     let mut uac = Sipp::spawn(&args, &dir)?;
     let limit =

@@ -16,7 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::prompt::Prompt;
 use crate::recorder::{self, RecorderMsg};
-use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, EVENT_QUEUE};
+use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, Slot, EVENT_QUEUE};
 use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionConfig, SessionCore};
 use crate::MediaError;
 
@@ -256,14 +256,14 @@ impl MediaEngine {
             },
             Instant::now(),
         );
-        let registered = shard.send(Command::Register {
+        let registered = shard.send(Command::Register(Box::new(Slot {
             id,
             port,
             socket,
             core: Box::new(core),
             events: ev_tx,
             shared: Arc::clone(&shared),
-        });
+        })));
         if !registered {
             free_port();
             return Err(MediaError::EngineStopped);

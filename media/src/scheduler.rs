@@ -55,14 +55,7 @@ pub(crate) struct SessionShared {
 }
 
 pub(crate) enum Command {
-    Register {
-        id: u64,
-        port: u16,
-        socket: UdpSocket,
-        core: Box<SessionCore>,
-        events: tokio::sync::mpsc::Sender<MediaEvent>,
-        shared: Arc<SessionShared>,
-    },
+    Register(Box<Slot>),
     SetRemote {
         id: u64,
         remote: RemoteMedia,
@@ -113,13 +106,14 @@ impl SchedulerHandle {
 /// Frees the port of a closed session.
 pub(crate) type FreePort = Arc<dyn Fn(u16) + Send + Sync>;
 
-struct Slot {
-    id: u64,
-    port: u16,
-    socket: UdpSocket,
-    core: Box<SessionCore>,
-    events: tokio::sync::mpsc::Sender<MediaEvent>,
-    shared: Arc<SessionShared>,
+/// One session as the scheduler holds it (and as `Command::Register` brings it).
+pub(crate) struct Slot {
+    pub(crate) id: u64,
+    pub(crate) port: u16,
+    pub(crate) socket: UdpSocket,
+    pub(crate) core: Box<SessionCore>,
+    pub(crate) events: tokio::sync::mpsc::Sender<MediaEvent>,
+    pub(crate) shared: Arc<SessionShared>,
 }
 
 struct Scheduler {
@@ -281,14 +275,7 @@ impl Scheduler {
             };
             let now = Instant::now();
             match cmd {
-                Command::Register {
-                    id,
-                    port,
-                    socket,
-                    core,
-                    events,
-                    shared,
-                } => self.register(id, port, socket, core, events, shared),
+                Command::Register(slot) => self.register(*slot),
                 Command::SetRemote { id, remote } => {
                     if let Some((idx, slot)) = self.slot(id) {
                         let was_running = slot.core.next_deadline().is_some();
@@ -331,40 +318,26 @@ impl Scheduler {
         }
     }
 
-    fn register(
-        &mut self,
-        id: u64,
-        port: u16,
-        mut socket: UdpSocket,
-        core: Box<SessionCore>,
-        events: tokio::sync::mpsc::Sender<MediaEvent>,
-        shared: Arc<SessionShared>,
-    ) {
+    fn register(&mut self, mut slot: Slot) {
         let idx = self.free_slots.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut socket, Token(idx), Interest::READABLE)
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut slot.socket, Token(idx), Interest::READABLE)
         {
             // The session's event channel closes: its task sees `None`.
-            tracing::warn!(error = %e, port, "cannot poll RTP socket; session dropped");
+            tracing::warn!(error = %e, port = slot.port, "cannot poll RTP socket; session dropped");
             self.free_slots.push(idx);
-            drop(socket);
+            let port = slot.port;
+            drop(slot);
             (self.free_port)(port);
             return;
         }
-        self.by_id.insert(id, idx);
-        self.slots[idx] = Some(Slot {
-            id,
-            port,
-            socket,
-            core,
-            events,
-            shared,
-        });
+        self.by_id.insert(slot.id, idx);
+        self.slots[idx] = Some(slot);
     }
 
     fn close(&mut self, id: u64) -> Option<MediaStats> {
