@@ -1,8 +1,10 @@
 //! Load drivers and benchmarks for Dialcast. They drive Dialcast through its
 //! public crates and SIP only, and measure SIPp (a peer nobody here wrote) in the
-//! same run as the baseline.
+//! same run as the baseline. The [`farm`] is the other end: callees that answer
+//! like people, voicemail boxes, busy lines and dead numbers.
 
 pub mod dialer;
+pub mod farm;
 pub mod procstat;
 pub mod sipp;
 pub mod wire;

@@ -1,11 +1,16 @@
-//! `dialcast-loadtest`: benchmarks that print one JSON object.
+//! `dialcast-loadtest`: benchmarks that print one JSON object, the callee
+//! farm, and the numbers that reach its callees.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use dialcast_loadtest::dialer::{self, DialerBench};
+use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +56,74 @@ enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Run the callee farm: a SIP UAS that answers like humans, voicemail,
+    /// busy lines, ... chosen by the dialled number (see `numbers`), until
+    /// Ctrl-C; prints its stats as one JSON line on exit.
+    Farm {
+        /// SIP address (UDP) to listen on.
+        #[arg(long, default_value = "127.0.0.1:5090")]
+        bind: SocketAddr,
+        /// Also listen on TCP, same port.
+        #[arg(long)]
+        tcp: bool,
+        /// RTP port range, MIN-MAX (RTP binds to the --bind address).
+        #[arg(long, default_value = "20000-29999", value_parser = parse_port_range)]
+        rtp_ports: (u16, u16),
+        /// Print the stats as a JSON line every SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        json_stats_every: Option<u64>,
+        /// Behaviour of numbers that match no prefix.
+        #[arg(long, default_value = "invalid")]
+        unknown: Behaviour,
+        /// DTMF keys presses_keys callees press (in-band).
+        #[arg(long, default_value = "1")]
+        keys: String,
+        /// When presses_keys callees press them, in ms after the answer.
+        #[arg(long, default_value_t = 2000)]
+        keys_after_ms: u64,
+        /// When hangup_halfway callees hang up, in ms after the answer.
+        #[arg(long, default_value_t = 1500)]
+        hangup_after_ms: u64,
+        /// How long slow_answer callees ring, in ms.
+        #[arg(long, default_value_t = 6000)]
+        slow_ring_ms: u64,
+        /// Where the clips are (default: the crate's audio/ folder).
+        #[arg(long)]
+        audio_dir: Option<PathBuf>,
+        /// Write what voicemail callees hear after the beep, one WAV per call.
+        #[arg(long)]
+        record_dir: Option<PathBuf>,
+        /// Seed of the per-call choices (ring time, greeting).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Print `number,behaviour` lines: COUNT numbers of the farm in the
+    /// proportions of MIX, the same for the same seed.
+    Numbers {
+        /// Weights, e.g. human=50,voicemail=15,busy=5.
+        #[arg(long, default_value = farm::DEFAULT_MIX)]
+        mix: Mix,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print a header line first (number,behaviour,expected_status) and
+        /// add the status a script caller should record.
+        #[arg(long)]
+        with_status: bool,
+    },
+}
+
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (min, max) = text
+        .split_once('-')
+        .ok_or_else(|| format!("expected MIN-MAX, got {text:?}"))?;
+    let min: u16 = min.trim().parse().map_err(|e| format!("bad MIN: {e}"))?;
+    let max: u16 = max.trim().parse().map_err(|e| format!("bad MAX: {e}"))?;
+    if min > max || max - min < 2 {
+        return Err(format!("the range {min}-{max} holds no RTP port pair"));
+    }
+    Ok((min, max))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,6 +170,102 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{line}");
         }
+        Command::Farm {
+            bind,
+            tcp,
+            rtp_ports,
+            json_stats_every,
+            unknown,
+            keys,
+            keys_after_ms,
+            hangup_after_ms,
+            slow_ring_ms,
+            audio_dir,
+            record_dir,
+            seed,
+        } => {
+            let mut config = FarmConfig::new(bind);
+            config.tcp = tcp;
+            config.media.port_min = rtp_ports.0;
+            config.media.port_max = rtp_ports.1;
+            config.unknown = unknown;
+            config.timings.keys = keys;
+            config.timings.keys_after = Duration::from_millis(keys_after_ms);
+            config.timings.hangup_after = Duration::from_millis(hangup_after_ms);
+            config.timings.slow_ring = Duration::from_millis(slow_ring_ms);
+            if let Some(dir) = audio_dir {
+                config.audio_dir = dir;
+            }
+            config.record_dir = record_dir;
+            config.seed = seed;
+            let every = json_stats_every.filter(|s| *s > 0).map(Duration::from_secs);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?
+                .block_on(run_farm(config, every))?;
+        }
+        Command::Numbers {
+            mix,
+            count,
+            seed,
+            with_status,
+        } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if with_status {
+                writeln!(out, "number,behaviour,expected_status")?;
+            }
+            for (number, behaviour) in farm::numbers(&mix, count, seed) {
+                if with_status {
+                    writeln!(out, "{number},{behaviour},{}", behaviour.expected_status())?;
+                } else {
+                    writeln!(out, "{number},{behaviour}")?;
+                }
+            }
+            out.flush()?;
+        }
     }
+    Ok(())
+}
+
+/// Serves calls until Ctrl-C, printing stats every `every`, and once more
+/// at the end.
+async fn run_farm(config: FarmConfig, every: Option<Duration>) -> anyhow::Result<()> {
+    let farm = Farm::start(config).await?;
+    eprintln!(
+        "dialcast-loadtest: callee farm listening on {}",
+        farm.local_addr()
+    );
+    for (behaviour, prefix) in farm::PREFIXES {
+        eprintln!(
+            "  {prefix}NNNNNN  {behaviour:<16} (caller should record {})",
+            behaviour.expected_status()
+        );
+    }
+    let mut tick = every.map(|d| tokio::time::interval_at(tokio::time::Instant::now() + d, d));
+    loop {
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                signal.context("cannot wait for Ctrl-C")?;
+                break;
+            }
+            _ = async {
+                match tick.as_mut() {
+                    Some(t) => { t.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => print_stats(&farm.stats())?,
+        }
+    }
+    eprintln!("dialcast-loadtest: stopping the farm");
+    let stats = farm.shutdown().await;
+    eprintln!("{}", serde_json::to_string_pretty(&stats)?);
+    print_stats(&stats)
+}
+
+fn print_stats(stats: &farm::FarmStats) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(stats)?)?;
+    out.flush()?;
     Ok(())
 }
