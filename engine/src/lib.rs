@@ -1,4 +1,13 @@
-//! The Dialcast engine. For now: the single-call controller behind `dialcast dial`
-//! and `dialcast listen`; campaigns, storage and scheduling arrive with their issues.
+//! The Dialcast engine: campaigns, records, imports, storage, pacing, the
+//! per-call controller that wires `sip`, `media` and `scripts` together, and
+//! result files. The single-call controller behind `dialcast dial` and
+//! `dialcast listen` lives in [`single_call`].
 
+pub mod campaign;
+pub mod config;
+pub mod demo;
+pub mod import;
+pub mod results;
+pub mod service;
 pub mod single_call;
+pub mod store;

@@ -116,7 +116,7 @@ pub fn advertised_ip(bind: IpAddr, toward: SocketAddr) -> IpAddr {
     }
 }
 
-fn remote_media(m: &NegotiatedMedia) -> RemoteMedia {
+pub(crate) fn remote_media(m: &NegotiatedMedia) -> RemoteMedia {
     RemoteMedia {
         addr: m.remote,
         codec: match m.codec {

@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use dialcast_engine::campaign::now_ms;
+use dialcast_engine::config::Config;
 use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
+use dialcast_engine::store::{CampaignState, Store as _};
+use dialcast_engine::{demo, service};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +36,78 @@ enum Command {
     Listen(ListenArgs),
     /// Send OPTIONS keep-alives to a trunk and print its health after each.
     Probe(ProbeArgs),
+    /// Run a demo campaign on the embedded store against a simulated callee farm.
+    Demo(DemoArgs),
+    /// Run the engine as a service: dial every running campaign of the store.
+    Serve(ServeArgs),
+    /// Import a CSV file of records into a script's campaign.
+    Import(ImportArgs),
+    /// Start a campaign, or show its status.
+    Campaign(CampaignArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How many records to generate and dial.
+    #[arg(long, default_value_t = 200)]
+    records: usize,
+    /// Where the demo's database, import file and result file go (emptied first).
+    #[arg(long, default_value = "dialcast-demo")]
+    dir: PathBuf,
+    /// Seed of the generated records.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// End with one JSON object (records, attempts, statuses, success, result_file).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The configuration file (see engine/dialcast.example.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The CSV file (layout: shared formats README).
+    file: PathBuf,
+    /// The script the records are for: <scripts.dir>/<NAME>.toml.
+    #[arg(long)]
+    script: String,
+    /// The campaign to add them to (default: the script's name).
+    #[arg(long)]
+    campaign: Option<String>,
+    #[arg(long, default_value = "dialcast.toml")]
+    config: PathBuf,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CampaignArgs {
+    #[command(subcommand)]
+    action: CampaignAction,
+}
+
+#[derive(Subcommand)]
+enum CampaignAction {
+    /// Let a running `dialcast serve` dial the campaign.
+    Start {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+    /// Show a campaign's records and outcomes.
+    Status {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -135,8 +212,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DIALCAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dialcast=info")),
+            tracing_subscriber::EnvFilter::try_from_env("DIALCAST_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,dialcast=info,dialcast_engine=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -155,6 +233,10 @@ fn main() -> std::process::ExitCode {
             Command::Dial(args) => run_dial(args).await,
             Command::Listen(args) => run_listen(args).await,
             Command::Probe(args) => run_probe(args).await,
+            Command::Demo(args) => run_demo(args).await,
+            Command::Serve(args) => run_serve(args).await,
+            Command::Import(args) => run_import(args).await,
+            Command::Campaign(args) => run_campaign(args).await,
         }
     });
     match result {
@@ -358,6 +440,135 @@ fn print_outcome(outcome: &CallOutcome, json: bool) -> anyhow::Result<()> {
             outcome.dtmf,
             outcome.hangup_by.unwrap_or("-"),
         );
+    }
+    Ok(())
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let report = demo::run(demo::DemoOptions {
+        records: args.records,
+        dir: args.dir,
+        seed: args.seed,
+        progress: !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    })
+    .await?;
+    print!("{}", report.table());
+    if args.json {
+        println!("{}", serde_json::to_string(&report.summary)?);
+    }
+    Ok(())
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stop requested");
+        stop.cancel();
+    });
+    service::serve(config, cancel).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
+}
+
+async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let store = service::open_store(&config).await?;
+    let catalog = service::audio_catalog(&config.audio.roots)?;
+    let trunk = config
+        .trunk(&config.campaign.trunk)
+        .context("the campaign trunk is not configured")?
+        .settings();
+    let script_path = config.scripts.dir.join(format!("{}.toml", args.script));
+    let summary = service::import_file(
+        &*store,
+        &catalog,
+        &args.file,
+        service::ImportTarget {
+            organisation: &config.organisation.name,
+            default_country: &config.organisation.default_country,
+            trunk,
+            settings: config.campaign.settings(),
+            script_path: &script_path,
+            campaign: args.campaign.as_deref(),
+        },
+    )
+    .await?;
+    for line in summary.rejected.iter().chain(&summary.warnings) {
+        eprintln!("{line}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{}: {} records added to campaign {} ({} already there, {} invalid numbers, {} rows rejected, {} warnings)",
+            summary.file,
+            summary.stored.inserted,
+            summary.campaign,
+            summary.stored.duplicates,
+            summary.stored.invalid_number,
+            summary.rejected.len(),
+            summary.warnings.len()
+        );
+    }
+    Ok(())
+}
+
+async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
+    match args.action {
+        CampaignAction::Start { name, config } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            store
+                .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
+                .await?;
+            println!("campaign {name} is running");
+        }
+        CampaignAction::Status { name, config, json } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            let status = store.campaign_status(campaign.id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                println!(
+                    "campaign {}: {} · {} records ({} pending, {} dialing, {} done) · {} attempts · {} reached the point of success",
+                    status.name,
+                    status.state,
+                    status.records,
+                    status.pending,
+                    status.dialing,
+                    status.done,
+                    status.attempts,
+                    status.success
+                );
+                for (state, count) in &status.statuses {
+                    println!("  {state:<22} {count}");
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,300 @@
+//! The per-call controller of a campaign: one task per live call drives a
+//! `sip` call, a `media` session and a `scripts` run together, and turns what
+//! happened into an [`AttemptOutcome`]. The point of success is committed to
+//! the store the moment the script reaches it, before anything else hears of it.
+//!
+//! ```text
+//! INVITE ──► ringing / early media ──► answered ──► [AMD] ──► script ──► BYE
+//!    └──────────── final response / ring timeout ───────────────┘   (either side)
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dialcast_media::{MediaEngine, MediaEvent, MediaSession};
+use dialcast_scripts::{Action, Event, Run, Script};
+use dialcast_sip::sdp::{LocalMedia, NegotiatedMedia};
+use dialcast_sip::{CallEvent, CallRequest, OutboundCall, SipEndpoint};
+use tokio::time::Instant as TokioInstant;
+
+use super::clips::ClipLibrary;
+use super::target::TrunkTarget;
+use crate::single_call::remote_media;
+use crate::store::{AttemptOutcome, CampaignSettings, Claim, Store};
+
+/// What every call of the engine shares.
+pub struct CallContext<S> {
+    pub store: Arc<S>,
+    pub sip: SipEndpoint,
+    pub media: MediaEngine,
+    pub clips: Arc<ClipLibrary>,
+}
+
+/// One attempt to run.
+pub struct CallPlan {
+    pub claim: Claim,
+    pub script: Arc<Script>,
+    pub target: Arc<TrunkTarget>,
+    pub settings: CampaignSettings,
+}
+
+/// Places the call, runs the script and reports the outcome. Never fails: a
+/// local problem becomes status `failed`.
+pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> AttemptOutcome {
+    let session = match ctx.media.open_session() {
+        Ok(session) => session,
+        Err(e) => return local_failure(&plan, format!("no RTP port: {e}")),
+    };
+    let local = LocalMedia {
+        ip: plan.target.rtp_ip,
+        port: session.local_addr().port(),
+    };
+    let request = CallRequest {
+        target: plan.target.dial_uri(&plan.claim.number),
+        transport: plan.target.transport,
+        caller_id: plan.target.caller_id.clone(),
+        username: plan.target.username.clone(),
+        password: plan.target.password.clone(),
+        local_media: local,
+        ring_timeout: Duration::from_millis(plan.settings.ring_timeout_ms.max(1) as u64),
+        extra_headers: vec![(
+            "X-Dialcast-Attempt".to_string(),
+            plan.claim.attempt_id.to_string(),
+        )],
+    };
+    let call = match ctx.sip.place_call(request).await {
+        Ok(call) => call,
+        Err(e) => {
+            session.close().await;
+            return local_failure(&plan, format!("cannot place the call: {e}"));
+        }
+    };
+    let run = Run::start(Arc::clone(&plan.script), &plan.claim.fields);
+    let leg = Leg {
+        call,
+        session,
+        run,
+        clips: Arc::clone(&ctx.clips),
+        pending_clips: 0,
+        timer: None,
+        success: false,
+        outputs: Vec::new(),
+        dtmf_info: String::new(),
+        hung_up: false,
+    };
+    leg.drive(ctx, &plan).await
+}
+
+fn local_failure(plan: &CallPlan, detail: String) -> AttemptOutcome {
+    tracing::warn!(record = %plan.claim.record_id, "{detail}");
+    AttemptOutcome {
+        status: "failed".to_string(),
+        ended_at: Utc::now().timestamp_millis(),
+        ..AttemptOutcome::default()
+    }
+}
+
+/// The live call: its SIP side, its media side and its script.
+struct Leg {
+    call: OutboundCall,
+    session: MediaSession,
+    run: Run,
+    clips: Arc<ClipLibrary>,
+    /// Clips queued by the last `Play` that have not finished yet.
+    pending_clips: usize,
+    timer: Option<(u32, TokioInstant)>,
+    success: bool,
+    outputs: Vec<(String, String)>,
+    dtmf_info: String,
+    hung_up: bool,
+}
+
+impl Leg {
+    async fn drive<S: Store>(mut self, ctx: &CallContext<S>, plan: &CallPlan) -> AttemptOutcome {
+        let mut answered_wall: Option<i64> = None;
+        let mut answered_at: Option<Instant> = None;
+        let mut max_call_at: Option<TokioInstant> = None;
+        let end = loop {
+            tokio::select! {
+                event = self.call.next_event() => match event {
+                    Some(CallEvent::Progress { .. }) => {}
+                    Some(CallEvent::EarlyMedia(m)) => self.apply(&m),
+                    Some(CallEvent::Answered(m)) => {
+                        answered_at = Some(Instant::now());
+                        answered_wall = Some(Utc::now().timestamp_millis());
+                        max_call_at = Some(TokioInstant::now()
+                            + Duration::from_millis(plan.settings.max_call_ms.max(1) as u64));
+                        match m {
+                            Some(m) => {
+                                self.apply(&m);
+                                self.session.start_sending();
+                                self.run.handle(Event::Answered);
+                                self.perform(ctx, plan).await;
+                            }
+                            None => {
+                                tracing::warn!(record = %plan.claim.record_id,
+                                    "answered without usable SDP: hanging up");
+                                self.hangup().await;
+                            }
+                        }
+                    }
+                    Some(CallEvent::MediaUpdated(m)) => self.apply(&m),
+                    Some(CallEvent::InfoDtmf(digit)) => {
+                        self.dtmf_info.push(digit);
+                        self.feed(ctx, plan, Event::Dtmf(digit)).await;
+                    }
+                    Some(CallEvent::Ended(end)) => break end,
+                    None => break dialcast_sip::CallEnd {
+                        status: dialcast_sip::CallStatus::Failed,
+                        sip_code: 500,
+                        cause: dialcast_sip::EndCause::Error,
+                        retry_after: None,
+                        from_network: false,
+                        detail: Some("call ended without an outcome".into()),
+                    },
+                },
+                event = self.session.next_event() => match event {
+                    Some(MediaEvent::PlaybackFinished) if self.pending_clips > 0 => {
+                        self.pending_clips -= 1;
+                        if self.pending_clips == 0 {
+                            self.feed(ctx, plan, Event::PlaybackFinished).await;
+                        }
+                    }
+                    Some(MediaEvent::Dtmf { digit, .. }) => {
+                        self.feed(ctx, plan, Event::Dtmf(digit)).await;
+                    }
+                    Some(MediaEvent::InactivityTimeout) => {
+                        tracing::info!(record = %plan.claim.record_id, "no RTP from the callee: hanging up");
+                        self.hangup().await;
+                    }
+                    Some(_) => {}
+                    None => {}
+                },
+                _ = sleep_until_opt(self.timer.map(|(_, at)| at)) => {
+                    if let Some((id, _)) = self.timer.take() {
+                        self.feed(ctx, plan, Event::TimerFired { id }).await;
+                    }
+                }
+                _ = sleep_until_opt(max_call_at) => {
+                    max_call_at = None;
+                    tracing::info!(record = %plan.claim.record_id, "maximum call length reached");
+                    self.hangup().await;
+                }
+            }
+        };
+        if answered_at.is_some() && !self.run.is_finished() {
+            self.run.handle(Event::RemoteHangup);
+            // Drain what the script still says; nothing more can be played.
+            while self.run.poll_action().is_some() {}
+        }
+        let ended_at = Utc::now().timestamp_millis();
+        let talk_ms = answered_at.map_or(0, |t| t.elapsed().as_millis() as i64);
+        let ring_ms = self.call.ring_time().as_millis() as i64;
+        let call_id = self.call.call_id().to_string();
+        let outputs = std::mem::take(&mut self.outputs);
+        let stats = self.session.close().await;
+        let mut dtmf = stats.dtmf;
+        dtmf.push_str(&self.dtmf_info);
+        let status = match answered_at {
+            None => end.status.as_str().to_string(),
+            Some(_) if self.success => "success".to_string(),
+            Some(_) => "answered_no_success".to_string(),
+        };
+        AttemptOutcome {
+            status,
+            sip_code: Some(end.sip_code),
+            answered_at: answered_wall,
+            ended_at,
+            ring_ms,
+            talk_ms,
+            amd: None,
+            dtmf,
+            outputs,
+            call_id: Some(call_id),
+        }
+    }
+
+    fn apply(&mut self, media: &NegotiatedMedia) {
+        self.session.set_remote(remote_media(media));
+        self.session.set_hold(media.on_hold);
+    }
+
+    async fn hangup(&mut self) {
+        if !self.hung_up {
+            self.hung_up = true;
+            self.call.hangup().await;
+        }
+    }
+
+    /// Gives the script an event and carries out what it asks.
+    async fn feed<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan, event: Event) {
+        self.run.handle(event);
+        self.perform(ctx, plan).await;
+    }
+
+    /// Carries out the script's actions until it waits for an event.
+    async fn perform<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan) {
+        while let Some(action) = self.run.poll_action() {
+            match action {
+                Action::Play(list) => {
+                    let mut queued = 0;
+                    for clip in &list {
+                        match self.clips.get(clip) {
+                            Some(prompt) => {
+                                self.session.play(prompt);
+                                queued += 1;
+                            }
+                            None => tracing::warn!(
+                                record = %plan.claim.record_id,
+                                "clip {}/{} is not loaded", clip.language, clip.name
+                            ),
+                        }
+                    }
+                    self.pending_clips = queued;
+                    if queued == 0 {
+                        self.run.handle(Event::PlaybackFinished);
+                    }
+                }
+                Action::StopPlayback => {
+                    self.session.stop_playback();
+                    self.pending_clips = 0;
+                }
+                Action::StartTimer { id, ms } => {
+                    self.timer = Some((
+                        id,
+                        TokioInstant::now() + Duration::from_millis(u64::from(ms)),
+                    ));
+                }
+                Action::SuccessPoint => {
+                    let now = Utc::now().timestamp_millis();
+                    match ctx
+                        .store
+                        .mark_success_point(plan.claim.attempt_id, now)
+                        .await
+                    {
+                        Ok(()) => self.success = true,
+                        Err(e) => tracing::error!(
+                            record = %plan.claim.record_id,
+                            "cannot store the point of success: {e}"
+                        ),
+                    }
+                }
+                Action::Output { key, value } => self.outputs.push((key, value)),
+                Action::Warning(text) => {
+                    tracing::warn!(record = %plan.claim.record_id, "script: {text}")
+                }
+                Action::Hangup | Action::Finished => self.hangup().await,
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<TokioInstant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,272 @@
+//! Running campaigns: claim the next due record, wait for a channel and a
+//! start slot on its trunk, and hand the attempt to a call task; when the call
+//! ends, commit its outcome and decide on a retry. A campaign finishes when no
+//! record is pending and no call is in flight.
+//!
+//! Order of a start: channel permit → claim (the attempt is committed as
+//! dialing) → start slot → INVITE. The attempt row exists before the INVITE
+//! leaves, so a crash can never make the engine dial it again; see
+//! [`crate::store`].
+
+pub mod call;
+pub mod clips;
+pub mod pacing;
+pub mod retry;
+pub mod target;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use dialcast_scripts::{AudioCatalog, Script};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use call::{CallContext, CallPlan};
+use clips::ClipLibrary;
+use pacing::TrunkGate;
+use target::{Credentials, TrunkTarget};
+
+use crate::store::{Campaign, CampaignState, NextStep, Store, TrunkSettings};
+
+/// How often a running campaign re-reads its state (pause from another
+/// process) while it dials.
+const STATE_CHECK: Duration = Duration::from_secs(2);
+/// Longest idle wait before looking for due records again.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Attempts to commit an outcome before giving up (the attempt then stays
+/// dialing and is recovered as interrupted at the next start).
+const FINISH_TRIES: u32 = 5;
+
+/// Live counters, announced after the store has committed.
+#[derive(Default)]
+pub struct LiveCounters {
+    pub started: AtomicU64,
+    pub ended: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub peak_in_flight: AtomicU64,
+}
+
+impl LiveCounters {
+    fn call_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn call_ended(&self) {
+        self.ended.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The engine: runs campaigns against the store with shared SIP and media.
+pub struct Engine<S> {
+    ctx: Arc<CallContext<S>>,
+    catalog: Arc<AudioCatalog>,
+    credentials: HashMap<String, Credentials>,
+    gates: std::sync::Mutex<HashMap<String, Arc<TrunkGate>>>,
+    rtp_bind: IpAddr,
+    pub counters: Arc<LiveCounters>,
+}
+
+/// What the engine is built from.
+pub struct EngineParts<S> {
+    pub store: Arc<S>,
+    pub sip: dialcast_sip::SipEndpoint,
+    pub media: dialcast_media::MediaEngine,
+    pub catalog: AudioCatalog,
+    /// Digest credentials per trunk name.
+    pub credentials: HashMap<String, Credentials>,
+    pub rtp_bind: IpAddr,
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl<S: Store> Engine<S> {
+    /// Loads every clip of the catalogue once.
+    pub fn new(parts: EngineParts<S>) -> anyhow::Result<Arc<Engine<S>>> {
+        let clips = ClipLibrary::load(&parts.catalog)?;
+        Ok(Arc::new(Engine {
+            ctx: Arc::new(CallContext {
+                store: parts.store,
+                sip: parts.sip,
+                media: parts.media,
+                clips: Arc::new(clips),
+            }),
+            catalog: Arc::new(parts.catalog),
+            credentials: parts.credentials,
+            gates: std::sync::Mutex::new(HashMap::new()),
+            rtp_bind: parts.rtp_bind,
+            counters: Arc::new(LiveCounters::default()),
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.ctx.store
+    }
+
+    pub fn catalog(&self) -> &AudioCatalog {
+        &self.catalog
+    }
+
+    /// After a crash: ends attempts left dialing as interrupted and
+    /// reschedules their records. Run once at start, before any campaign, and
+    /// only on a node that is the sole user of its store.
+    pub async fn recover(&self) -> anyhow::Result<u64> {
+        let now = now_ms();
+        let rule = |status: &str, attempt_no: u32, max_attempts: u32| {
+            // Retry at once: the interrupted attempt was not the callee's fault.
+            retry::next_step(status, attempt_no, max_attempts, 0, now)
+        };
+        Ok(self.ctx.store.recover_interrupted(now, &rule).await?)
+    }
+
+    fn gate(&self, trunk: &TrunkSettings) -> Arc<TrunkGate> {
+        let mut gates = match self.gates.lock() {
+            Ok(gates) => gates,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(
+            gates
+                .entry(trunk.name.clone())
+                .or_insert_with(|| Arc::new(TrunkGate::new(trunk.max_cps, trunk.max_channels))),
+        )
+    }
+
+    /// Dials the campaign's due records until none is left (the campaign is
+    /// then marked finished), the campaign leaves the running state, or
+    /// `cancel` fires. Calls in flight are waited for before returning.
+    pub async fn run_campaign(
+        self: &Arc<Self>,
+        campaign: Campaign,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let script = Arc::new(
+            Script::parse(
+                &campaign.script_source,
+                &campaign.script_file,
+                &self.catalog,
+            )
+            .with_context(|| format!("campaign {}: script rejected", campaign.name))?,
+        );
+        let credentials = self
+            .credentials
+            .get(&campaign.trunk.name)
+            .cloned()
+            .unwrap_or_default();
+        let target =
+            Arc::new(TrunkTarget::resolve(&campaign.trunk, credentials, self.rtp_bind).await?);
+        let gate = self.gate(&campaign.trunk);
+        let calls = TaskTracker::new();
+        let call_ended = Arc::new(Notify::new());
+        let store = Arc::clone(&self.ctx.store);
+        let mut next_state_check = tokio::time::Instant::now() + STATE_CHECK;
+        tracing::info!(campaign = %campaign.name, trunk = %campaign.trunk.name, "campaign running");
+
+        let finished = loop {
+            if cancel.is_cancelled() {
+                break false;
+            }
+            if tokio::time::Instant::now() >= next_state_check {
+                next_state_check = tokio::time::Instant::now() + STATE_CHECK;
+                let state = store.campaign_by_name(&campaign.name).await?.state;
+                if state != CampaignState::Running {
+                    tracing::info!(campaign = %campaign.name, state = state.as_str(), "campaign stopped dialling");
+                    break false;
+                }
+            }
+            let permit = tokio::select! {
+                permit = gate.channel() => permit?,
+                _ = cancel.cancelled() => break false,
+            };
+            let Some(claim) = store.claim_next(campaign.id, now_ms()).await? else {
+                drop(permit);
+                if calls.is_empty() {
+                    match store.next_due(campaign.id).await? {
+                        None => break true,
+                        Some(due) => {
+                            let wait =
+                                Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64);
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait.min(IDLE_POLL)) => {}
+                                _ = cancel.cancelled() => break false,
+                            }
+                        }
+                    }
+                } else {
+                    tokio::select! {
+                        _ = call_ended.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = cancel.cancelled() => break false,
+                    }
+                }
+                continue;
+            };
+            // The attempt is committed: it is dialled now, whatever happens.
+            gate.start_slot().await;
+            let plan = CallPlan {
+                claim,
+                script: Arc::clone(&script),
+                target: Arc::clone(&target),
+                settings: campaign.settings.clone(),
+            };
+            let engine = Arc::clone(self);
+            let call_ended = Arc::clone(&call_ended);
+            self.counters.call_started();
+            calls.spawn(async move {
+                engine.attempt(plan).await;
+                drop(permit);
+                engine.counters.call_ended();
+                call_ended.notify_one();
+            });
+        };
+        calls.close();
+        calls.wait().await;
+        if finished && !cancel.is_cancelled() {
+            // Records may have been rescheduled by the last calls.
+            if store.next_due(campaign.id).await?.is_none() {
+                store
+                    .set_campaign_state(campaign.id, CampaignState::Finished, now_ms())
+                    .await?;
+                tracing::info!(campaign = %campaign.name, "campaign finished");
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt: the call, then its outcome committed with the retry
+    /// decision.
+    async fn attempt(&self, plan: CallPlan) {
+        let claim = plan.claim.clone();
+        let settings = plan.settings.clone();
+        let outcome = call::run_attempt(&self.ctx, plan).await;
+        let next: NextStep = retry::next_step(
+            &outcome.status,
+            claim.attempt_no,
+            settings.max_attempts,
+            settings.retry_delay_ms,
+            outcome.ended_at,
+        );
+        for attempt in 1..=FINISH_TRIES {
+            match self.ctx.store.finish_attempt(&claim, &outcome, next).await {
+                Ok(()) => return,
+                Err(e) if attempt < FINISH_TRIES => {
+                    tracing::warn!(record = %claim.record_id, "cannot store the outcome yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => tracing::error!(
+                    record = %claim.record_id,
+                    "outcome not stored (recovered as interrupted at the next start): {e}"
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The service configuration of `dialcast serve`, `import` and `campaign`: one
+//! typed [`Config`] read from a TOML file, then overridden by environment
+//! variables `DIALCAST__SECTION__KEY` (e.g. `DIALCAST__SIP__BIND`). Unknown
+//! keys are errors that name the key. Secrets (trunk passwords) are never in
+//! the file: a trunk names the environment variable that holds its password.
+//!
+//! `engine/dialcast.example.toml` documents every key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::store::{CampaignSettings, TrunkSettings};
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "DIALCAST__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub sip: SipSection,
+    #[serde(default)]
+    pub media: MediaSection,
+    pub organisation: OrganisationConfig,
+    #[serde(default)]
+    pub audio: AudioConfig,
+    #[serde(default)]
+    pub scripts: ScriptsConfig,
+    #[serde(default)]
+    pub results: ResultsConfig,
+    pub trunks: Vec<TrunkConfig>,
+    pub campaign: CampaignDefaults,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite database file (created with its tables if missing).
+    pub database: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    pub bind: SocketAddr,
+    pub tcp: bool,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            bind: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            tcp: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    pub bind_ip: IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    pub inactivity_timeout_s: u64,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            bind_ip: IpAddr::from([0, 0, 0, 0]),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+            inactivity_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationConfig {
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country for numbers without a country code.
+    pub default_country: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// Directories with the organisation's own recordings, `<root>/<lang>/<clip>.wav`;
+    /// later ones override earlier ones, and all override the built-in set.
+    #[serde(default)]
+    pub roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptsConfig {
+    /// Where `dialcast import --script NAME` finds `NAME.toml`.
+    pub dir: PathBuf,
+}
+
+impl Default for ScriptsConfig {
+    fn default() -> Self {
+        ScriptsConfig {
+            dir: PathBuf::from("scripts"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsConfig {
+    /// Where result files are written.
+    pub dir: PathBuf,
+}
+
+impl Default for ResultsConfig {
+    fn default() -> Self {
+        ResultsConfig {
+            dir: PathBuf::from("results"),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    pub uri: String,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    pub max_cps: u32,
+    pub max_channels: u32,
+    pub caller_id: Option<String>,
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password).
+    pub password_env: Option<String>,
+}
+
+impl std::fmt::Debug for TrunkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("name", &self.name)
+            .field("uri", &self.uri)
+            .field("transport", &self.transport)
+            .field("max_cps", &self.max_cps)
+            .field("max_channels", &self.max_channels)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_transport() -> String {
+    "udp".to_string()
+}
+
+impl TrunkConfig {
+    pub fn settings(&self) -> TrunkSettings {
+        TrunkSettings {
+            name: self.name.clone(),
+            uri: self.uri.clone(),
+            transport: self.transport.clone(),
+            max_cps: self.max_cps,
+            max_channels: self.max_channels,
+            caller_id: self.caller_id.clone(),
+        }
+    }
+
+    /// The password from the environment variable the trunk names.
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        match &self.password_env {
+            None => Ok(None),
+            Some(var) => std::env::var(var).map(Some).with_context(|| {
+                format!(
+                    "trunk {}: password_env names {var}, which is not set",
+                    self.name
+                )
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignDefaults {
+    /// The trunk new campaigns dial through (a `[[trunks]]` name).
+    pub trunk: String,
+    pub max_attempts: u32,
+    pub retry_delay_s: u64,
+    pub ring_timeout_s: u64,
+    pub max_call_s: u64,
+    pub amd: bool,
+}
+
+impl CampaignDefaults {
+    pub fn settings(&self) -> CampaignSettings {
+        CampaignSettings {
+            max_attempts: self.max_attempts.max(1),
+            retry_delay_ms: (self.retry_delay_s * 1000) as i64,
+            ring_timeout_ms: (self.ring_timeout_s * 1000) as i64,
+            max_call_ms: (self.max_call_s * 1000) as i64,
+            amd: self.amd,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file, applies the environment overrides and checks it.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Config::parse(&text, &path.display().to_string(), std::env::vars())
+    }
+
+    /// Parses `text` (named `origin` in errors) with `env` as the environment.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {e}"))?;
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            apply_override(&mut table, path, &value)
+                .with_context(|| format!("environment variable {name}"))?;
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {e}"))?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.media.rtp_port_min < self.media.rtp_port_max,
+            "{origin}: media.rtp_port_min must be below media.rtp_port_max"
+        );
+        anyhow::ensure!(
+            self.organisation.default_country.len() == 2,
+            "{origin}: organisation.default_country must be an ISO 3166-1 alpha-2 code such as NL"
+        );
+        for trunk in &self.trunks {
+            trunk
+                .transport
+                .parse::<dialcast_sip::Transport>()
+                .map_err(|e| anyhow::anyhow!("{origin}: trunks.{}.transport: {e}", trunk.name))?;
+            anyhow::ensure!(
+                trunk.max_cps > 0 && trunk.max_channels > 0,
+                "{origin}: trunks.{}: max_cps and max_channels must be above 0",
+                trunk.name
+            );
+        }
+        anyhow::ensure!(
+            self.trunk(&self.campaign.trunk).is_some(),
+            "{origin}: campaign.trunk names {:?}, which is not in [[trunks]]",
+            self.campaign.trunk
+        );
+        Ok(())
+    }
+
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+}
+
+/// `SECTION__KEY=value` sets `[section] key = value`; the value is read as a
+/// TOML value when it is one (`30`, `true`), else as a string.
+fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> anyhow::Result<()> {
+    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let [section, key] = parts.as_slice() else {
+        anyhow::bail!("expected DIALCAST__SECTION__KEY");
+    };
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let entry = table
+        .entry(section.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(section_table) = entry else {
+        anyhow::bail!("{section} is not a section");
+    };
+    section_table.insert(key.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dialcast.example.toml"
+        ))
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let config = Config::parse(&example(), "dialcast.example.toml", Vec::new());
+        assert!(config.is_ok(), "{config:?}");
+    }
+
+    #[test]
+    fn environment_overrides_a_key() {
+        let env = vec![
+            (
+                "DIALCAST__SIP__BIND".to_string(),
+                "127.0.0.1:5070".to_string(),
+            ),
+            (
+                "DIALCAST__CAMPAIGN__MAX_ATTEMPTS".to_string(),
+                "7".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let config = Config::parse(&example(), "x.toml", env).expect("parses");
+        assert_eq!(config.sip.bind, SocketAddr::from(([127, 0, 0, 1], 5070)));
+        assert_eq!(config.campaign.max_attempts, 7);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let text = example().replace("[sip]", "[sip]\nbindd = 1");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("bindd"), "{err}");
+        assert!(err.contains("x.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_campaign_trunk_must_exist() {
+        let text = example().replace("trunk = \"main\"", "trunk = \"nope\"");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_has_no_password_variable_value() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("password"), "{shown}");
+    }
+}

@@ -1,0 +1,380 @@
+//! `dialcast demo`: a real campaign on one machine. It starts the callee farm
+//! on loopback (a SIP UAS whose callees behave like people, voicemail boxes,
+//! busy lines and wrong numbers), writes a generated import file, imports it
+//! through the normal CSV import into the embedded SQLite store, and dials it
+//! with the payment-reminder example script over SIP and RTP, showing a live
+//! progress line; then it writes the result file and prints the outcomes.
+//!
+//! Nothing is simulated inside the engine: the farm is reached over UDP like
+//! any trunk.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, Mix, DEFAULT_MIX};
+use dialcast_media::{MediaConfig, MediaEngine};
+use dialcast_sip::{SipConfig, SipEndpoint};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::campaign::{now_ms, Engine, EngineParts};
+use crate::service::{self, ImportTarget};
+use crate::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
+
+/// The script the demo dials with.
+pub const DEMO_SCRIPT: &str = "payment_reminder";
+/// One record in this many gets a number that is not a phone number, to show
+/// `invalid_number` without a call.
+const UNPARSEABLE_EVERY: usize = 50;
+
+/// What `dialcast demo` does.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub records: usize,
+    pub dir: PathBuf,
+    pub seed: u64,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
+}
+
+/// The JSON summary of `dialcast demo --json` (a contract: keep the fields).
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoSummary {
+    pub records: u64,
+    pub attempts: u64,
+    pub statuses: BTreeMap<String, u64>,
+    pub success: u64,
+    pub result_file: String,
+    pub elapsed_s: f64,
+    pub peak_channels: u64,
+    /// Records whose final status is the one their callee's behaviour implies.
+    pub as_expected: u64,
+}
+
+/// Everything the demo learned.
+pub struct DemoReport {
+    pub summary: DemoSummary,
+    /// Per behaviour: records, expected status, records that ended so.
+    pub behaviours: Vec<(String, u64, String, u64)>,
+}
+
+impl DemoReport {
+    /// The table printed at the end.
+    pub fn table(&self) -> String {
+        let s = &self.summary;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nOutcomes ({} records, {} calls, {:.1} s, at most {} calls at once)",
+            s.records, s.attempts, s.elapsed_s, s.peak_channels
+        );
+        let _ = writeln!(out, "  {:<22} {:>7}  colour", "status", "records");
+        for (status, count) in &s.statuses {
+            let _ = writeln!(out, "  {status:<22} {count:>7}  {}", colour(status));
+        }
+        let _ = writeln!(out, "  point of success reached by {} records", s.success);
+        let _ = writeln!(
+            out,
+            "\nBy callee behaviour (the farm decides by number prefix)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>7}  {:<20} {:>9}",
+            "behaviour", "records", "expected status", "as such"
+        );
+        for (behaviour, records, expected, matched) in &self.behaviours {
+            let _ = writeln!(
+                out,
+                "  {behaviour:<18} {records:>7}  {expected:<20} {matched:>9}"
+            );
+        }
+        let _ = writeln!(out, "\nResult file: {}", s.result_file);
+        out
+    }
+}
+
+/// Dashboard colour class of a call status (formats README).
+pub fn colour(status: &str) -> &'static str {
+    match status {
+        "success" | "forwarded" => "green",
+        "invalid_number" => "red",
+        "voicemail" => "green if a message was left, else yellow",
+        _ => "yellow",
+    }
+}
+
+/// Where the example scripts are (in the source tree).
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/examples")
+}
+
+/// A generated record: (record id, number as written in the file, behaviour).
+struct DemoRecord {
+    record_id: String,
+    number: String,
+    behaviour: Option<Behaviour>,
+}
+
+fn generate_records(count: usize, seed: u64) -> anyhow::Result<Vec<DemoRecord>> {
+    let mix: Mix = DEFAULT_MIX
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the default mix: {e}"))?;
+    Ok(numbers(&mix, count, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (number, behaviour))| {
+            let record_id = format!("DEMO-{:05}", i + 1);
+            if i % UNPARSEABLE_EVERY == UNPARSEABLE_EVERY - 1 {
+                DemoRecord {
+                    record_id,
+                    number: "06-123".to_string(),
+                    behaviour: None,
+                }
+            } else {
+                DemoRecord {
+                    record_id,
+                    number,
+                    behaviour: Some(behaviour),
+                }
+            }
+        })
+        .collect())
+}
+
+const FIRST_NAMES: [&str; 8] = [
+    "Anna", "Bram", "Chloe", "Daan", "Emma", "Finn", "Grace", "Henk",
+];
+const LAST_NAMES: [&str; 8] = [
+    "de Vries", "Jansen", "Smith", "Bakker", "Visser", "Brown", "Mulder", "Jones",
+];
+
+/// Writes the import file in the formats README layout.
+fn write_import_file(path: &Path, records: &[DemoRecord], seed: u64) -> anyhow::Result<()> {
+    let mut out = String::from(
+        "IDENTIFICATION_RECORD_ID;IDENTIFICATION_CLIENT_REFERENCE;PERSON_FIRST_NAME;\
+         PERSON_LAST_NAME;PERSON_LANGUAGE;CONTACT_PHONE_1;INVOICE_NUMBER;INVOICE_DUE_DATE;\
+         INVOICE_AMOUNT_OPEN;INVOICE_CURRENCY;INVOICE_SUPPLIER_NAME;CONTROL_SCRIPT\n",
+    );
+    let due = Utc::now().date_naive() + chrono::Days::new(14);
+    for (i, r) in records.iter().enumerate() {
+        let k = (i as u64).wrapping_mul(2654435761).wrapping_add(seed);
+        let language = if k % 10 < 3 { "nl" } else { "en" };
+        let euros = 5 + k % 1995;
+        let cents = (k / 7) % 100;
+        let amount = if language == "nl" {
+            format!("{euros},{cents:02}")
+        } else {
+            format!("{euros}.{cents:02}")
+        };
+        let _ = writeln!(
+            out,
+            "{};CR-{};{};{};{};{};INV-{};{};{};EUR;Example Energy;{DEMO_SCRIPT}",
+            r.record_id,
+            10_000 + i,
+            FIRST_NAMES[(k % 8) as usize],
+            LAST_NAMES[((k / 8) % 8) as usize],
+            language,
+            r.number,
+            20_000 + i,
+            due.format("%Y-%m-%d"),
+            amount,
+        );
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Runs the demo.
+pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&options.dir)
+        .with_context(|| format!("cannot create {}", options.dir.display()))?;
+    let database = options.dir.join("dialcast-demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", database.display()));
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove the old {}", path.display()))?;
+        }
+    }
+
+    // The callee farm: a separate SIP peer on loopback.
+    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    farm_config.media.port_min = 30000;
+    farm_config.media.port_max = 39999;
+    farm_config.seed = options.seed;
+    let farm = Farm::start(farm_config)
+        .await
+        .context("cannot start the callee farm")?;
+    let farm_addr = farm.local_addr();
+
+    let records = generate_records(options.records, options.seed)?;
+    let import_path = options.dir.join("demo-records.csv");
+    write_import_file(&import_path, &records, options.seed)?;
+
+    let store = Arc::new(SqliteStore::open(&database).await?);
+    let catalog = service::audio_catalog(&[])?;
+    let script_path = examples_dir().join(format!("{DEMO_SCRIPT}.toml"));
+    let settings = CampaignSettings {
+        max_attempts: 2,
+        retry_delay_ms: 3_000,
+        ring_timeout_ms: 10_000,
+        max_call_ms: 60_000,
+        amd: true,
+    };
+    let imported = service::import_file(
+        &*store,
+        &catalog,
+        &import_path,
+        ImportTarget {
+            organisation: "Demo",
+            default_country: "NL",
+            trunk: TrunkSettings {
+                name: "callee-farm".into(),
+                uri: format!("sip:{farm_addr}"),
+                transport: "udp".into(),
+                max_cps: 25,
+                max_channels: 80,
+                caller_id: Some("+31201234567".into()),
+            },
+            settings,
+            script_path: &script_path,
+            campaign: None,
+        },
+    )
+    .await?;
+    for line in imported.rejected.iter().chain(&imported.warnings) {
+        eprintln!("{line}");
+    }
+    if options.progress {
+        eprintln!(
+            "imported {} records from {} ({} with an invalid number); calling the farm at {farm_addr}",
+            imported.stored.inserted, imported.file, imported.stored.invalid_number
+        );
+    }
+
+    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        tcp: false,
+        ..SipConfig::default()
+    })
+    .await?;
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port_min: 20000,
+        port_max: 29999,
+        inactivity_timeout: Duration::from_secs(30),
+        send_silence: true,
+    })?;
+    let engine = Engine::new(EngineParts {
+        store: Arc::clone(&store),
+        sip: sip.clone(),
+        media,
+        catalog,
+        credentials: Default::default(),
+        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })?;
+    let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
+    store
+        .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
+        .await?;
+    let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
+    let campaign_id = campaign.id;
+    let cancel = CancellationToken::new();
+    let runner = {
+        let engine = Arc::clone(&engine);
+        let cancel = cancel.clone();
+        tokio::spawn(async move { engine.run_campaign(campaign, cancel).await })
+    };
+
+    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = Instant::now();
+    while !runner.is_finished() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if options.progress && (is_terminal || last_line.elapsed() >= Duration::from_secs(5)) {
+            last_line = Instant::now();
+            let status = store.campaign_status(campaign_id).await?;
+            let reached = status.statuses.get("success").copied().unwrap_or(0);
+            let line = format!(
+                "[{:>5.1}s] {}/{} records done · {} calls · {} live · {} successes",
+                started.elapsed().as_secs_f64(),
+                status.done,
+                status.records,
+                status.attempts,
+                engine.counters.in_flight.load(Ordering::Relaxed),
+                reached,
+            );
+            if is_terminal {
+                eprint!("\r{line}   ");
+                std::io::stderr().flush().ok();
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if options.progress && is_terminal {
+        eprintln!();
+    }
+    runner.await.context("the campaign task failed")??;
+
+    let result_file = service::write_result_file(
+        &*store,
+        campaign_id,
+        DEMO_SCRIPT,
+        Utc::now().date_naive(),
+        &options.dir.join("results"),
+    )
+    .await?;
+    farm.shutdown().await;
+    sip.shutdown();
+
+    let status = store.campaign_status(campaign_id).await?;
+    let finals = store.record_finals(campaign_id).await?;
+    let by_id: BTreeMap<&str, &crate::store::RecordFinal> =
+        finals.iter().map(|f| (f.record_id.as_str(), f)).collect();
+    let mut per_behaviour: BTreeMap<String, (u64, String, u64)> = BTreeMap::new();
+    let mut as_expected = 0;
+    for record in &records {
+        let (name, expected) = match record.behaviour {
+            Some(b) => (b.as_str().to_string(), b.expected_status().to_string()),
+            None => (
+                "unparseable number".to_string(),
+                "invalid_number".to_string(),
+            ),
+        };
+        let got = by_id
+            .get(record.record_id.as_str())
+            .and_then(|f| f.final_status.as_deref());
+        let entry = per_behaviour
+            .entry(name)
+            .or_insert_with(|| (0, expected.clone(), 0));
+        entry.0 += 1;
+        if got == Some(expected.as_str()) {
+            entry.2 += 1;
+            as_expected += 1;
+        }
+    }
+    Ok(DemoReport {
+        summary: DemoSummary {
+            records: status.records,
+            attempts: status.attempts,
+            statuses: status.statuses,
+            success: status.success,
+            result_file: result_file.display().to_string(),
+            elapsed_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            peak_channels: engine.counters.peak_in_flight.load(Ordering::Relaxed),
+            as_expected,
+        },
+        behaviours: per_behaviour
+            .into_iter()
+            .map(|(b, (n, expected, matched))| (b, n, expected, matched))
+            .collect(),
+    })
+}

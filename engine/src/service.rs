@@ -1,0 +1,262 @@
+//! The long-lived service and its shell commands: `dialcast serve` runs every
+//! campaign that is `running` in the store; `dialcast import` and
+//! `dialcast campaign start|status` change the store it reads (the same SQLite
+//! file, from another process), so the shell drives a running service.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{NaiveDate, TimeZone as _, Utc};
+use dialcast_media::{MediaConfig, MediaEngine};
+use dialcast_scripts::{default_audio_root, AudioCatalog, Script};
+use dialcast_sip::{SipConfig, SipEndpoint};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::campaign::target::Credentials;
+use crate::campaign::{now_ms, Engine, EngineParts};
+use crate::config::Config;
+use crate::import::{read_csv, ImportIssue, ImportOptions};
+use crate::results;
+use crate::store::{CampaignSettings, CampaignState, Id, InsertSummary, SqliteStore, Store};
+
+/// How often `serve` looks for campaigns to start.
+const CAMPAIGN_POLL: Duration = Duration::from_secs(1);
+
+/// The built-in audio set, then the organisation's roots.
+pub fn audio_catalog(extra_roots: &[PathBuf]) -> anyhow::Result<AudioCatalog> {
+    let mut roots = vec![default_audio_root()];
+    roots.extend(extra_roots.iter().cloned());
+    AudioCatalog::from_roots(&roots).context("cannot read the audio directories")
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open(&config.storage.database)
+        .await
+        .with_context(|| format!("cannot open {}", config.storage.database.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// What `dialcast import` reports.
+#[derive(Debug, Serialize)]
+pub struct ImportSummary {
+    pub file: String,
+    pub campaign: String,
+    #[serde(flatten)]
+    pub stored: InsertSummary,
+    pub rejected: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Everything an import needs besides the file.
+pub struct ImportTarget<'a> {
+    pub organisation: &'a str,
+    pub default_country: &'a str,
+    pub trunk: crate::store::TrunkSettings,
+    pub settings: CampaignSettings,
+    /// The script's file; its name (without `.toml`) names the script.
+    pub script_path: &'a Path,
+    /// Defaults to the script's name.
+    pub campaign: Option<&'a str>,
+}
+
+/// Validates the script, reads the CSV file and stores its records in the
+/// campaign (created idle if new). Rows with errors are reported and skipped.
+pub async fn import_file<S: Store>(
+    store: &S,
+    catalog: &AudioCatalog,
+    file: &Path,
+    target: ImportTarget<'_>,
+) -> anyhow::Result<ImportSummary> {
+    let script = Script::load(target.script_path, catalog)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("script {} rejected", target.script_path.display()))?;
+    let script_name = script.name().to_string();
+    let source = std::fs::read_to_string(target.script_path)
+        .with_context(|| format!("cannot read {}", target.script_path.display()))?;
+    let file_name = file.display().to_string();
+    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {file_name}"))?;
+    let mut options = ImportOptions::new(file_name.clone());
+    options.default_country = target.default_country.to_string();
+    options.script = Some(script_name.clone());
+    let report = read_csv(std::io::BufReader::new(reader), &options)?;
+
+    let mut rejected: Vec<String> = report.rejected.iter().map(ImportIssue::to_string).collect();
+    let (records, other_script): (Vec<_>, Vec<_>) = report
+        .records
+        .into_iter()
+        .partition(|r| r.script == script_name);
+    for record in &other_script {
+        rejected.push(format!(
+            "{file_name}:{}: CONTROL_SCRIPT: {:?} is not the script of this import ({script_name})",
+            record.line, record.script
+        ));
+    }
+
+    let organisation = store
+        .ensure_organisation(target.organisation, target.default_country)
+        .await?;
+    let trunk = store.upsert_trunk(organisation, &target.trunk).await?;
+    let script_file = target
+        .script_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{script_name}.toml"));
+    let script_id = store
+        .upsert_script(organisation, &script_name, &script_file, &source)
+        .await?;
+    let campaign_name = target.campaign.unwrap_or(&script_name).to_string();
+    let campaign = store
+        .ensure_campaign(
+            organisation,
+            &campaign_name,
+            script_id,
+            trunk,
+            &target.settings,
+        )
+        .await?;
+    let stored = store.insert_records(campaign, &records, now_ms()).await?;
+    Ok(ImportSummary {
+        file: file_name,
+        campaign: campaign_name,
+        stored,
+        rejected,
+        warnings: report.warnings.iter().map(ImportIssue::to_string).collect(),
+    })
+}
+
+/// Writes the result file of `campaign` for `day` (UTC) into `dir`, atomically
+/// (a temporary file renamed into place). Returns its path.
+pub async fn write_result_file<S: Store>(
+    store: &S,
+    campaign: Id,
+    script_name: &str,
+    day: NaiveDate,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let from = Utc
+        .from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .timestamp_millis();
+    let to = from + 24 * 3600 * 1000;
+    let rows = store.result_rows(campaign, from, to).await?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(results::file_name(script_name, day, "csv"));
+    let temporary = path.with_extension("csv.partial");
+    {
+        let file = std::fs::File::create(&temporary)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        results::write_csv(&rows, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, &path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Starts SIP and media as configured.
+pub async fn start_network(config: &Config) -> anyhow::Result<(SipEndpoint, MediaEngine)> {
+    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+        bind: config.sip.bind,
+        tcp: config.sip.tcp,
+        ..SipConfig::default()
+    })
+    .await
+    .with_context(|| format!("cannot listen for SIP on {}", config.sip.bind))?;
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: config.media.bind_ip,
+        port_min: config.media.rtp_port_min,
+        port_max: config.media.rtp_port_max,
+        inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
+        ..MediaConfig::default()
+    })?;
+    Ok((sip, media))
+}
+
+/// `dialcast serve`: runs running campaigns until `cancel`, writing each
+/// campaign's result file when it finishes.
+pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let catalog = audio_catalog(&config.audio.roots)?;
+    let (sip, media) = start_network(&config).await?;
+    let mut credentials = HashMap::new();
+    for trunk in &config.trunks {
+        credentials.insert(
+            trunk.name.clone(),
+            Credentials {
+                username: trunk.username.clone(),
+                password: trunk.password()?,
+            },
+        );
+    }
+    let engine = Engine::new(EngineParts {
+        store: Arc::clone(&store),
+        sip: sip.clone(),
+        media,
+        catalog,
+        credentials,
+        rtp_bind: config.media.bind_ip,
+    })?;
+    let recovered = engine.recover().await?;
+    if recovered > 0 {
+        tracing::warn!("{recovered} attempts were cut off by the last stop: marked interrupted");
+    }
+    tracing::info!(sip = %sip.local_addr(), "dialcast serving");
+
+    let mut running: HashMap<Id, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        running.retain(|_, task| !task.is_finished());
+        for campaign in store.campaigns_in_state(CampaignState::Running).await? {
+            if running.contains_key(&campaign.id) {
+                continue;
+            }
+            let engine = Arc::clone(&engine);
+            let cancel = cancel.child_token();
+            let results_dir = config.results.dir.clone();
+            let id = campaign.id;
+            running.insert(
+                id,
+                tokio::spawn(async move {
+                    let name = campaign.name.clone();
+                    let script = campaign.script_name.clone();
+                    if let Err(e) = engine.run_campaign(campaign, cancel).await {
+                        tracing::error!(campaign = %name, "campaign stopped: {e:#}");
+                        return;
+                    }
+                    let finished = engine
+                        .store()
+                        .campaign_by_name(&name)
+                        .await
+                        .is_ok_and(|c| c.state == CampaignState::Finished);
+                    if finished {
+                        let day = Utc::now().date_naive();
+                        match write_result_file(&**engine.store(), id, &script, day, &results_dir)
+                            .await
+                        {
+                            Ok(path) => {
+                                tracing::info!(campaign = %name, "result file {}", path.display())
+                            }
+                            Err(e) => {
+                                tracing::error!(campaign = %name, "result file not written: {e:#}")
+                            }
+                        }
+                    }
+                }),
+            );
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(CAMPAIGN_POLL) => {}
+        }
+    }
+    tracing::info!("stopping: waiting for calls in progress");
+    for (_, task) in running {
+        task.await.ok();
+    }
+    sip.shutdown();
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! Storage: the one place the engine's state lives. The [`Store`] trait says
+//! what the engine needs; [`sqlite::SqliteStore`] is the embedded default (one
+//! file, migrations run at open). PostgreSQL follows the same trait and the same
+//! portable SQL.
+//!
+//! The store is the truth: every state change is committed, with its outbox
+//! event, before anything announces it, so a killed process restarts without
+//! losing a record or dialling an attempt twice:
+//!
+//! ```text
+//! record: pending ──claim_next──► dialing ──finish_attempt──► done
+//!            ▲                        │   (final status)
+//!            └──── retry later ───────┘
+//! attempt: dialing ──finish_attempt──► ended
+//!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
+//! ```
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::import::ImportedRecord;
+use crate::results::ResultRow;
+
+pub use sqlite::SqliteStore;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{kind} {name:?} does not exist")]
+    NotFound { kind: &'static str, name: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Database ids.
+pub type Id = i64;
+
+/// Milliseconds since the Unix epoch, UTC: how every timestamp is stored.
+pub type EpochMs = i64;
+
+/// A trunk as the engine dials it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkSettings {
+    pub name: String,
+    /// Where INVITEs go, e.g. `sip:trunk.example.net:5060`; the dialled number
+    /// becomes the user part.
+    pub uri: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    pub max_cps: u32,
+    pub max_channels: u32,
+    pub caller_id: Option<String>,
+}
+
+/// How a campaign runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CampaignSettings {
+    /// Attempts per record, the first included.
+    pub max_attempts: u32,
+    pub retry_delay_ms: i64,
+    pub ring_timeout_ms: i64,
+    /// Hard cap on an answered call.
+    pub max_call_ms: i64,
+    /// Detect answering machines before the script starts.
+    pub amd: bool,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        CampaignSettings {
+            max_attempts: 3,
+            retry_delay_ms: 30 * 60 * 1000,
+            ring_timeout_ms: 30_000,
+            max_call_ms: 5 * 60 * 1000,
+            amd: true,
+        }
+    }
+}
+
+/// A campaign's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignState {
+    /// Records may be imported; nothing is dialled.
+    Idle,
+    Running,
+    Paused,
+    /// Every record has its final status.
+    Finished,
+}
+
+impl CampaignState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Idle => "idle",
+            CampaignState::Running => "running",
+            CampaignState::Paused => "paused",
+            CampaignState::Finished => "finished",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CampaignState> {
+        Some(match s {
+            "idle" => CampaignState::Idle,
+            "running" => CampaignState::Running,
+            "paused" => CampaignState::Paused,
+            "finished" => CampaignState::Finished,
+            _ => return None,
+        })
+    }
+}
+
+/// A campaign with what is needed to run it.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    pub id: Id,
+    pub name: String,
+    pub state: CampaignState,
+    pub script_name: String,
+    pub script_file: String,
+    pub script_source: String,
+    pub trunk: TrunkSettings,
+    pub settings: CampaignSettings,
+}
+
+/// What an import added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InsertSummary {
+    pub inserted: u64,
+    /// Records whose RECORD_ID the campaign already had (left unchanged).
+    pub duplicates: u64,
+    /// Records with no dialable number: reported `invalid_number`, not dialled.
+    pub invalid_number: u64,
+}
+
+/// An attempt the store has committed as dialing: dial it exactly once.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub attempt_id: Id,
+    pub record: Id,
+    pub record_id: String,
+    pub attempt_no: u32,
+    pub number: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptOutcome {
+    /// A call status of the formats README.
+    pub status: String,
+    pub sip_code: Option<u16>,
+    pub answered_at: Option<EpochMs>,
+    pub ended_at: EpochMs,
+    pub ring_ms: i64,
+    pub talk_ms: i64,
+    pub amd: Option<String>,
+    pub dtmf: String,
+    pub outputs: Vec<(String, String)>,
+    pub call_id: Option<String>,
+}
+
+/// What happens to the record after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// The record is done with this status.
+    Final,
+    /// Try again, not before this time.
+    RetryAt(EpochMs),
+}
+
+/// Counts for `dialcast campaign status` and the demo.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CampaignStatus {
+    pub name: String,
+    pub state: String,
+    pub records: u64,
+    pub pending: u64,
+    pub dialing: u64,
+    pub done: u64,
+    pub attempts: u64,
+    /// Final status per record that is done.
+    pub statuses: BTreeMap<String, u64>,
+    /// Records whose point of success was reached.
+    pub success: u64,
+}
+
+/// Where one record ended up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordFinal {
+    pub record_id: String,
+    pub state: String,
+    pub final_status: Option<String>,
+    /// Attempts dialled (an undialled `invalid_number` report is not one).
+    pub attempts: u32,
+    /// Whether any attempt reached the point of success.
+    pub success_point: bool,
+}
+
+/// What the engine needs from storage.
+pub trait Store: Send + Sync + 'static {
+    /// Creates the organisation if needed; returns its id.
+    fn ensure_organisation(
+        &self,
+        name: &str,
+        default_country: &str,
+    ) -> impl Future<Output = StoreResult<Id>> + Send;
+
+    /// Creates or updates a trunk by name.
+    fn upsert_trunk(
+        &self,
+        organisation: Id,
+        trunk: &TrunkSettings,
+    ) -> impl Future<Output = StoreResult<Id>> + Send;
+
+    /// Creates or updates a script by name (its source is stored verbatim).
+    fn upsert_script(
+        &self,
+        organisation: Id,
+        name: &str,
+        file_name: &str,
+        source: &str,
+    ) -> impl Future<Output = StoreResult<Id>> + Send;
+
+    /// Creates the campaign if needed (settings of an existing one are kept).
+    fn ensure_campaign(
+        &self,
+        organisation: Id,
+        name: &str,
+        script: Id,
+        trunk: Id,
+        settings: &CampaignSettings,
+    ) -> impl Future<Output = StoreResult<Id>> + Send;
+
+    fn campaign_by_name(&self, name: &str) -> impl Future<Output = StoreResult<Campaign>> + Send;
+
+    /// Campaigns in this state.
+    fn campaigns_in_state(
+        &self,
+        state: CampaignState,
+    ) -> impl Future<Output = StoreResult<Vec<Campaign>>> + Send;
+
+    fn set_campaign_state(
+        &self,
+        campaign: Id,
+        state: CampaignState,
+        now: EpochMs,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Adds imported records in one transaction. Records without a dialable
+    /// number are stored done, with an undialled `invalid_number` attempt.
+    fn insert_records(
+        &self,
+        campaign: Id,
+        records: &[ImportedRecord],
+        now: EpochMs,
+    ) -> impl Future<Output = StoreResult<InsertSummary>> + Send;
+
+    /// After a crash: attempts left dialing become `interrupted` (or `success`
+    /// when their point of success was already stored) and their records are
+    /// rescheduled under `next_step`. Returns how many were recovered.
+    fn recover_interrupted(
+        &self,
+        now: EpochMs,
+        next_step: &(dyn Fn(&str, u32, u32) -> NextStep + Sync),
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Takes the next due record of the campaign and commits a new dialing
+    /// attempt for it; `None` when nothing is due.
+    fn claim_next(
+        &self,
+        campaign: Id,
+        now: EpochMs,
+    ) -> impl Future<Output = StoreResult<Option<Claim>>> + Send;
+
+    /// The point of success was reached on this attempt (committed before it
+    /// is announced).
+    fn mark_success_point(
+        &self,
+        attempt: Id,
+        at: EpochMs,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Ends the attempt and moves its record on, with outbox events, in one
+    /// transaction.
+    fn finish_attempt(
+        &self,
+        claim: &Claim,
+        outcome: &AttemptOutcome,
+        next: NextStep,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// When the campaign's next pending record is due (`None`: none pending).
+    fn next_due(&self, campaign: Id) -> impl Future<Output = StoreResult<Option<EpochMs>>> + Send;
+
+    fn campaign_status(
+        &self,
+        campaign: Id,
+    ) -> impl Future<Output = StoreResult<CampaignStatus>> + Send;
+
+    /// Every record of the campaign with its state, in import order.
+    fn record_finals(
+        &self,
+        campaign: Id,
+    ) -> impl Future<Output = StoreResult<Vec<RecordFinal>>> + Send;
+
+    /// One row per record of the campaign with an attempt started in
+    /// `[from, to)`, its attempts of that period in order.
+    fn result_rows(
+        &self,
+        campaign: Id,
+        from: EpochMs,
+        to: EpochMs,
+    ) -> impl Future<Output = StoreResult<Vec<ResultRow>>> + Send;
+}
