@@ -1,0 +1,205 @@
+//! A campaign end to end against the callee farm over real SIP and RTP on
+//! loopback: every record must end in the status its callee's behaviour
+//! implies, and the point of success must be reached exactly by those who
+//! listened past it.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialcast_engine::campaign::{now_ms, Engine, EngineParts};
+use dialcast_engine::import::ImportedRecord;
+use dialcast_engine::service::audio_catalog;
+use dialcast_engine::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
+use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, Mix};
+use dialcast_media::{MediaConfig, MediaEngine};
+use dialcast_sip::{SipConfig, SipEndpoint};
+use tokio_util::sync::CancellationToken;
+
+const SCRIPT: &str = "payment_reminder";
+
+fn record(i: usize, number: &str) -> ImportedRecord {
+    let mut fields = BTreeMap::new();
+    for (k, v) in [
+        ("IDENTIFICATION_RECORD_ID", format!("R{i}")),
+        (
+            "PERSON_LANGUAGE",
+            if i % 3 == 0 { "nl" } else { "en" }.to_string(),
+        ),
+        ("CONTACT_PHONE_1", number.to_string()),
+        (
+            "INVOICE_AMOUNT_OPEN",
+            format!("{}.{:02}", 10 + i * 37 % 900, i % 100),
+        ),
+        ("INVOICE_CURRENCY", "EUR".to_string()),
+        ("INVOICE_DUE_DATE", "2026-12-24".to_string()),
+        ("INVOICE_NUMBER", format!("INV{i}")),
+    ] {
+        fields.insert(k.to_string(), v);
+    }
+    ImportedRecord {
+        line: i as u64 + 2,
+        record_id: format!("R{i}"),
+        client_reference: None,
+        script: SCRIPT.to_string(),
+        fields,
+        phones: vec![number.to_string()],
+        rejected_phones: Vec::new(),
+        invalid_number: false,
+    }
+}
+
+/// Whether a callee of this behaviour hears the message past its point of
+/// success.
+fn listens_past_success(b: Behaviour) -> bool {
+    matches!(
+        b,
+        Behaviour::Human | Behaviour::SlowAnswer | Behaviour::PressesKeys
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_ends_as_its_callee_behaves() {
+    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    farm_config.media.port_min = 41000;
+    farm_config.media.port_max = 43999;
+    let farm = Farm::start(farm_config).await.expect("farm");
+
+    // Every behaviour, twice.
+    let mix: Mix = Behaviour::ALL
+        .iter()
+        .map(|b| format!("{b}=1"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .parse()
+        .expect("mix");
+    let dialled = numbers(&mix, Behaviour::ALL.len() * 2, 11);
+    let records: Vec<ImportedRecord> = dialled
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| record(i, n))
+        .collect();
+
+    let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let catalog = audio_catalog(&[]).expect("audio");
+    let org = store.ensure_organisation("Test", "NL").await.expect("org");
+    let trunk = store
+        .upsert_trunk(
+            org,
+            &TrunkSettings {
+                name: "farm".into(),
+                uri: format!("sip:{}", farm.local_addr()),
+                transport: "udp".into(),
+                max_cps: 20,
+                max_channels: 30,
+                caller_id: Some("+31201234567".into()),
+            },
+        )
+        .await
+        .expect("trunk");
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let script = store
+        .upsert_script(org, SCRIPT, "payment_reminder.toml", &source)
+        .await
+        .expect("script");
+    let campaign = store
+        .ensure_campaign(
+            org,
+            SCRIPT,
+            script,
+            trunk,
+            &CampaignSettings {
+                max_attempts: 1,
+                retry_delay_ms: 0,
+                ring_timeout_ms: 9_000,
+                max_call_ms: 60_000,
+                amd: true,
+            },
+        )
+        .await
+        .expect("campaign");
+    store
+        .insert_records(campaign, &records, now_ms())
+        .await
+        .expect("records");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("running");
+
+    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        tcp: false,
+        ..SipConfig::default()
+    })
+    .await
+    .expect("sip");
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port_min: 44000,
+        port_max: 46999,
+        inactivity_timeout: Duration::from_secs(30),
+        send_silence: true,
+    })
+    .expect("media");
+    let engine = Engine::new(EngineParts {
+        store: Arc::clone(&store),
+        sip,
+        media,
+        catalog,
+        credentials: Default::default(),
+        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })
+    .expect("engine");
+    let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        engine.run_campaign(running, CancellationToken::new()),
+    )
+    .await
+    .expect("the campaign finishes within two minutes")
+    .expect("the campaign runs");
+
+    let finals = store.record_finals(campaign).await.expect("finals");
+    let mut wrong = Vec::new();
+    for ((number, behaviour), record) in dialled.iter().zip(&records) {
+        let got = finals
+            .iter()
+            .find(|f| f.record_id == record.record_id)
+            .expect("stored");
+        let expected = behaviour.expected_status();
+        if got.final_status.as_deref() != Some(expected)
+            || got.success_point != listens_past_success(*behaviour)
+        {
+            wrong.push(format!(
+                "{number} ({behaviour}): status {:?}, success point {} (expected {expected}, {})",
+                got.final_status,
+                got.success_point,
+                listens_past_success(*behaviour)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "records that ended wrongly:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        store
+            .campaign_by_name(SCRIPT)
+            .await
+            .expect("campaign")
+            .state,
+        CampaignState::Finished
+    );
+    let stats = farm.shutdown().await;
+    assert_eq!(
+        stats.total().calls,
+        records.len() as u64,
+        "one INVITE per record"
+    );
+}
