@@ -1,0 +1,181 @@
+//! Campaigns against SIPp (a peer nobody here wrote) instead of our own
+//! callee farm: every record of a campaign dialled into a SIPp UAS ends in
+//! the status the scenario implies, and SIPp passes each call (it saw the ACK
+//! and our BYE, or a clean failure response).
+//!
+//! Run with `cargo test -p dialcast-engine --features interop --test
+//! campaign_sipp`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::sipp;
+use common::{ports, Verdict, Workdir};
+use dialcast_engine::campaign::{now_ms, Engine, EngineParts};
+use dialcast_engine::import::ImportedRecord;
+use dialcast_engine::service::audio_catalog;
+use dialcast_engine::store::{
+    CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
+};
+use dialcast_media::{MediaConfig, MediaEngine};
+use dialcast_sip::{SipConfig, SipEndpoint};
+use tokio_util::sync::CancellationToken;
+
+const SCRIPT: &str = "payment_reminder";
+
+fn record(i: usize) -> ImportedRecord {
+    let number = format!("+3161000{i:04}");
+    let mut fields = BTreeMap::new();
+    for (k, v) in [
+        ("IDENTIFICATION_RECORD_ID", format!("S{i}")),
+        ("PERSON_LANGUAGE", "en".to_string()),
+        ("CONTACT_PHONE_1", number.clone()),
+        ("INVOICE_AMOUNT_OPEN", format!("{}.25", 100 + i)),
+        ("INVOICE_DUE_DATE", "2026-12-01".to_string()),
+    ] {
+        fields.insert(k.to_string(), v);
+    }
+    ImportedRecord {
+        line: i as u64 + 2,
+        record_id: format!("S{i}"),
+        client_reference: None,
+        script: SCRIPT.to_string(),
+        fields,
+        phones: vec![number],
+        rejected_phones: Vec::new(),
+        invalid_number: false,
+    }
+}
+
+/// Runs a campaign of `count` records against `trunk` and returns how each
+/// record ended.
+async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
+    let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let org = store.ensure_organisation("Test", "NL").await.expect("org");
+    let trunk_id = store
+        .upsert_trunk(
+            org,
+            &TrunkSettings {
+                name: "sipp".into(),
+                uri: format!("sip:{trunk}"),
+                transport: "udp".into(),
+                max_cps: 10,
+                max_channels: 10,
+                caller_id: Some("+31201234567".into()),
+            },
+        )
+        .await
+        .expect("trunk");
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let script = store
+        .upsert_script(org, SCRIPT, "payment_reminder.toml", &source)
+        .await
+        .expect("script");
+    let campaign = store
+        .ensure_campaign(
+            org,
+            SCRIPT,
+            script,
+            trunk_id,
+            &CampaignSettings {
+                max_attempts: 1,
+                retry_delay_ms: 0,
+                ring_timeout_ms: 10_000,
+                max_call_ms: 60_000,
+                amd: false,
+            },
+        )
+        .await
+        .expect("campaign");
+    let records: Vec<_> = (0..count).map(record).collect();
+    store
+        .insert_records(campaign, &records, now_ms())
+        .await
+        .expect("records");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("running");
+    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        tcp: false,
+        ..SipConfig::default()
+    })
+    .await
+    .expect("sip");
+    let rtp = ports::block(200);
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port_min: rtp,
+        port_max: rtp + 199,
+        inactivity_timeout: Duration::from_secs(30),
+        send_silence: true,
+    })
+    .expect("media");
+    let engine = Engine::new(EngineParts {
+        store: Arc::clone(&store),
+        sip: sip.clone(),
+        media,
+        catalog: audio_catalog(&[]).expect("audio"),
+        credentials: Default::default(),
+        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })
+    .expect("engine");
+    let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    tokio::time::timeout(
+        Duration::from_secs(90),
+        engine.run_campaign(running, CancellationToken::new()),
+    )
+    .await
+    .expect("finishes in time")
+    .expect("runs");
+    sip.shutdown();
+    store.record_finals(campaign).await.expect("finals")
+}
+
+fn check_all(verdict: &mut Verdict, finals: &[RecordFinal], status: &str, success: bool) {
+    for f in finals {
+        verdict.check(
+            f.final_status.as_deref() == Some(status) && f.success_point == success,
+            || format!("{f:?}: expected {status}, success point {success}"),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_answered_by_sipp_hear_the_script_to_its_success_point() {
+    sipp::require_sipp();
+    let work = Workdir::new("campaign_sipp_answer");
+    let mut server = sipp::uas(&work, "uas-200-echo-expect-bye.xml")
+        .rtp_echo()
+        .calls(6)
+        .start();
+    let finals = run_campaign(server.addr(), 6).await;
+    let mut verdict = Verdict::new("campaign against a SIPp UAS that answers");
+    check_all(&mut verdict, &finals, "success", true);
+    let ended = server.wait(Duration::from_secs(30));
+    server.check_passed(ended, &mut verdict);
+    server.attach_logs(&mut verdict);
+    verdict.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_refused_busy_by_sipp_end_busy_without_a_success_point() {
+    sipp::require_sipp();
+    let work = Workdir::new("campaign_sipp_busy");
+    let mut server = sipp::uas(&work, "uas-486-busy.xml").calls(4).start();
+    let finals = run_campaign(server.addr(), 4).await;
+    let mut verdict = Verdict::new("campaign against a SIPp UAS that is busy");
+    check_all(&mut verdict, &finals, "busy", false);
+    let ended = server.wait(Duration::from_secs(30));
+    server.check_passed(ended, &mut verdict);
+    server.attach_logs(&mut verdict);
+    verdict.finish();
+}
