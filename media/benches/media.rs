@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dialcast_media::session::MAX_PACKET;
 use dialcast_media::{
-    parse_rtp, Codec, Prompt, RemoteMedia, RtpHeader, SessionConfig, SessionCore,
+    parse_rtp, AmdConfig, AmdDetector, Codec, Prompt, RemoteMedia, RtpHeader, SessionConfig,
+    SessionCore,
 };
 
 const CFG: SessionConfig = SessionConfig {
@@ -84,6 +85,24 @@ fn session_core(c: &mut Criterion) {
             rx.handle_datagram(black_box(&data), peer, now);
         })
     });
+    // A packet in and a tick out with detection on: decode into the ring,
+    // one frame to the detector (a steady level, below the noise floor after
+    // 2.5 s: the quiet path). Detection is kept from ending.
+    let mut det = core_to(peer, now);
+    let mut config = AmdConfig::default();
+    config.beep.listen_ms = 0;
+    det.start_detection(Box::new(AmdDetector::new(config)));
+    let mut data = packet();
+    let mut seq = 0u16;
+    c.bench_function("session_rx_and_tick_detecting", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            data[2..4].copy_from_slice(&seq.to_be_bytes());
+            det.handle_datagram(black_box(&data), peer, now);
+            let deadline = det.next_deadline().unwrap_or(now);
+            black_box(det.on_tick(deadline, &mut pkt, &mut rec))
+        })
+    });
 }
 
 /// One scheduler tick for N sessions: build each session's frame and
@@ -125,5 +144,37 @@ fn tick_send(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parsing, session_core, tick_send);
+/// The answering-machine detector per 20 ms frame, averaged over 2 s of
+/// audio played in a loop: line hiss (energy and noise floor only), and
+/// speech-like bursts, 400 ms on and 200 ms off (two thirds of the frames
+/// also pay for the 256-point spectrum).
+fn amd(c: &mut Criterion) {
+    let hiss = |i: u32| ((i.wrapping_mul(2_654_435_761) >> 20) as i16 & 0x3f) - 32;
+    let quiet: Vec<i16> = (0..16_000u32).map(hiss).collect();
+    let bursts: Vec<i16> = (0..16_000u32)
+        .map(|i| {
+            if i % 4800 >= 3200 {
+                return hiss(i);
+            }
+            let t = f64::from(i) / 8000.0;
+            let f0 = 130.0 + 20.0 * (t * 5.0).sin();
+            let v: f64 = (1..16)
+                .map(|k| (t * f0 * f64::from(k) * std::f64::consts::TAU).sin() / f64::from(k))
+                .sum();
+            (v * 4000.0) as i16
+        })
+        .collect();
+    for (name, audio) in [("amd_frame_hiss", quiet), ("amd_frame_speech", bursts)] {
+        let mut det = AmdDetector::new(AmdConfig::default());
+        let mut frames = audio.chunks(160).cycle();
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let f = frames.next().unwrap_or(&[]);
+                black_box(det.process(black_box(f)))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, parsing, session_core, tick_send, amd);
 criterion_main!(benches);

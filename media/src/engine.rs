@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::amd::{AmdConfig, AmdDetector};
 use crate::prompt::Prompt;
 use crate::recorder::{self, RecorderMsg};
 use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, Slot, EVENT_QUEUE};
@@ -353,6 +354,29 @@ impl MediaSession {
         self.shard.send(Command::SetHold {
             id: self.id,
             on_hold,
+        });
+    }
+
+    /// Start answering-machine and beep detection on the received audio,
+    /// from now (times in the events count from here). The session reports
+    /// [`MediaEvent::Amd`] once and [`MediaEvent::Beep`] for every beep; after
+    /// a `machine` or `unknown` decision it keeps listening for beeps until
+    /// `config.beep.listen_ms` from the start (if not 0), after any other
+    /// decision it stops. Calling it again starts over. Costs nothing until
+    /// called: the detector (a few kB) is allocated here, once; then 0.3-2 µs
+    /// per 20 ms frame while it runs (`BENCH.md`, `AMD.md`).
+    pub fn detect(&self, config: AmdConfig) {
+        self.shard.send(Command::Detect {
+            id: self.id,
+            detector: Some(Box::new(AmdDetector::new(config))),
+        });
+    }
+
+    /// Stop detection (no further `Amd` or `Beep` events).
+    pub fn stop_detect(&self) {
+        self.shard.send(Command::Detect {
+            id: self.id,
+            detector: None,
         });
     }
 

@@ -1,14 +1,17 @@
-//! Dialcast media: RTP sessions, G.711 codecs, RFC 4733 DTMF, prompt loading and voicelog recording.
+//! Dialcast media: RTP sessions, G.711 codecs, RFC 4733 DTMF, prompt loading, voicelog
+//! recording, and answering-machine / voicemail-beep detection.
 //!
 //! Knows nothing of SIP or campaigns: it is handed addresses and payload types
 //! negotiated elsewhere.
 //!
 //! * [`rtp`], [`dtmf`], [`codec`] — pure wire formats and codecs.
+//! * [`amd`] — pure answering-machine and voicemail-beep detectors.
 //! * [`session`] — the sans-IO per-call state machine ([`SessionCore`]).
 //! * `scheduler` — the shared thread that paces and receives RTP for every call.
 //! * [`MediaEngine`] / [`MediaSession`] — the handles the call controller uses.
 //! * [`Prompt`] — audio decoded, resampled and encoded once at load time.
 
+pub mod amd;
 pub mod codec;
 pub mod dtmf;
 mod engine;
@@ -20,6 +23,10 @@ pub mod rtp;
 mod scheduler;
 pub mod session;
 
+pub use amd::{
+    AmdConfig, AmdDecision, AmdDetector, AmdMeasures, AmdOutput, AmdVerdict, BeepConfig,
+    BeepDetector, BeepEvent,
+};
 pub use codec::Codec;
 pub use engine::{MediaConfig, MediaEngine, MediaSession};
 pub use error::MediaError;

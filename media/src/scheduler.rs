@@ -31,6 +31,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::amd::AmdDetector;
 use crate::codec::FRAME_SAMPLES;
 use crate::prompt::Prompt;
 use crate::recorder::{send_block, RecorderMsg};
@@ -41,9 +42,10 @@ use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionCore, MAX_PACKE
 /// thread is stuck; senders then block until there is room.
 pub const COMMAND_QUEUE: usize = 4096;
 /// Events queued per call. A call sees at most a handful per second (one
-/// first packet, DTMF at human speed, playback ends, one timeout), so 64 is
-/// never reached by a live task; if it is (the task stopped reading), further
-/// events are dropped and counted in `events_dropped`.
+/// first packet, DTMF at human speed, playback ends, one timeout, one AMD
+/// decision, the odd beep), so 64 is never reached by a live task; if it is
+/// (the task stopped reading), further events are dropped and counted in
+/// `events_dropped`.
 pub const EVENT_QUEUE: usize = 64;
 /// How often timeouts are checked and stats published.
 pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
@@ -76,6 +78,11 @@ pub(crate) enum Command {
     },
     Record {
         id: u64,
+    },
+    /// Start (with a detector boxed by the caller) or stop detection.
+    Detect {
+        id: u64,
+        detector: Option<Box<AmdDetector>>,
     },
     Close {
         id: u64,
@@ -290,6 +297,10 @@ impl Scheduler {
                 Command::StopPlayback { id } => self.with(id, |c| c.stop_playback()),
                 Command::SetHold { id, on_hold } => self.with(id, |c| c.set_hold(on_hold, now)),
                 Command::Record { id } => self.with(id, |c| c.set_recording(true)),
+                Command::Detect { id, detector } => self.with(id, |c| match detector {
+                    Some(d) => c.start_detection(d),
+                    None => c.stop_detection(),
+                }),
                 Command::Close { id, reply } => {
                     let stats = self.close(id);
                     if let Some(reply) = reply {

@@ -11,17 +11,25 @@
 //!              marker on the first packet of a stream, after a gap, and on the
 //!              first prompt frame after silence (start of a talk spurt)
 //!   each datagram: parse → count/drop malformed → latch destination (symmetric
-//!              RTP) → loss, jitter → audio into the recorder ring | DTMF
+//!              RTP) → loss, jitter → audio into the receive ring | DTMF
+//!   each tick, when recording or detecting: one 20 ms frame out of the ring
+//!              (silence while it is empty) → recorder block and/or detectors
 //! ```
 //!
 //! Nothing here allocates per packet: prompts are shared pre-encoded frames,
-//! the receive ring and event queue are preallocated.
+//! the receive ring and event queue are preallocated, and the answering
+//! machine / beep detector is boxed once when detection starts
+//! ([`SessionCore::start_detection`]). The detectors see the received audio
+//! on our 20 ms clock, after the 40 ms jitter allowance; a lost or late packet
+//! is silence to them, and frames skipped after a stalled clock are not seen
+//! (their times then run behind the wall clock by the stall).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::amd::{AmdDecision, AmdDetector, AmdVerdict, BeepEvent};
 use crate::codec::{Codec, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::dtmf::{parse_telephone_event, DtmfReceiver};
 use crate::prompt::Prompt;
@@ -36,11 +44,12 @@ pub const LATE_THRESHOLD: Duration = Duration::from_millis(5);
 pub const MAX_CATCH_UP: Duration = Duration::from_millis(200);
 /// Largest packet we build: header + one G.711 frame.
 pub const MAX_PACKET: usize = RTP_HEADER_LEN + FRAME_SAMPLES;
-/// Received audio buffered for the recorder (6 frames = 120 ms); older samples
-/// are overwritten if the peer sends faster than our clock.
+/// Received audio buffered for the recorder and detectors (6 frames = 120 ms);
+/// older samples are overwritten if the peer sends faster than our clock.
 const RX_RING: usize = FRAME_SAMPLES * 6;
-/// Received audio waits until this much is buffered before the recorder takes
-/// it, so packets arriving just after our tick do not leave holes.
+/// Received audio waits until this much is buffered before the recorder and
+/// detectors take it, so packets arriving just after our tick do not leave
+/// holes.
 const RX_PRIME: usize = FRAME_SAMPLES * 2;
 /// Sequence jumps larger than this are a restart, not a loss.
 const MAX_SEQ_JUMP: u16 = 3000;
@@ -66,6 +75,14 @@ pub enum MediaEvent {
     PlaybackFinished,
     /// No RTP for `inactivity_timeout` (reported once).
     InactivityTimeout,
+    /// The answering-machine detector decided (once per
+    /// [`SessionCore::start_detection`]); times in ms from the first received
+    /// audio after detection started.
+    Amd(AmdDecision),
+    /// A voicemail beep ended; speak from `end_ms` on. Times in ms from the
+    /// first received audio after detection started. Every beep heard while
+    /// listening is reported.
+    Beep { start_ms: u32, end_ms: u32 },
 }
 
 /// Per-session counters.
@@ -147,6 +164,13 @@ pub struct SessionCore {
     ring_len: usize,
     /// The ring holds enough to play out (a 40 ms jitter allowance).
     ring_primed: bool,
+    /// Answering-machine and beep detection, while enabled.
+    detector: Option<Box<AmdDetector>>,
+    /// Received audio has reached the ring since detection started. Until
+    /// then the detector is not fed: the zeros we would hand it are "no
+    /// packet yet", not the line's background, and a noise floor taken from
+    /// them makes the line's hiss, when it arrives, look like speech.
+    detector_heard: bool,
 }
 
 impl SessionCore {
@@ -192,6 +216,8 @@ impl SessionCore {
             ring_start: 0,
             ring_len: 0,
             ring_primed: false,
+            detector_heard: false,
+            detector: None,
         }
     }
 
@@ -240,8 +266,36 @@ impl SessionCore {
 
     pub fn set_recording(&mut self, on: bool) {
         self.recording = on;
-        self.ring_len = 0;
-        self.ring_primed = false;
+        if self.detector.is_none() {
+            self.ring_len = 0;
+            self.ring_primed = false;
+        }
+    }
+
+    /// Feed every received 20 ms frame, from the next tick on, to `detector`
+    /// (replacing a running one): [`MediaEvent::Amd`] once, and
+    /// [`MediaEvent::Beep`] for each beep. Detection ends at a `human`,
+    /// `silence` or `fax` decision; after a `machine` or `unknown` one it
+    /// goes on listening for beeps until `beep.listen_ms` from the start (if
+    /// not 0), or until [`stop_detection`]. The box is the only allocation;
+    /// it is freed when detection ends.
+    ///
+    /// [`stop_detection`]: SessionCore::stop_detection
+    pub fn start_detection(&mut self, detector: Box<AmdDetector>) {
+        if !self.recording && self.detector.is_none() {
+            self.ring_len = 0;
+            self.ring_primed = false;
+        }
+        self.detector = Some(detector);
+        self.detector_heard = false;
+    }
+
+    pub fn stop_detection(&mut self) {
+        self.detector = None;
+    }
+
+    pub fn is_detecting(&self) -> bool {
+        self.detector.is_some()
     }
 
     pub fn is_recording(&self) -> bool {
@@ -320,7 +374,8 @@ impl SessionCore {
             return;
         }
         self.update_jitter(pkt.timestamp, now);
-        if let (true, Some(codec)) = (self.recording, audio_codec) {
+        let wanted = self.recording || self.detector.is_some();
+        if let (true, Some(codec)) = (wanted, audio_codec) {
             for b in pkt.payload.iter().take(RX_RING) {
                 self.ring_push(codec.decode_sample(*b));
             }
@@ -368,23 +423,33 @@ impl SessionCore {
     }
 
     fn ring_push(&mut self, s: i16) {
-        let idx = (self.ring_start + self.ring_len) % RX_RING;
+        let mut idx = self.ring_start + self.ring_len;
+        if idx >= RX_RING {
+            idx -= RX_RING;
+        }
         self.ring[idx] = s;
         if self.ring_len == RX_RING {
-            self.ring_start = (self.ring_start + 1) % RX_RING;
+            self.ring_start += 1;
+            if self.ring_start == RX_RING {
+                self.ring_start = 0;
+            }
         } else {
             self.ring_len += 1;
         }
     }
 
-    fn ring_pop(&mut self) -> i16 {
-        if self.ring_len == 0 {
-            return 0;
+    /// Fill `out` from the ring, oldest first; silence for what is missing.
+    fn ring_pop_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) {
+        let n = self.ring_len.min(FRAME_SAMPLES);
+        let first = n.min(RX_RING - self.ring_start);
+        out[..first].copy_from_slice(&self.ring[self.ring_start..self.ring_start + first]);
+        out[first..n].copy_from_slice(&self.ring[..n - first]);
+        out[n..].fill(0);
+        self.ring_start += n;
+        if self.ring_start >= RX_RING {
+            self.ring_start -= RX_RING;
         }
-        let s = self.ring[self.ring_start];
-        self.ring_start = (self.ring_start + 1) % RX_RING;
-        self.ring_len -= 1;
-        s
+        self.ring_len -= n;
     }
 
     /// Fire the inactivity timeout if due. Call at least every few hundred ms.
@@ -493,22 +558,57 @@ impl SessionCore {
             }
         }
 
-        if self.recording {
-            let ours = &packet[RTP_HEADER_LEN..MAX_PACKET];
+        if self.recording || self.detector.is_some() {
+            let mut theirs = [0i16; FRAME_SAMPLES];
             if self.ring_len >= RX_PRIME {
                 self.ring_primed = true;
             }
-            let take = self.ring_primed;
-            for i in 0..FRAME_SAMPLES {
-                record[2 * i] = sent_codec.map_or(0, |c| c.decode_sample(ours[i]));
-                record[2 * i + 1] = if take { self.ring_pop() } else { 0 };
+            if self.ring_primed {
+                self.ring_pop_frame(&mut theirs);
             }
             if self.ring_len == 0 {
                 self.ring_primed = false;
             }
-            out.recorded = true;
+            if self.recording {
+                let ours = &packet[RTP_HEADER_LEN..MAX_PACKET];
+                for (i, t) in theirs.iter().enumerate() {
+                    record[2 * i] = sent_codec.map_or(0, |c| c.decode_sample(ours[i]));
+                    record[2 * i + 1] = *t;
+                }
+                out.recorded = true;
+            }
+            self.detector_heard |= self.ring_primed;
+            if self.detector_heard {
+                self.detect(&theirs);
+            }
         }
         out
+    }
+
+    /// Feed one received frame to the detector, if detecting.
+    fn detect(&mut self, frame: &[i16; FRAME_SAMPLES]) {
+        let Some(det) = self.detector.as_mut() else {
+            return;
+        };
+        let out = det.process(frame);
+        if let Some(d) = out.decision {
+            self.events.push_back(MediaEvent::Amd(d));
+        }
+        if let Some(BeepEvent::Ended { start_ms, end_ms }) = out.beep {
+            self.events.push_back(MediaEvent::Beep { start_ms, end_ms });
+        }
+        // Beeps matter only while a machine (or we are not sure) is talking.
+        let done = match det.decision() {
+            None => false,
+            Some(d) if !matches!(d.verdict, AmdVerdict::Machine | AmdVerdict::Unknown) => true,
+            Some(_) => {
+                let listen = det.config().beep.listen_ms;
+                listen != 0 && det.elapsed_ms() >= listen
+            }
+        };
+        if done {
+            self.detector = None;
+        }
     }
 }
 
@@ -809,6 +909,116 @@ mod tests {
         assert_eq!(core.poll_event(), Some(MediaEvent::InactivityTimeout));
         core.check_timeout(t0 + Duration::from_secs(9));
         assert_eq!(core.poll_event(), None);
+    }
+
+    /// 20 ms PCMU payloads of `pcm` (padded with silence).
+    fn pcmu_frames(pcm: &[i16]) -> Vec<[u8; FRAME_SAMPLES]> {
+        pcm.chunks(FRAME_SAMPLES)
+            .map(|c| {
+                let mut f = [Codec::Pcmu.encode_sample(0); FRAME_SAMPLES];
+                for (o, s) in f.iter_mut().zip(c) {
+                    *o = Codec::Pcmu.encode_sample(*s);
+                }
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn detection_reports_amd_and_beep_on_our_clock() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        let mut config = crate::AmdConfig::default();
+        config.beep.listen_ms = 3000;
+        core.start_detection(Box::new(AmdDetector::new(config)));
+        assert!(core.is_detecting());
+        // 400 ms of nothing, a 500 ms 1 kHz beep, then silence.
+        let mut pcm = vec![0i16; 8 * 400];
+        pcm.extend((0..8 * 500).map(|i| {
+            ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 6000.0) as i16
+        }));
+        pcm.extend(vec![0i16; 8 * 3000]);
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut b = bufs();
+        let mut events = Vec::new();
+        for (i, f) in pcmu_frames(&pcm).iter().enumerate() {
+            let now = t0 + PTIME * i as u32;
+            let seq = i as u16;
+            core.handle_datagram(&rtp(0, seq, u32::from(seq) * 160, false, f), from, now);
+            let out = core.on_tick(now, &mut b.pkt, &mut b.rec);
+            assert!(!out.recorded, "not recording");
+            events.extend(std::iter::from_fn(|| core.poll_event()));
+        }
+        // Times count from the first received audio, so the beep that starts
+        // 400 ms into the packets is at 400 ms.
+        let beep = events.iter().find_map(|e| match e {
+            MediaEvent::Beep { start_ms, end_ms } => Some((*start_ms, *end_ms)),
+            _ => None,
+        });
+        let (start, end) = beep.expect("beep reported");
+        assert!(
+            start.abs_diff(400) <= 10 && end.abs_diff(900) <= 10,
+            "{events:?}"
+        );
+        let amd = events.iter().find_map(|e| match e {
+            MediaEvent::Amd(d) => Some(*d),
+            _ => None,
+        });
+        let amd = amd.expect("decided");
+        assert_eq!(
+            (amd.verdict, amd.reason),
+            (crate::AmdVerdict::Machine, "beep")
+        );
+        assert!(!core.is_detecting(), "stopped after listen_ms");
+    }
+
+    #[test]
+    fn detection_and_recording_share_the_received_frames() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.set_recording(true);
+        core.start_detection(Box::new(AmdDetector::new(crate::AmdConfig::default())));
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let theirs = Codec::Pcmu.encode_sample(-2000);
+        core.handle_datagram(&rtp(0, 1, 0, false, &[theirs; 160]), from, t0);
+        core.handle_datagram(&rtp(0, 2, 160, false, &[theirs; 160]), from, t0);
+        let mut b = bufs();
+        assert!(core.on_tick(t0, &mut b.pkt, &mut b.rec).recorded);
+        assert!(
+            (b.rec[1] + 2000).abs() < 80,
+            "recorder still gets their audio"
+        );
+        core.stop_detection();
+        assert!(!core.is_detecting());
+        assert!(core.on_tick(t0 + PTIME, &mut b.pkt, &mut b.rec).recorded);
+        assert!((b.rec[1] + 2000).abs() < 80, "second frame");
+    }
+
+    #[test]
+    fn ring_keeps_the_newest_120_ms_in_order_across_the_wrap() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        // 7 frames into a 6-frame ring: the first is overwritten.
+        for i in 0..7 * FRAME_SAMPLES {
+            core.ring_push(i as i16);
+        }
+        let mut out = [0i16; FRAME_SAMPLES];
+        core.ring_pop_frame(&mut out);
+        assert_eq!((out[0], out[159]), (160, 319));
+        for i in 7 * FRAME_SAMPLES..7 * FRAME_SAMPLES + 100 {
+            core.ring_push(i as i16);
+        }
+        for k in 2..7 {
+            core.ring_pop_frame(&mut out);
+            let first = (k * FRAME_SAMPLES) as i16;
+            assert_eq!((out[0], out[159]), (first, first + 159), "frame {k}");
+        }
+        core.ring_pop_frame(&mut out);
+        assert_eq!((out[0], out[99], out[100], out[159]), (1120, 1219, 0, 0));
+        assert_eq!(core.ring_len, 0);
     }
 
     #[test]

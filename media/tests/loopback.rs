@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dialcast_media::{
-    parse_rtp, Codec, MediaConfig, MediaEngine, MediaEvent, MediaSession, Prompt, RemoteMedia,
-    RtpHeader,
+    parse_rtp, AmdConfig, AmdVerdict, Codec, MediaConfig, MediaEngine, MediaEvent, MediaSession,
+    Prompt, RemoteMedia, RtpHeader,
 };
 
 fn engine(base: u16, send_silence: bool, inactivity: Duration) -> MediaEngine {
@@ -349,4 +349,55 @@ async fn port_range_exhaustion_and_reuse() {
     drop(b);
     drop(c);
     assert_eq!(eng.active_sessions(), 0);
+}
+
+#[tokio::test]
+async fn detection_hears_a_greeting_and_a_beep_over_rtp() {
+    let eng = engine(42400, true, Duration::from_secs(30));
+    let mut s = eng.open_session().expect("session");
+    let p = peer();
+    s.set_remote(remote(p.local_addr().expect("addr"), Codec::Pcmu, None));
+    s.detect(AmdConfig::default());
+    // 300 ms of silence, a 2.5 s "greeting" (a wobbling buzz), 400 ms of
+    // silence, a 400 ms 850 Hz beep, silence: sent in real time.
+    let mut pcm = vec![0i16; 8 * 300];
+    pcm.extend((0..8 * 2500).map(|i| {
+        let t = i as f64 / 8000.0;
+        let f0 = 140.0 + 30.0 * (t * 3.0).sin();
+        let v: f64 = (1..20)
+            .map(|k| (t * f0 * k as f64 * std::f64::consts::TAU).sin() / k as f64)
+            .sum();
+        (v * 3000.0 * (0.6 + 0.4 * (t * 25.0).sin())) as i16
+    }));
+    pcm.extend(vec![0i16; 8 * 400]);
+    pcm.extend(tone(850.0, 8000.0, 8 * 400));
+    pcm.extend(vec![0i16; 8 * 600]);
+    let to = s.local_addr();
+    let start = Instant::now();
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        let payload: Vec<u8> = chunk
+            .iter()
+            .map(|x| Codec::Pcmu.encode_sample(*x))
+            .collect();
+        p.send_to(&rtp_packet(0, i as u16, i as u32 * 160, &payload), to)
+            .expect("send");
+        let due = start + Duration::from_millis(20 * (i as u64 + 1));
+        tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
+    }
+    let mut amd = None;
+    let mut beep = None;
+    while let Some(ev) = next(&mut s, Duration::from_millis(500)).await {
+        match ev {
+            MediaEvent::Amd(d) => amd = Some(d),
+            MediaEvent::Beep { start_ms, end_ms } => beep = Some((start_ms, end_ms)),
+            _ => {}
+        }
+    }
+    let amd = amd.expect("AMD decided");
+    assert_eq!(amd.verdict, AmdVerdict::Machine, "{amd:?}");
+    let (start, end) = beep.expect("beep heard");
+    // On the session's clock: the beep starts 3.2 s into the audio; allow for
+    // when detection started relative to the first packet, and scheduling.
+    assert!((3100..=3400).contains(&start), "{start}");
+    assert!(end.abs_diff(start + 400) <= 20, "{start}-{end}");
 }

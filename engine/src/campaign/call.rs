@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! INVITE ──► ringing / early media ──► answered ──► [AMD] ──► script ──► BYE
+//!    │                                                  └─ machine ──► BYE (voicemail)
 //!    └──────────── final response / ring timeout ───────────────┘   (either side)
 //! ```
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dialcast_media::{MediaEngine, MediaEvent, MediaSession};
+use dialcast_media::{AmdConfig, AmdVerdict, MediaEngine, MediaEvent, MediaSession};
 use dialcast_scripts::{Action, Event, Run, Script};
 use dialcast_sip::sdp::{LocalMedia, NegotiatedMedia};
 use dialcast_sip::{CallEvent, CallRequest, OutboundCall, SipEndpoint};
@@ -22,6 +23,10 @@ use super::clips::ClipLibrary;
 use super::target::TrunkTarget;
 use crate::single_call::remote_media;
 use crate::store::{AttemptOutcome, CampaignSettings, Claim, Store};
+
+/// Extra time after the detector's own window before we give up waiting for
+/// its verdict (e.g. no RTP at all) and start the script.
+const AMD_GRACE: Duration = Duration::from_millis(1500);
 
 /// What every call of the engine shares.
 pub struct CallContext<S> {
@@ -82,6 +87,8 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         outputs: Vec::new(),
         dtmf_info: String::new(),
         hung_up: false,
+        amd: None,
+        amd_deadline: None,
     };
     leg.drive(ctx, &plan).await
 }
@@ -108,6 +115,10 @@ struct Leg {
     outputs: Vec<(String, String)>,
     dtmf_info: String,
     hung_up: bool,
+    /// The answering-machine verdict, once known.
+    amd: Option<AmdVerdict>,
+    /// While waiting for the verdict: when to stop waiting.
+    amd_deadline: Option<TokioInstant>,
 }
 
 impl Leg {
@@ -129,8 +140,16 @@ impl Leg {
                             Some(m) => {
                                 self.apply(&m);
                                 self.session.start_sending();
-                                self.run.handle(Event::Answered);
-                                self.perform(ctx, plan).await;
+                                if plan.settings.amd {
+                                    // Listen first: the script starts for a person.
+                                    let config = AmdConfig::default();
+                                    self.amd_deadline = Some(TokioInstant::now()
+                                        + Duration::from_millis(u64::from(config.max_window_ms))
+                                        + AMD_GRACE);
+                                    self.session.detect(config);
+                                } else {
+                                    self.start_script(ctx, plan).await;
+                                }
                             }
                             None => {
                                 tracing::warn!(record = %plan.claim.record_id,
@@ -164,6 +183,20 @@ impl Leg {
                     Some(MediaEvent::Dtmf { digit, .. }) => {
                         self.feed(ctx, plan, Event::Dtmf(digit)).await;
                     }
+                    Some(MediaEvent::Amd(decision)) if self.amd_deadline.is_some() => {
+                        self.amd_deadline = None;
+                        self.amd = Some(decision.verdict);
+                        tracing::debug!(record = %plan.claim.record_id,
+                            verdict = decision.verdict.as_str(), at_ms = decision.at_ms,
+                            reason = decision.reason, measures = ?decision.measures,
+                            "answering-machine detection");
+                        match decision.verdict {
+                            // No voicemail step yet: a machine or a fax
+                            // line gets no message.
+                            AmdVerdict::Machine | AmdVerdict::Fax => self.hangup().await,
+                            _ => self.start_script(ctx, plan).await,
+                        }
+                    }
                     Some(MediaEvent::InactivityTimeout) => {
                         tracing::info!(record = %plan.claim.record_id, "no RTP from the callee: hanging up");
                         self.hangup().await;
@@ -175,6 +208,11 @@ impl Leg {
                     if let Some((id, _)) = self.timer.take() {
                         self.feed(ctx, plan, Event::TimerFired { id }).await;
                     }
+                }
+                _ = sleep_until_opt(self.amd_deadline) => {
+                    self.amd_deadline = None;
+                    self.amd = Some(AmdVerdict::Unknown);
+                    self.start_script(ctx, plan).await;
                 }
                 _ = sleep_until_opt(max_call_at) => {
                     max_call_at = None;
@@ -198,6 +236,7 @@ impl Leg {
         dtmf.push_str(&self.dtmf_info);
         let status = match answered_at {
             None => end.status.as_str().to_string(),
+            Some(_) if self.amd == Some(AmdVerdict::Machine) => "voicemail".to_string(),
             Some(_) if self.success => "success".to_string(),
             Some(_) => "answered_no_success".to_string(),
         };
@@ -208,11 +247,16 @@ impl Leg {
             ended_at,
             ring_ms,
             talk_ms,
-            amd: None,
+            amd: self.amd.map(|v| v.as_str().to_string()),
             dtmf,
             outputs,
             call_id: Some(call_id),
         }
+    }
+
+    /// The callee is a person (or we could not tell): the script begins.
+    async fn start_script<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan) {
+        self.feed(ctx, plan, Event::Answered).await;
     }
 
     fn apply(&mut self, media: &NegotiatedMedia) {

@@ -1,0 +1,490 @@
+//! The answering-machine classifier: a state machine over 20 ms frames.
+//!
+//! ```text
+//!  frame ─► energy vs noise floor ─► active (+10 dB)? ─► spectral peaks ─► beep tracker (350-2050 Hz)
+//!                                                                     └─► CED tracker (2100 Hz)
+//!        ─► speech? energy > floor + margin (+5 dB less inside a burst), not in a confirmed tone
+//!  speech frames ─► bursts (gaps <= 60 ms join) ─► words (bursts >= min_word_ms)
+//!  greeting: from the first word's start to the end of the last sound after it
+//!  (a confirmed tone takes back the burst it made: a tone is not a word)
+//!
+//!  Listening ──(first rule that holds, checked every frame)──► Decided(decision)
+//!    CED tone confirmed, no words ................... Fax      "fax answer tone"
+//!    tone ended as a beep, no words, 1100 Hz ± 38,
+//!      0.35-0.8 s long (CNG) ........................ Fax      "fax calling tone"
+//!    any other beep ................................. Machine  "beep"
+//!    greeting >= max_greeting_ms .................... Machine  "long greeting"
+//!    silence after the greeting
+//!      >= after_greeting_silence_ms, no sound now ... Human    "short greeting then silence"
+//!    no words by initial_silence_ms ................. Silence  "no speech"
+//!    max_window_ms reached: words, now quiet ........ Human    "short greeting, window over"
+//!                           words, still sounding ... Unknown  "speech at window end"
+//!                           a tone, no words ........ Unknown  "tone only"
+//!                           nothing ................. Silence  "no speech"
+//! ```
+//!
+//! After the decision the detector keeps following beeps, so a caller can
+//! wait for the end of a voicemail beep with the same object.
+
+use super::beep::{beep_event, beep_spec};
+use super::features::FrameAnalyzer;
+use super::tone::{ToneEvent, ToneSpec, ToneTracker};
+use super::{AmdConfig, AmdDecision, AmdMeasures, AmdVerdict, BeepEvent, FRAME_MS};
+
+/// Speech frames separated by at most this many quiet frames belong to one
+/// burst (the dips inside a word).
+const JOIN_GAP_FRAMES: u32 = 3;
+/// Once a burst has begun, sound counts as speech down to this many dB
+/// less above the floor (weak word endings and consonants hold the burst).
+const HOLD_BELOW_ONSET_DB: f32 = 5.0;
+/// T.30 calling tone: 1100 Hz ± 38 Hz, on for 0.5 s (± 15 %).
+const CNG_HZ: f32 = 1100.0;
+const CNG_TOLERANCE_HZ: f32 = 38.0;
+const CNG_MIN_MS: f32 = 350.0;
+const CNG_MAX_MS: f32 = 800.0;
+/// T.30 answer tone: 2100 Hz ± 15 Hz, 2.6-4 s; half a second of it is enough.
+const CED_SPEC: ToneSpec = ToneSpec {
+    lo_hz: 2080.0,
+    hi_hz: 2120.0,
+    min_purity: super::beep::BEEP_PURITY,
+    max_step_hz: 5.0,
+    max_bend_hz: 5.0,
+    min_frames: 25,
+    max_frames: u32::MAX,
+    max_gap_frames: 3,
+    contrast_db: super::beep::CONTRAST_DB,
+};
+
+/// Speech bursts and words so far (frame indices).
+#[derive(Debug, Clone, Copy, Default)]
+struct Words {
+    in_burst: bool,
+    burst_start: u32,
+    burst_last: u32,
+    burst_counted: bool,
+    words: u32,
+    greeting_start: Option<u32>,
+    /// Frame index just after the last speech frame of the greeting.
+    greeting_end: u32,
+    /// `words`, `greeting_start` and `greeting_end` before the current
+    /// burst, to take it back if it turns out to be a tone.
+    before_burst: (u32, Option<u32>, u32),
+}
+
+impl Words {
+    /// A word needs `min_word_frames` of sound; once the greeting has begun
+    /// any sound extends it.
+    fn push(&mut self, index: u32, speech: bool, min_word_frames: u32) {
+        if speech {
+            if !self.in_burst {
+                self.in_burst = true;
+                self.burst_start = index;
+                self.burst_counted = false;
+                self.before_burst = (self.words, self.greeting_start, self.greeting_end);
+            }
+            self.burst_last = index;
+            if !self.burst_counted && index - self.burst_start >= min_word_frames.saturating_sub(1)
+            {
+                self.burst_counted = true;
+                self.words += 1;
+                self.greeting_start.get_or_insert(self.burst_start);
+            }
+            if self.greeting_start.is_some() {
+                self.greeting_end = index.saturating_add(1);
+            }
+        } else if self.in_burst && index - self.burst_last > JOIN_GAP_FRAMES {
+            self.in_burst = false;
+        }
+    }
+
+    /// A tone starting at frame `first` was confirmed: the burst it made is
+    /// not speech.
+    fn retract_tone(&mut self, first: u32) {
+        if self.in_burst && self.burst_start.saturating_add(1) >= first {
+            (self.words, self.greeting_start, self.greeting_end) = self.before_burst;
+            self.in_burst = false;
+        }
+    }
+
+    fn measures(&self, now: u32) -> AmdMeasures {
+        let frames = |n: u32| n.saturating_mul(FRAME_MS);
+        match self.greeting_start {
+            Some(start) => AmdMeasures {
+                initial_silence_ms: frames(start),
+                greeting_ms: frames(self.greeting_end - start),
+                words: self.words,
+                silence_after_ms: frames(now.saturating_sub(self.greeting_end)),
+            },
+            None => AmdMeasures {
+                initial_silence_ms: frames(now),
+                ..AmdMeasures::default()
+            },
+        }
+    }
+}
+
+/// What one frame produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AmdOutput {
+    /// The decision, on the frame it was made (once).
+    pub decision: Option<AmdDecision>,
+    /// A beep event, before or after the decision.
+    pub beep: Option<BeepEvent>,
+}
+
+/// The answering-machine detector; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct AmdDetector {
+    config: AmdConfig,
+    analyzer: FrameAnalyzer,
+    beep: ToneTracker,
+    ced: ToneTracker,
+    words: Words,
+    /// A tone confirmed before any word, waiting for its end to tell a fax
+    /// calling tone from a beep.
+    tone_first: bool,
+    decision: Option<AmdDecision>,
+}
+
+impl AmdDetector {
+    pub fn new(config: AmdConfig) -> AmdDetector {
+        AmdDetector {
+            config,
+            analyzer: FrameAnalyzer::new(config.speech_margin_db),
+            beep: ToneTracker::new(beep_spec(&config.beep)),
+            ced: ToneTracker::new(CED_SPEC),
+            words: Words::default(),
+            tone_first: false,
+            decision: None,
+        }
+    }
+
+    /// Feed one 20 ms frame (160 samples; a shorter one is padded with
+    /// silence, a longer one cut). Returns the decision once, on the frame
+    /// that makes it.
+    pub fn push_frame(&mut self, samples: &[i16]) -> Option<AmdDecision> {
+        self.process(samples).decision
+    }
+
+    /// Like [`push_frame`](Self::push_frame), also returning beep events.
+    pub fn process(&mut self, samples: &[i16]) -> AmdOutput {
+        let f = self.analyzer.push(samples);
+        let peaks = f.peaks.as_ref();
+        let beep = self
+            .beep
+            .push(f.index, f.energy_db, f.power_above_floor, peaks);
+        let ced = self
+            .ced
+            .push(f.index, f.energy_db, f.power_above_floor, peaks);
+        for ev in [beep, ced] {
+            if let Some(ToneEvent::Confirmed(info)) = ev {
+                self.words.retract_tone(info.first_frame);
+            }
+        }
+        let in_tone = self.beep.in_tone() || self.ced.in_tone();
+        let margin = if self.words.in_burst {
+            self.config.speech_margin_db - HOLD_BELOW_ONSET_DB
+        } else {
+            self.config.speech_margin_db
+        };
+        let speech = !in_tone && f.energy_db > f.floor_db + margin;
+        let min_word = self.config.min_word_ms.div_ceil(FRAME_MS).max(1);
+        self.words.push(f.index, speech, min_word);
+        let mut out = AmdOutput {
+            decision: None,
+            beep: beep.and_then(beep_event),
+        };
+        if self.decision.is_none() {
+            let now = f.index.saturating_add(1);
+            if let Some((verdict, reason)) = self.rule(now, beep, ced) {
+                let d = AmdDecision {
+                    verdict,
+                    at_ms: now.saturating_mul(FRAME_MS),
+                    reason,
+                    measures: self.words.measures(now),
+                };
+                self.decision = Some(d);
+                out.decision = Some(d);
+            }
+        }
+        out
+    }
+
+    /// The first rule that holds at frame count `now`.
+    fn rule(
+        &mut self,
+        now: u32,
+        beep: Option<ToneEvent>,
+        ced: Option<ToneEvent>,
+    ) -> Option<(AmdVerdict, &'static str)> {
+        let c = &self.config;
+        let w = &self.words;
+        let elapsed = now.saturating_mul(FRAME_MS);
+        let has_words = w.words > 0;
+        if matches!(ced, Some(ToneEvent::Confirmed(_))) && !has_words {
+            return Some((AmdVerdict::Fax, "fax answer tone"));
+        }
+        match beep {
+            Some(ToneEvent::Confirmed(_)) if !has_words => self.tone_first = true,
+            Some(ToneEvent::Rejected) => self.tone_first = false,
+            Some(ToneEvent::Ended(info)) => {
+                let ms = info.end_ms - info.start_ms;
+                let cng = !has_words
+                    && (info.mean_hz - CNG_HZ).abs() <= CNG_TOLERANCE_HZ
+                    && (CNG_MIN_MS..=CNG_MAX_MS).contains(&ms);
+                return Some(if cng {
+                    (AmdVerdict::Fax, "fax calling tone")
+                } else {
+                    (AmdVerdict::Machine, "beep")
+                });
+            }
+            _ => {}
+        }
+        if let Some(start) = w.greeting_start {
+            if (w.greeting_end - start).saturating_mul(FRAME_MS) >= c.max_greeting_ms {
+                return Some((AmdVerdict::Machine, "long greeting"));
+            }
+            let silent = (now - w.greeting_end).saturating_mul(FRAME_MS);
+            if silent >= c.after_greeting_silence_ms && !w.in_burst && !self.beep.in_tone() {
+                return Some((AmdVerdict::Human, "short greeting then silence"));
+            }
+        } else if elapsed >= c.initial_silence_ms && !self.tone_first {
+            return Some((AmdVerdict::Silence, "no speech"));
+        }
+        if elapsed >= c.max_window_ms {
+            return Some(match (has_words, w.in_burst, self.tone_first) {
+                (true, false, _) => (AmdVerdict::Human, "short greeting, window over"),
+                (true, true, _) => (AmdVerdict::Unknown, "speech at window end"),
+                (false, _, true) => (AmdVerdict::Unknown, "tone only"),
+                (false, _, false) => (AmdVerdict::Silence, "no speech"),
+            });
+        }
+        None
+    }
+
+    /// The decision, once made.
+    pub fn decision(&self) -> Option<AmdDecision> {
+        self.decision
+    }
+
+    /// Time fed so far, in ms.
+    pub fn elapsed_ms(&self) -> u32 {
+        self.analyzer.frames().saturating_mul(FRAME_MS)
+    }
+
+    pub fn config(&self) -> &AmdConfig {
+        &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::amd::test_signals::{noise, silence, tone, voice, Signal};
+
+    /// Runs the detector over `signal` (then 4 s of silence); returns the
+    /// decision and every beep event.
+    fn classify(signal: Vec<i16>) -> (AmdDecision, Vec<BeepEvent>) {
+        let mut det = AmdDetector::new(AmdConfig::default());
+        let mut decision = None;
+        let mut beeps = Vec::new();
+        let padded = Signal::new().then(signal).then(silence(4000)).build();
+        for frame in padded.chunks(160) {
+            let out = det.process(frame);
+            if let Some(d) = out.decision {
+                assert!(decision.is_none(), "decided twice");
+                decision = Some(d);
+            }
+            beeps.extend(out.beep);
+        }
+        (decision.expect("decided within the window"), beeps)
+    }
+
+    fn hiss(ms: u32) -> Vec<i16> {
+        noise(ms, 20.0, 99)
+    }
+
+    #[test]
+    fn dead_air_is_silence() {
+        let (d, _) = classify(silence(5000));
+        assert_eq!((d.verdict, d.at_ms), (AmdVerdict::Silence, 3500));
+        let (d, _) = classify(hiss(5000));
+        assert_eq!(d.verdict, AmdVerdict::Silence);
+        // Handset clicks (10 ms) are not words.
+        let mut s = Signal::new();
+        for _ in 0..5 {
+            s = s.then(hiss(600)).then(noise(10, 5000.0, 3));
+        }
+        let (d, _) = classify(s.build());
+        assert_eq!(d.verdict, AmdVerdict::Silence, "{d:?}");
+    }
+
+    #[test]
+    fn short_hello_then_silence_is_human() {
+        let s = Signal::new()
+            .then(hiss(700))
+            .then(voice(500, 180.0, 3000.0))
+            .build();
+        let (d, _) = classify(s.clone());
+        assert_eq!(d.verdict, AmdVerdict::Human, "{d:?}");
+        assert_eq!(d.reason, "short greeting then silence");
+        // Decided 0.8 s after the hello ends (plus a frame or two).
+        assert!((2000..=2100).contains(&d.at_ms), "{d:?}");
+        assert_eq!(d.measures.words, 1);
+        assert!(d.measures.initial_silence_ms.abs_diff(700) <= 40, "{d:?}");
+        assert!(d.measures.greeting_ms.abs_diff(500) <= 60, "{d:?}");
+    }
+
+    #[test]
+    fn long_greeting_is_machine() {
+        // Phrases with short pauses: still one greeting.
+        let s = Signal::new()
+            .then(hiss(300))
+            .then(voice(900, 120.0, 4000.0))
+            .then(hiss(300))
+            .then(voice(1500, 120.0, 4000.0))
+            .build();
+        let (d, _) = classify(s);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (AmdVerdict::Machine, "long greeting")
+        );
+        assert!((2300..=2400).contains(&d.at_ms), "{d:?}");
+    }
+
+    #[test]
+    fn short_greeting_and_beep_is_machine() {
+        let s = Signal::new()
+            .then(hiss(200))
+            .then(voice(1200, 200.0, 4000.0))
+            .then(hiss(400))
+            .then(tone(&[1000.0], 5000.0, 300))
+            .build();
+        let (d, beeps) = classify(s);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (AmdVerdict::Machine, "beep"),
+            "{d:?}"
+        );
+        assert!(d.at_ms <= 2200 + 100, "{d:?}");
+        let ended = beeps.iter().any(|b| {
+            matches!(b, BeepEvent::Ended { start_ms, end_ms }
+                if start_ms.abs_diff(1800) <= 10 && end_ms.abs_diff(2100) <= 10)
+        });
+        assert!(ended, "{beeps:?}");
+    }
+
+    #[test]
+    fn a_beep_alone_is_machine_and_fax_tones_are_fax() {
+        let (d, _) = classify(
+            Signal::new()
+                .then(hiss(400))
+                .then(tone(&[1400.0], 5000.0, 400))
+                .build(),
+        );
+        assert_eq!(
+            (d.verdict, d.reason),
+            (AmdVerdict::Machine, "beep"),
+            "{d:?}"
+        );
+        let cng = Signal::new()
+            .then(hiss(1000))
+            .then(tone(&[1100.0], 8000.0, 500))
+            .then(hiss(3000))
+            .build();
+        let (d, _) = classify(cng);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (AmdVerdict::Fax, "fax calling tone"),
+            "{d:?}"
+        );
+        assert!(d.at_ms < 1700, "{d:?}");
+        let ced = Signal::new()
+            .then(hiss(800))
+            .then(tone(&[2100.0], 8000.0, 3000))
+            .build();
+        let (d, _) = classify(ced);
+        assert_eq!(
+            (d.verdict, d.reason),
+            (AmdVerdict::Fax, "fax answer tone"),
+            "{d:?}"
+        );
+        assert!(d.at_ms <= 800 + 540, "{d:?}");
+    }
+
+    #[test]
+    fn late_short_answer_decided_at_window_end() {
+        let s = Signal::new()
+            .then(hiss(3000))
+            .then(voice(400, 150.0, 3000.0))
+            .build();
+        let (d, _) = classify(s);
+        assert_eq!(
+            (d.verdict, d.reason, d.at_ms),
+            (AmdVerdict::Human, "short greeting, window over", 4000),
+            "{d:?}"
+        );
+        let s = Signal::new()
+            .then(hiss(3300))
+            .then(voice(1000, 150.0, 3000.0))
+            .build();
+        let (d, _) = classify(s);
+        assert_eq!(
+            (d.verdict, d.reason, d.at_ms),
+            (AmdVerdict::Unknown, "speech at window end", 4000),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn odd_frame_sizes_do_not_panic_and_count_as_frames() {
+        let mut det = AmdDetector::new(AmdConfig::default());
+        assert_eq!(det.push_frame(&[]), None);
+        assert_eq!(det.push_frame(&[1000; 500]), None);
+        assert_eq!(det.elapsed_ms(), 40);
+        let silly = AmdConfig {
+            max_window_ms: 0,
+            min_word_ms: 0,
+            ..AmdConfig::default()
+        };
+        let mut det = AmdDetector::new(silly);
+        let d = det.push_frame(&[0; 160]).expect("decides at once");
+        assert_eq!(d.verdict, AmdVerdict::Silence);
+        assert_eq!(det.push_frame(&[0; 160]), None, "only once");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Any audio, any frame sizes, any config: no panic, one decision at
+        /// most, and always one by the end of the window.
+        #[test]
+        fn arbitrary_audio_decides_once(
+            frames in proptest::collection::vec(
+                (proptest::collection::vec(proptest::prelude::any::<i16>(), 0..200), 0u32..4),
+                0..260,
+            ),
+            window in 0u32..6000,
+            greeting in 0u32..3000,
+            margin in -20.0f32..40.0,
+        ) {
+            let config = AmdConfig {
+                max_window_ms: window,
+                max_greeting_ms: greeting,
+                speech_margin_db: margin,
+                ..AmdConfig::default()
+            };
+            let mut det = AmdDetector::new(config);
+            let mut decisions = 0;
+            for (samples, shift) in &frames {
+                // Quiet and loud versions of the same noise.
+                let scaled: Vec<i16> = samples.iter().map(|s| s >> (4 * shift)).collect();
+                let out = det.process(&scaled);
+                decisions += usize::from(out.decision.is_some());
+            }
+            proptest::prop_assert!(decisions <= 1);
+            if det.elapsed_ms() >= window {
+                proptest::prop_assert_eq!(decisions, 1);
+            }
+        }
+    }
+}
