@@ -52,8 +52,10 @@ pub struct Timings {
     pub voicemail_cap: Duration,
     /// When hangup_halfway sends BYE, after its answer: 1.5 s.
     pub hangup_after: Duration,
-    /// When presses_keys presses its keys, after its answer: 2 s (its
-    /// greeting has ended by then).
+    /// When presses_keys presses its keys, after its answer: 6 s. Like a
+    /// person, it first says hello and listens; a dialer that detects
+    /// answering machines decides within about 4 s and starts talking, so
+    /// the keys come while the message plays.
     pub keys_after: Duration,
     /// The keys presses_keys presses: "1".
     pub keys: String,
@@ -74,7 +76,7 @@ impl Default for Timings {
             talk_cap: Duration::from_secs(120),
             voicemail_cap: Duration::from_secs(30),
             hangup_after: Duration::from_millis(1500),
-            keys_after: Duration::from_secs(2),
+            keys_after: Duration::from_secs(6),
             keys: "1".to_string(),
             no_answer_cap: Duration::from_secs(180),
         }
