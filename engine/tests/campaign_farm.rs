@@ -5,14 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dialcast_engine::campaign::{now_ms, Engine, EngineParts};
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::service::audio_catalog;
-use dialcast_engine::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
-use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, Mix};
+use dialcast_engine::store::{
+    CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
+};
+use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, FarmStats, Mix};
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_sip::{SipConfig, SipEndpoint};
 use tokio_util::sync::CancellationToken;
@@ -59,22 +62,25 @@ fn listens_past_success(b: Behaviour) -> bool {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_record_ends_as_its_callee_behaves() {
-    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    farm_config.media.port_min = 41000;
-    farm_config.media.port_max = 43999;
-    let farm = Farm::start(farm_config).await.expect("farm");
+/// What a campaign run against a fresh farm left behind.
+struct Ran {
+    finals: Vec<RecordFinal>,
+    farm: FarmStats,
+    peak_in_flight: u64,
+    elapsed: Duration,
+    finished: bool,
+}
 
-    // Every behaviour, twice.
-    let mix: Mix = Behaviour::ALL
-        .iter()
-        .map(|b| format!("{b}=1"))
-        .collect::<Vec<_>>()
-        .join(",")
-        .parse()
-        .expect("mix");
-    let dialled = numbers(&mix, Behaviour::ALL.len() * 2, 11);
+/// Runs one campaign of `dialled` numbers against a fresh farm.
+/// Each run gets its own RTP port ranges (tests in this file run at once).
+static PORT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -> Ran {
+    let base = 41000 + 2000 * PORT_BLOCK.fetch_add(1, Ordering::Relaxed);
+    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    farm_config.media.port_min = base;
+    farm_config.media.port_max = base + 999;
+    let farm = Farm::start(farm_config).await.expect("farm");
     let records: Vec<ImportedRecord> = dialled
         .iter()
         .enumerate()
@@ -91,8 +97,8 @@ async fn every_record_ends_as_its_callee_behaves() {
                 name: "farm".into(),
                 uri: format!("sip:{}", farm.local_addr()),
                 transport: "udp".into(),
-                max_cps: 20,
-                max_channels: 30,
+                max_cps,
+                max_channels,
                 caller_id: Some("+31201234567".into()),
             },
         )
@@ -140,15 +146,15 @@ async fn every_record_ends_as_its_callee_behaves() {
     .expect("sip");
     let media = MediaEngine::start(MediaConfig {
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port_min: 44000,
-        port_max: 46999,
+        port_min: base + 1000,
+        port_max: base + 1999,
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
     })
     .expect("media");
     let engine = Engine::new(EngineParts {
         store: Arc::clone(&store),
-        sip,
+        sip: sip.clone(),
         media,
         catalog,
         credentials: Default::default(),
@@ -156,6 +162,7 @@ async fn every_record_ends_as_its_callee_behaves() {
     })
     .expect("engine");
     let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    let started = std::time::Instant::now();
     tokio::time::timeout(
         Duration::from_secs(120),
         engine.run_campaign(running, CancellationToken::new()),
@@ -163,13 +170,42 @@ async fn every_record_ends_as_its_callee_behaves() {
     .await
     .expect("the campaign finishes within two minutes")
     .expect("the campaign runs");
-
+    let elapsed = started.elapsed();
+    let finished = store
+        .campaign_by_name(SCRIPT)
+        .await
+        .expect("campaign")
+        .state
+        == CampaignState::Finished;
     let finals = store.record_finals(campaign).await.expect("finals");
+    sip.shutdown();
+    Ran {
+        finals,
+        farm: farm.shutdown().await,
+        peak_in_flight: engine.counters.peak_in_flight.load(Ordering::Relaxed),
+        elapsed,
+        finished,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_ends_as_its_callee_behaves() {
+    // Every behaviour, twice.
+    let mix: Mix = Behaviour::ALL
+        .iter()
+        .map(|b| format!("{b}=1"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .parse()
+        .expect("mix");
+    let dialled = numbers(&mix, Behaviour::ALL.len() * 2, 11);
+    let ran = run(&dialled, 20, 30).await;
     let mut wrong = Vec::new();
-    for ((number, behaviour), record) in dialled.iter().zip(&records) {
-        let got = finals
+    for (i, (number, behaviour)) in dialled.iter().enumerate() {
+        let got = ran
+            .finals
             .iter()
-            .find(|f| f.record_id == record.record_id)
+            .find(|f| f.record_id == format!("R{i}"))
             .expect("stored");
         let expected = behaviour.expected_status();
         if got.final_status.as_deref() != Some(expected)
@@ -188,18 +224,44 @@ async fn every_record_ends_as_its_callee_behaves() {
         "records that ended wrongly:\n{}",
         wrong.join("\n")
     );
+    assert!(ran.finished, "the campaign is marked finished");
     assert_eq!(
-        store
-            .campaign_by_name(SCRIPT)
-            .await
-            .expect("campaign")
-            .state,
-        CampaignState::Finished
-    );
-    let stats = farm.shutdown().await;
-    assert_eq!(
-        stats.total().calls,
-        records.len() as u64,
+        ran.farm.total().calls,
+        dialled.len() as u64,
         "one INVITE per record"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_call_rate_are_never_exceeded() {
+    // Short calls (the callee hangs up after 1.5 s), more than the channels.
+    let mix: Mix = "hangup_halfway=1".parse().expect("mix");
+    let dialled = numbers(&mix, 8, 3);
+    let (max_cps, max_channels) = (4, 2);
+    let ran = run(&dialled, max_cps, max_channels).await;
+    assert!(ran.finished);
+    assert_eq!(ran.farm.total().calls, 8);
+    assert!(
+        ran.farm.peak_active <= max_channels as usize,
+        "the farm saw {} calls at once",
+        ran.farm.peak_active
+    );
+    assert_eq!(
+        ran.peak_in_flight,
+        u64::from(max_channels),
+        "all channels were used"
+    );
+    // Two channels, calls of at least 1.5 s: four rounds at the least.
+    assert!(
+        ran.elapsed >= Duration::from_millis(4 * 1500),
+        "{:?}",
+        ran.elapsed
+    );
+    for f in &ran.finals {
+        assert_eq!(
+            f.final_status.as_deref(),
+            Some("answered_no_success"),
+            "{f:?}"
+        );
+    }
 }
