@@ -177,9 +177,46 @@ pub async fn start_network(config: &Config) -> anyhow::Result<(SipEndpoint, Medi
     Ok((sip, media))
 }
 
+/// Holds `<database>.serve.lock` exclusively while a service runs on that
+/// database. Recovery at start marks every attempt still dialing as
+/// interrupted, which is only right when no other service is dialing them,
+/// so a second `serve` on the same file must refuse to start.
+pub struct ServeLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl ServeLock {
+    pub fn acquire(database: &Path) -> anyhow::Result<ServeLock> {
+        let path = PathBuf::from(format!("{}.serve.lock", database.display()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServeLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another `dialcast serve` is running on {} (it holds {})",
+                database.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// `dialcast serve`: runs running campaigns until `cancel`, writing each
 /// campaign's result file when it finishes.
 pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+    let _lock = ServeLock::acquire(&config.storage.database)?;
     let store = open_store(&config).await?;
     let catalog = audio_catalog(&config.audio.roots)?;
     let (sip, media) = start_network(&config).await?;

@@ -335,3 +335,18 @@ async fn campaign_state_changes_are_stored() {
     assert_eq!(running[0].settings.max_attempts, 1);
     assert!(store.campaign_by_name("nope").await.is_err());
 }
+
+#[test]
+fn only_one_service_runs_on_a_database() {
+    use dialcast_engine::service::ServeLock;
+    let dir = std::env::temp_dir().join(format!("dialcast-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("x.db");
+    let first = ServeLock::acquire(&db).expect("first lock");
+    let second = ServeLock::acquire(&db);
+    let err = second.err().expect("second refused").to_string();
+    assert!(err.contains("another `dialcast serve`"), "{err}");
+    drop(first);
+    assert!(ServeLock::acquire(&db).is_ok(), "free again");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,6 +26,7 @@ use dialcast_scripts::{AudioCatalog, Script};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use call::{CallContext, CallPlan};
 use clips::ClipLibrary;
@@ -221,12 +222,22 @@ impl<S: Store> Engine<S> {
             let engine = Arc::clone(self);
             let call_ended = Arc::clone(&call_ended);
             self.counters.call_started();
-            calls.spawn(async move {
-                engine.attempt(plan).await;
-                drop(permit);
-                engine.counters.call_ended();
-                call_ended.notify_one();
-            });
+            // A span per call; never the phone number (STYLE: no numbers at info).
+            let span = tracing::info_span!(
+                "call",
+                campaign = %campaign.name,
+                record = %plan.claim.record_id,
+                attempt = plan.claim.attempt_id,
+            );
+            calls.spawn(
+                async move {
+                    engine.attempt(plan).await;
+                    drop(permit);
+                    engine.counters.call_ended();
+                    call_ended.notify_one();
+                }
+                .instrument(span),
+            );
         };
         calls.close();
         calls.wait().await;
