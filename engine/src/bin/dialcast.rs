@@ -100,6 +100,16 @@ enum CampaignAction {
         #[arg(long, default_value = "dialcast.toml")]
         config: PathBuf,
     },
+    /// Write the campaign's result file for a day (default: today, UTC) into
+    /// the configured results directory; a day without calls gives a header-only file.
+    Results {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        /// The day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        day: Option<chrono::NaiveDate>,
+    },
     /// Show a campaign's records and outcomes.
     Status {
         name: String,
@@ -544,6 +554,21 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
                 .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
                 .await?;
             println!("campaign {name} is running");
+        }
+        CampaignAction::Results { name, config, day } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            let day = day.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let path = service::write_result_file(
+                &*store,
+                campaign.id,
+                &campaign.script_name,
+                day,
+                &config.results.dir,
+            )
+            .await?;
+            println!("{}", path.display());
         }
         CampaignAction::Status { name, config, json } => {
             let config = Config::load(&config)?;
