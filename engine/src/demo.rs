@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,12 +20,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, Mix, DEFAULT_MIX};
-use dialcast_media::{MediaConfig, MediaEngine};
-use dialcast_sip::{SipConfig, SipEndpoint};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::campaign::{now_ms, Engine, EngineParts};
+use crate::campaign::now_ms;
+use crate::loopback;
 use crate::service::{self, ImportTarget};
 use crate::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
 
@@ -260,27 +259,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         );
     }
 
-    let (sip, _inbound) = SipEndpoint::start(SipConfig {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        tcp: false,
-        ..SipConfig::default()
-    })
-    .await?;
-    let media = MediaEngine::start(MediaConfig {
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port_min: 20000,
-        port_max: 29999,
-        inactivity_timeout: Duration::from_secs(30),
-        send_silence: true,
-    })?;
-    let engine = Engine::new(EngineParts {
-        store: Arc::clone(&store),
-        sip: sip.clone(),
-        media,
-        catalog,
-        credentials: Default::default(),
-        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-    })?;
+    let (engine, sip) = loopback::start_engine(Arc::clone(&store), (20000, 29999)).await?;
     let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
     store
         .set_campaign_state(campaign.id, CampaignState::Running, now_ms())

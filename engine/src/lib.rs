@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod loopback;
 pub mod results;
 pub mod service;
 pub mod single_call;

@@ -21,7 +21,9 @@ use crate::campaign::{now_ms, Engine, EngineParts};
 use crate::config::Config;
 use crate::import::{read_csv, ImportIssue, ImportOptions};
 use crate::results;
-use crate::store::{CampaignSettings, CampaignState, Id, InsertSummary, SqliteStore, Store};
+use crate::store::{
+    CampaignSettings, CampaignState, Id, InsertSummary, SqliteStore, Store, TrunkSettings,
+};
 
 /// How often `serve` looks for campaigns to start.
 const CAMPAIGN_POLL: Duration = Duration::from_secs(1);
@@ -55,7 +57,7 @@ pub struct ImportSummary {
 pub struct ImportTarget<'a> {
     pub organisation: &'a str,
     pub default_country: &'a str,
-    pub trunk: crate::store::TrunkSettings,
+    pub trunk: TrunkSettings,
     pub settings: CampaignSettings,
     /// The script's file; its name (without `.toml`) names the script.
     pub script_path: &'a Path,
@@ -96,28 +98,26 @@ pub async fn import_file<S: Store>(
         ));
     }
 
-    let organisation = store
-        .ensure_organisation(target.organisation, target.default_country)
-        .await?;
-    let trunk = store.upsert_trunk(organisation, &target.trunk).await?;
     let script_file = target
         .script_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{script_name}.toml"));
-    let script_id = store
-        .upsert_script(organisation, &script_name, &script_file, &source)
-        .await?;
     let campaign_name = target.campaign.unwrap_or(&script_name).to_string();
-    let campaign = store
-        .ensure_campaign(
-            organisation,
-            &campaign_name,
-            script_id,
-            trunk,
-            &target.settings,
-        )
-        .await?;
+    let campaign = prepare_campaign(
+        store,
+        &CampaignSetup {
+            organisation: target.organisation,
+            default_country: target.default_country,
+            trunk: &target.trunk,
+            settings: &target.settings,
+            script_name: &script_name,
+            script_file: &script_file,
+            script_source: &source,
+            campaign: &campaign_name,
+        },
+    )
+    .await?;
     let stored = store.insert_records(campaign, &records, now_ms()).await?;
     Ok(ImportSummary {
         file: file_name,
@@ -126,6 +126,41 @@ pub async fn import_file<S: Store>(
         rejected,
         warnings: report.warnings.iter().map(ImportIssue::to_string).collect(),
     })
+}
+
+/// What a campaign is made of.
+pub struct CampaignSetup<'a> {
+    pub organisation: &'a str,
+    pub default_country: &'a str,
+    pub trunk: &'a TrunkSettings,
+    pub settings: &'a CampaignSettings,
+    pub script_name: &'a str,
+    pub script_file: &'a str,
+    pub script_source: &'a str,
+    pub campaign: &'a str,
+}
+
+/// Stores the organisation, trunk and script (updating them if they exist)
+/// and creates the campaign if new (idle). Returns the campaign's id.
+pub async fn prepare_campaign<S: Store>(
+    store: &S,
+    setup: &CampaignSetup<'_>,
+) -> anyhow::Result<Id> {
+    let organisation = store
+        .ensure_organisation(setup.organisation, setup.default_country)
+        .await?;
+    let trunk = store.upsert_trunk(organisation, setup.trunk).await?;
+    let script = store
+        .upsert_script(
+            organisation,
+            setup.script_name,
+            setup.script_file,
+            setup.script_source,
+        )
+        .await?;
+    Ok(store
+        .ensure_campaign(organisation, setup.campaign, script, trunk, setup.settings)
+        .await?)
 }
 
 /// Writes the result file of `campaign` for `day` (UTC) into `dir`, atomically

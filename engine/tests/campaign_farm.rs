@@ -4,20 +4,19 @@
 //! listened past it.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dialcast_engine::campaign::{now_ms, Engine, EngineParts};
+use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
-use dialcast_engine::service::audio_catalog;
+use dialcast_engine::loopback::start_engine;
+use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::store::{
     CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
 };
 use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, FarmStats, Mix};
-use dialcast_media::{MediaConfig, MediaEngine};
-use dialcast_sip::{SipConfig, SipEndpoint};
 use tokio_util::sync::CancellationToken;
 
 const SCRIPT: &str = "payment_reminder";
@@ -28,7 +27,7 @@ fn record(i: usize, number: &str) -> ImportedRecord {
         ("IDENTIFICATION_RECORD_ID", format!("R{i}")),
         (
             "PERSON_LANGUAGE",
-            if i % 3 == 0 { "nl" } else { "en" }.to_string(),
+            if i.is_multiple_of(3) { "nl" } else { "en" }.to_string(),
         ),
         ("CONTACT_PHONE_1", number.to_string()),
         (
@@ -88,12 +87,16 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
         .collect();
 
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let catalog = audio_catalog(&[]).expect("audio");
-    let org = store.ensure_organisation("Test", "NL").await.expect("org");
-    let trunk = store
-        .upsert_trunk(
-            org,
-            &TrunkSettings {
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let campaign = prepare_campaign(
+        &*store,
+        &CampaignSetup {
+            organisation: "Test",
+            default_country: "NL",
+            trunk: &TrunkSettings {
                 name: "farm".into(),
                 uri: format!("sip:{}", farm.local_addr()),
                 transport: "udp".into(),
@@ -101,33 +104,21 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
                 max_channels,
                 caller_id: Some("+31201234567".into()),
             },
-        )
-        .await
-        .expect("trunk");
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let script = store
-        .upsert_script(org, SCRIPT, "payment_reminder.toml", &source)
-        .await
-        .expect("script");
-    let campaign = store
-        .ensure_campaign(
-            org,
-            SCRIPT,
-            script,
-            trunk,
-            &CampaignSettings {
+            settings: &CampaignSettings {
                 max_attempts: 1,
                 retry_delay_ms: 0,
                 ring_timeout_ms: 9_000,
                 max_call_ms: 60_000,
                 amd: true,
             },
-        )
-        .await
-        .expect("campaign");
+            script_name: SCRIPT,
+            script_file: "payment_reminder.toml",
+            script_source: &source,
+            campaign: SCRIPT,
+        },
+    )
+    .await
+    .expect("campaign");
     store
         .insert_records(campaign, &records, now_ms())
         .await
@@ -136,31 +127,9 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
         .set_campaign_state(campaign, CampaignState::Running, now_ms())
         .await
         .expect("running");
-
-    let (sip, _inbound) = SipEndpoint::start(SipConfig {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        tcp: false,
-        ..SipConfig::default()
-    })
-    .await
-    .expect("sip");
-    let media = MediaEngine::start(MediaConfig {
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port_min: base + 1000,
-        port_max: base + 1999,
-        inactivity_timeout: Duration::from_secs(30),
-        send_silence: true,
-    })
-    .expect("media");
-    let engine = Engine::new(EngineParts {
-        store: Arc::clone(&store),
-        sip: sip.clone(),
-        media,
-        catalog,
-        credentials: Default::default(),
-        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-    })
-    .expect("engine");
+    let (engine, sip) = start_engine(Arc::clone(&store), (base + 1000, base + 1999))
+        .await
+        .expect("engine");
     let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
     let started = std::time::Instant::now();
     tokio::time::timeout(

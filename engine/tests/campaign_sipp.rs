@@ -9,20 +9,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::sipp;
 use common::{ports, Verdict, Workdir};
-use dialcast_engine::campaign::{now_ms, Engine, EngineParts};
+use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
-use dialcast_engine::service::audio_catalog;
+use dialcast_engine::loopback::start_engine;
+use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::store::{
     CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
 };
-use dialcast_media::{MediaConfig, MediaEngine};
-use dialcast_sip::{SipConfig, SipEndpoint};
 use tokio_util::sync::CancellationToken;
 
 const SCRIPT: &str = "payment_reminder";
@@ -54,47 +53,40 @@ fn record(i: usize) -> ImportedRecord {
 /// Runs a campaign of `count` records against `trunk` and returns how each
 /// record ended.
 async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
+    let records: Vec<_> = (0..count).map(record).collect();
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let org = store.ensure_organisation("Test", "NL").await.expect("org");
-    let trunk_id = store
-        .upsert_trunk(
-            org,
-            &TrunkSettings {
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let campaign = prepare_campaign(
+        &*store,
+        &CampaignSetup {
+            organisation: "Test",
+            default_country: "NL",
+            trunk: &TrunkSettings {
                 name: "sipp".into(),
-                uri: format!("sip:{trunk}"),
+                uri: format!("sip:{}", trunk),
                 transport: "udp".into(),
                 max_cps: 10,
                 max_channels: 10,
                 caller_id: Some("+31201234567".into()),
             },
-        )
-        .await
-        .expect("trunk");
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let script = store
-        .upsert_script(org, SCRIPT, "payment_reminder.toml", &source)
-        .await
-        .expect("script");
-    let campaign = store
-        .ensure_campaign(
-            org,
-            SCRIPT,
-            script,
-            trunk_id,
-            &CampaignSettings {
+            settings: &CampaignSettings {
                 max_attempts: 1,
                 retry_delay_ms: 0,
                 ring_timeout_ms: 10_000,
                 max_call_ms: 60_000,
                 amd: false,
             },
-        )
-        .await
-        .expect("campaign");
-    let records: Vec<_> = (0..count).map(record).collect();
+            script_name: SCRIPT,
+            script_file: "payment_reminder.toml",
+            script_source: &source,
+            campaign: SCRIPT,
+        },
+    )
+    .await
+    .expect("campaign");
     store
         .insert_records(campaign, &records, now_ms())
         .await
@@ -103,31 +95,10 @@ async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
         .set_campaign_state(campaign, CampaignState::Running, now_ms())
         .await
         .expect("running");
-    let (sip, _inbound) = SipEndpoint::start(SipConfig {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        tcp: false,
-        ..SipConfig::default()
-    })
-    .await
-    .expect("sip");
     let rtp = ports::block(200);
-    let media = MediaEngine::start(MediaConfig {
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port_min: rtp,
-        port_max: rtp + 199,
-        inactivity_timeout: Duration::from_secs(30),
-        send_silence: true,
-    })
-    .expect("media");
-    let engine = Engine::new(EngineParts {
-        store: Arc::clone(&store),
-        sip: sip.clone(),
-        media,
-        catalog: audio_catalog(&[]).expect("audio"),
-        credentials: Default::default(),
-        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-    })
-    .expect("engine");
+    let (engine, sip) = start_engine(Arc::clone(&store), (rtp, rtp + 199))
+        .await
+        .expect("engine");
     let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
     tokio::time::timeout(
         Duration::from_secs(90),

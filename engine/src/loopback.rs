@@ -1,0 +1,45 @@
+//! A whole engine on the loopback interface: SIP on a free port of
+//! 127.0.0.1 (UDP only) and RTP from a given port range, with the built-in
+//! audio. The demo and the integration tests dial the callee farm or SIPp
+//! with it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialcast_media::{MediaConfig, MediaEngine};
+use dialcast_sip::{SipConfig, SipEndpoint};
+
+use crate::campaign::{Engine, EngineParts};
+use crate::service::audio_catalog;
+use crate::store::Store;
+
+/// Starts an engine on 127.0.0.1 with RTP ports `rtp_ports` (inclusive).
+/// Returns it with its SIP endpoint (shut it down when done).
+pub async fn start_engine<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint)> {
+    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        tcp: false,
+        ..SipConfig::default()
+    })
+    .await?;
+    let media = MediaEngine::start(MediaConfig {
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port_min: rtp_ports.0,
+        port_max: rtp_ports.1,
+        inactivity_timeout: Duration::from_secs(30),
+        send_silence: true,
+    })?;
+    let engine = Engine::new(EngineParts {
+        store,
+        sip: sip.clone(),
+        media,
+        catalog: audio_catalog(&[])?,
+        credentials: Default::default(),
+        rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    })?;
+    Ok((engine, sip))
+}
