@@ -349,6 +349,27 @@ impl MediaSession {
         self.shard.send(Command::StopPlayback { id: self.id });
     }
 
+    /// Press the keys of `digits` (`0-9`, `*`, `#`, `A-D`; other characters
+    /// are skipped), each held `duration` (rounded up to whole 20 ms frames),
+    /// after any keys still being sent, with 60 ms of audio between keys.
+    ///
+    /// On the negotiated telephone-event payload type
+    /// ([`RemoteMedia::dtmf_payload_type`]) the keys go out as RFC 4733
+    /// events that replace the audio packets of their ticks (same SSRC,
+    /// sequence numbers continuing, the end packet sent three times). When
+    /// none was negotiated they go out in band instead: DTMF tone pairs
+    /// (ITU-T Q.23) encoded with the call's codec in place of the audio
+    /// frames. Either way a playing prompt pauses while the keys are sent
+    /// and resumes after them; nothing is sent before `start_sending` or
+    /// while on hold.
+    pub fn send_dtmf(&self, digits: &str, duration: Duration) {
+        self.shard.send(Command::SendDtmf {
+            id: self.id,
+            digits: digits.into(),
+            duration,
+        });
+    }
+
     /// The peer put us on hold (stop sending, keep receiving) or resumed.
     pub fn set_hold(&self, on_hold: bool) {
         self.shard.send(Command::SetHold {

@@ -72,6 +72,11 @@ pub(crate) enum Command {
     StopPlayback {
         id: u64,
     },
+    SendDtmf {
+        id: u64,
+        digits: Box<str>,
+        duration: Duration,
+    },
     SetHold {
         id: u64,
         on_hold: bool,
@@ -295,6 +300,13 @@ impl Scheduler {
                 Command::StartSending { id } => self.with(id, |c| c.start_sending()),
                 Command::Play { id, prompt } => self.with(id, |c| c.play(prompt)),
                 Command::StopPlayback { id } => self.with(id, |c| c.stop_playback()),
+                Command::SendDtmf {
+                    id,
+                    digits,
+                    duration,
+                } => self.with(id, |c| {
+                    c.send_dtmf(&digits, duration);
+                }),
                 Command::SetHold { id, on_hold } => self.with(id, |c| c.set_hold(on_hold, now)),
                 Command::Record { id } => self.with(id, |c| c.set_recording(true)),
                 Command::Detect { id, detector } => self.with(id, |c| match detector {

@@ -6,15 +6,24 @@
 //!   set_remote ──► 20 ms clock runs (one `on_tick` per deadline)
 //!                     │  sending = start_sending && !on_hold && destination known
 //!                     ▼
-//!   each tick: frame = next prompt frame | silence (send_silence) | nothing
+//!   each tick: frame = key press (RFC 4733 event or in-band tone) | pause
+//!              between keys | next prompt frame | silence (send_silence) | nothing
 //!              timestamp += 160 whether or not a packet leaves
-//!              marker on the first packet of a stream, after a gap, and on the
-//!              first prompt frame after silence (start of a talk spurt)
+//!              marker on the first packet of a stream, after a gap, on the
+//!              first prompt frame after silence (start of a talk spurt), and
+//!              on the first packet of each RFC 4733 event
 //!   each datagram: parse → count/drop malformed → latch destination (symmetric
 //!              RTP) → loss, jitter → audio into the receive ring | DTMF
 //!   each tick, when recording or detecting: one 20 ms frame out of the ring
 //!              (silence while it is empty) → recorder block and/or detectors
 //! ```
+//!
+//! Keys ([`SessionCore::send_dtmf`]) follow RFC 4733 §2.5 on the negotiated
+//! telephone-event payload type (see `crate::dtmf` for the packets of one
+//! key); without one they are sent in band, as ITU-T Q.23 tone pairs encoded
+//! with the audio codec. Either way they replace the audio of their ticks:
+//! a playing prompt pauses from the first key to the end of the pause after
+//! the last one, then resumes where it was.
 //!
 //! Nothing here allocates per packet: prompts are shared pre-encoded frames,
 //! the receive ring and event queue are preallocated, and the answering
@@ -31,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::amd::{AmdDecision, AmdDetector, AmdVerdict, BeepEvent};
 use crate::codec::{Codec, FRAME_SAMPLES, SAMPLE_RATE};
-use crate::dtmf::{parse_telephone_event, DtmfReceiver};
+use crate::dtmf::{parse_telephone_event, tone_samples, DtmfFrame, DtmfReceiver, DtmfSender};
 use crate::prompt::Prompt;
 use crate::rtp::{parse_rtp, RtpHeader, RTP_HEADER_LEN};
 
@@ -124,6 +133,14 @@ pub struct TickOutput {
     pub recorded: bool,
 }
 
+/// The tick being run: its audio timestamp, where packets go, how late it is.
+#[derive(Debug, Clone, Copy)]
+struct Tick {
+    timestamp: u32,
+    dest: SocketAddr,
+    behind: Duration,
+}
+
 #[derive(Debug)]
 struct RxSeq {
     ssrc: u32,
@@ -157,6 +174,7 @@ pub struct SessionCore {
     last_rx: Instant,
     inactivity_fired: bool,
     dtmf: DtmfReceiver,
+    dtmf_tx: DtmfSender,
     events: VecDeque<MediaEvent>,
     recording: bool,
     ring: Box<[i16; RX_RING]>,
@@ -210,6 +228,7 @@ impl SessionCore {
             last_rx: now,
             inactivity_fired: false,
             dtmf: DtmfReceiver::default(),
+            dtmf_tx: DtmfSender::default(),
             events: VecDeque::with_capacity(8),
             recording: false,
             ring: Box::new([0; RX_RING]),
@@ -252,6 +271,25 @@ impl SessionCore {
     pub fn stop_playback(&mut self) {
         self.queue.clear();
         self.play_pos = 0;
+    }
+
+    /// Queue the keys of `digits` (`0-9`, `*`, `#`, `A-D`), each held
+    /// `duration` (rounded up to whole 20 ms frames), after the keys already
+    /// queued, with 60 ms of audio between keys. Sent as RFC 4733 events on
+    /// the remote's telephone-event payload type, or, when none was
+    /// negotiated, as in-band DTMF tones in place of the audio frames; keys
+    /// go out only while sending (like audio). Characters that are not keys
+    /// are skipped, as are keys beyond [`MAX_QUEUED_DIGITS`] waiting.
+    /// Returns how many keys were queued.
+    ///
+    /// [`MAX_QUEUED_DIGITS`]: crate::dtmf::MAX_QUEUED_DIGITS
+    pub fn send_dtmf(&mut self, digits: &str, duration: Duration) -> usize {
+        self.dtmf_tx.queue(digits, duration)
+    }
+
+    /// Whether keys from [`send_dtmf`](Self::send_dtmf) are still being sent.
+    pub fn is_sending_dtmf(&self) -> bool {
+        self.dtmf_tx.is_active()
     }
 
     /// On hold we send nothing (the prompt position is kept) and the
@@ -488,6 +526,7 @@ impl SessionCore {
             self.marker_pending = true;
             if self.sending && !self.on_hold {
                 self.stats.rtp_late += u64::from(frames);
+                self.dtmf_tx.skip(frames);
             }
             return out;
         }
@@ -502,59 +541,59 @@ impl SessionCore {
             self.destination,
             self.remote.as_ref(),
         ) {
-            let codec = remote.codec;
-            let payload_type = remote.payload_type;
-            // Skip prompts with no frames.
-            while self
-                .queue
-                .front()
-                .is_some_and(|p| p.frames(codec).is_empty())
-            {
-                self.queue.pop_front();
-                self.events.push_back(MediaEvent::PlaybackFinished);
-            }
-            let silence = codec.silence_frame();
-            let (payload, from_prompt) = match self.queue.front() {
-                Some(p) => (p.frames(codec).get(self.play_pos).unwrap_or(&silence), true),
-                None if self.config.send_silence => (&silence, false),
-                None => (&silence, false),
+            let (codec, payload_type) = (remote.codec, remote.payload_type);
+            let keys = self.dtmf_tx.next_frame(timestamp, remote.dtmf_payload_type);
+            let tick = Tick {
+                timestamp,
+                dest,
+                behind,
             };
-            if from_prompt || self.config.send_silence {
-                let marker = self.marker_pending || (from_prompt && !self.last_was_prompt);
-                let header = RtpHeader {
-                    marker,
+            match keys {
+                DtmfFrame::Idle => {
+                    sent_codec = self.send_audio(tick, codec, payload_type, packet, &mut out)
+                }
+                // Between keys the prompt waits: silence (or nothing) goes out.
+                DtmfFrame::Pause => {
+                    sent_codec = self.send_silence(tick, codec, payload_type, packet, &mut out)
+                }
+                DtmfFrame::Event {
                     payload_type,
-                    sequence: self.sequence,
                     timestamp,
-                    ssrc: self.ssrc,
-                };
-                if let Some(len) = header.write(payload, packet) {
-                    out.transmit = Some((len, dest));
-                    self.sequence = self.sequence.wrapping_add(1);
-                    self.stats.rtp_sent += 1;
-                    if behind > LATE_THRESHOLD {
-                        self.stats.rtp_late += 1;
-                    }
-                    self.marker_pending = false;
-                    sent_codec = Some(codec);
+                    marker,
+                    payload,
+                } => {
+                    let header = RtpHeader {
+                        marker,
+                        payload_type,
+                        sequence: self.sequence,
+                        timestamp,
+                        ssrc: self.ssrc,
+                    };
+                    self.emit(header, &payload, tick, packet, &mut out);
+                    self.last_was_prompt = false;
                 }
-                self.last_was_prompt = from_prompt;
-                if from_prompt {
-                    self.play_pos += 1;
-                    if self
-                        .queue
-                        .front()
-                        .is_some_and(|p| self.play_pos >= p.frames(codec).len())
-                    {
-                        self.queue.pop_front();
-                        self.play_pos = 0;
-                        self.events.push_back(MediaEvent::PlaybackFinished);
+                DtmfFrame::Tone {
+                    event,
+                    first_sample,
+                    length,
+                } => {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    tone_samples(event, first_sample, length, &mut pcm);
+                    let mut frame = [0u8; FRAME_SAMPLES];
+                    codec.encode(&pcm, &mut frame);
+                    // A tone after silence starts a talk spurt, like a prompt.
+                    let header = RtpHeader {
+                        marker: self.marker_pending || !self.last_was_prompt,
+                        payload_type,
+                        sequence: self.sequence,
+                        timestamp,
+                        ssrc: self.ssrc,
+                    };
+                    if self.emit(header, &frame, tick, packet, &mut out) {
+                        sent_codec = Some(codec);
                     }
+                    self.last_was_prompt = true;
                 }
-            } else {
-                // Silence suppressed: the next packet starts a talk spurt.
-                self.marker_pending = true;
-                self.last_was_prompt = false;
             }
         }
 
@@ -583,6 +622,108 @@ impl SessionCore {
             }
         }
         out
+    }
+
+    /// Writes one packet for this tick and accounts for it. Returns whether
+    /// it fit the buffer (it always does: payloads are at most one frame).
+    fn emit(
+        &mut self,
+        header: RtpHeader,
+        payload: &[u8],
+        tick: Tick,
+        packet: &mut [u8; MAX_PACKET],
+        out: &mut TickOutput,
+    ) -> bool {
+        let written = header.write(payload, packet);
+        self.account(written, tick, out)
+    }
+
+    /// Counts a packet of `written` bytes (if any) as this tick's.
+    fn account(&mut self, written: Option<usize>, tick: Tick, out: &mut TickOutput) -> bool {
+        let Some(len) = written else {
+            return false;
+        };
+        out.transmit = Some((len, tick.dest));
+        self.sequence = self.sequence.wrapping_add(1);
+        self.stats.rtp_sent += 1;
+        if tick.behind > LATE_THRESHOLD {
+            self.stats.rtp_late += 1;
+        }
+        self.marker_pending = false;
+        true
+    }
+
+    /// The audio of a tick without keys: the next prompt frame, else silence
+    /// (or nothing, without `send_silence`). Returns the codec of what went out.
+    fn send_audio(
+        &mut self,
+        tick: Tick,
+        codec: Codec,
+        payload_type: u8,
+        packet: &mut [u8; MAX_PACKET],
+        out: &mut TickOutput,
+    ) -> Option<Codec> {
+        // Skip prompts with no frames.
+        while self
+            .queue
+            .front()
+            .is_some_and(|p| p.frames(codec).is_empty())
+        {
+            self.queue.pop_front();
+            self.events.push_back(MediaEvent::PlaybackFinished);
+        }
+        let Some(prompt) = self.queue.front() else {
+            return self.send_silence(tick, codec, payload_type, packet, out);
+        };
+        let frames = prompt.frames(codec);
+        let header = RtpHeader {
+            // The first prompt frame after silence starts a talk spurt.
+            marker: self.marker_pending || !self.last_was_prompt,
+            payload_type,
+            sequence: self.sequence,
+            timestamp: tick.timestamp,
+            ssrc: self.ssrc,
+        };
+        let written = match frames.get(self.play_pos) {
+            Some(frame) => header.write(frame, packet),
+            None => header.write(&codec.silence_frame(), packet),
+        };
+        let done = self.play_pos + 1 >= frames.len();
+        let sent = self.account(written, tick, out);
+        self.last_was_prompt = true;
+        self.play_pos += 1;
+        if done {
+            self.queue.pop_front();
+            self.play_pos = 0;
+            self.events.push_back(MediaEvent::PlaybackFinished);
+        }
+        sent.then_some(codec)
+    }
+
+    /// A tick with nothing to say: a silence frame with `send_silence`, else
+    /// no packet (and the next one starts a talk spurt).
+    fn send_silence(
+        &mut self,
+        tick: Tick,
+        codec: Codec,
+        payload_type: u8,
+        packet: &mut [u8; MAX_PACKET],
+        out: &mut TickOutput,
+    ) -> Option<Codec> {
+        self.last_was_prompt = false;
+        if !self.config.send_silence {
+            self.marker_pending = true;
+            return None;
+        }
+        let header = RtpHeader {
+            marker: self.marker_pending,
+            payload_type,
+            sequence: self.sequence,
+            timestamp: tick.timestamp,
+            ssrc: self.ssrc,
+        };
+        self.emit(header, &codec.silence_frame(), tick, packet, out)
+            .then_some(codec)
     }
 
     /// Feed one received frame to the detector, if detecting.
@@ -1046,5 +1187,212 @@ mod tests {
         assert!((b.rec[1] + 2000).abs() < 80, "second buffered frame");
         core.on_tick(t0 + PTIME * 2, &mut b.pkt, &mut b.rec);
         assert_eq!(b.rec[1], 0, "nothing left");
+    }
+
+    /// One packet as the tests look at it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Sent {
+        tick: u32,
+        marker: bool,
+        payload_type: u8,
+        sequence: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload: Vec<u8>,
+    }
+
+    /// Ticks `from..to` on a virtual clock, keeping every packet whole.
+    fn run_full(core: &mut SessionCore, t0: Instant, from: u32, to: u32) -> Vec<Sent> {
+        let mut b = bufs();
+        let mut v = Vec::new();
+        for tick in from..to {
+            let now = t0 + PTIME * tick;
+            while core.next_deadline().is_some_and(|d| d <= now) {
+                if let Some((len, _)) = core.on_tick(now, &mut b.pkt, &mut b.rec).transmit {
+                    let p = parse_rtp(&b.pkt[..len]).expect("own packet parses");
+                    v.push(Sent {
+                        tick,
+                        marker: p.marker,
+                        payload_type: p.payload_type,
+                        sequence: p.sequence,
+                        timestamp: p.timestamp,
+                        ssrc: p.ssrc,
+                        payload: p.payload.to_vec(),
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn dtmf_events_replace_audio_packets_per_rfc_4733() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 42, 65530, 0);
+        core.set_remote(remote(4000, Some(101)), t0);
+        core.start_sending();
+        // A prompt of 10 frames plays; 2 ticks in, two keys of 60 ms.
+        core.play(Arc::new(Prompt::from_pcm(&[4000; 1600])));
+        let mut sent = run_full(&mut core, t0, 0, 2);
+        assert_eq!(core.send_dtmf("1x#", Duration::from_millis(50)), 2);
+        assert!(core.is_sending_dtmf());
+        sent.extend(run_full(&mut core, t0, 2, 40));
+        assert!(!core.is_sending_dtmf());
+        // One packet a tick, one SSRC, sequence numbers without a gap.
+        assert_eq!(sent.len(), 40);
+        for (i, p) in sent.iter().enumerate() {
+            assert_eq!(p.tick as usize, i);
+            assert_eq!(p.ssrc, 42);
+            assert_eq!(p.sequence, 65530u16.wrapping_add(i as u16));
+        }
+        let kinds: String = sent
+            .iter()
+            .map(|p| match p.payload_type {
+                101 => 'E',
+                0 if p.payload[0] == Codec::Pcmu.silence_byte() => '.',
+                0 => 'p',
+                _ => '?',
+            })
+            .collect();
+        // Key 1: 3 frames (50 ms rounded up) and 2 more end packets; 60 ms
+        // of silence; key #; the pause; then the prompt resumes where it was.
+        assert_eq!(kinds, "ppEEEEE...EEEEE...pppppppp..............");
+        let events: Vec<_> = sent
+            .iter()
+            .filter(|p| p.payload_type == 101)
+            .map(|p| {
+                let e = parse_telephone_event(&p.payload).expect("event");
+                assert_eq!(e.volume, 10);
+                (p.tick, p.marker, p.timestamp, e.event, e.end, e.duration)
+            })
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                (2, true, 320, 1, false, 160),
+                (3, false, 320, 1, false, 320),
+                (4, false, 320, 1, true, 480),
+                (5, false, 320, 1, true, 480),
+                (6, false, 320, 1, true, 480),
+                (10, true, 1600, 11, false, 160),
+                (11, false, 1600, 11, false, 320),
+                (12, false, 1600, 11, true, 480),
+                (13, false, 1600, 11, true, 480),
+                (14, false, 1600, 11, true, 480),
+            ]
+        );
+        // The audio timestamp kept running underneath the events.
+        for p in sent.iter().filter(|p| p.payload_type == 0) {
+            assert_eq!(p.timestamp, p.tick * 160, "tick {}", p.tick);
+        }
+        // The prompt was paused, not cut: all 10 frames went out, then it ended.
+        assert_eq!(kinds.matches('p').count(), 10);
+        assert_eq!(core.poll_event(), Some(MediaEvent::PlaybackFinished));
+        assert!(sent[18].marker, "the resumed prompt starts a talk spurt");
+    }
+
+    #[test]
+    fn dtmf_we_send_is_what_our_receiver_reports() {
+        let t0 = Instant::now();
+        let mut tx = SessionCore::with_origin(CFG, t0, 7, 0, 5000);
+        tx.set_remote(remote(4000, Some(96)), t0);
+        tx.start_sending();
+        tx.send_dtmf("123#", Duration::from_millis(100));
+        let mut rx = SessionCore::with_origin(CFG, t0, 8, 0, 0);
+        rx.set_remote(remote(5000, Some(96)), t0);
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut buf = vec![0u8; MAX_PACKET];
+        for p in run_full(&mut tx, t0, 0, 60) {
+            let header = RtpHeader {
+                marker: p.marker,
+                payload_type: p.payload_type,
+                sequence: p.sequence,
+                timestamp: p.timestamp,
+                ssrc: p.ssrc,
+            };
+            let len = header.write(&p.payload, &mut buf).expect("fits");
+            rx.handle_datagram(&buf[..len], from, t0 + PTIME * p.tick);
+        }
+        let digits: Vec<_> = std::iter::from_fn(|| rx.poll_event())
+            .filter_map(|e| match e {
+                MediaEvent::Dtmf { digit, duration_ms } => Some((digit, duration_ms)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits, [('1', 100), ('2', 100), ('3', 100), ('#', 100)]);
+        assert_eq!(rx.stats().rtp_lost, 0);
+    }
+
+    /// Power of `pcm` at `freq` (Goertzel) relative to its total power.
+    fn relative_power(pcm: &[i16], freq: f64) -> f64 {
+        let coeff = 2.0 * (std::f64::consts::TAU * freq / 8000.0).cos();
+        let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+        for &x in pcm {
+            let x = f64::from(x);
+            energy += x * x;
+            let s = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (energy * pcm.len() as f64 / 2.0)
+    }
+
+    #[test]
+    fn without_telephone_event_keys_are_tones_in_the_audio() {
+        let t0 = Instant::now();
+        let cfg = SessionConfig {
+            send_silence: false,
+            ..CFG
+        };
+        let mut core = SessionCore::with_origin(cfg, t0, 9, 10, 0);
+        core.set_remote(
+            RemoteMedia {
+                codec: Codec::Pcma,
+                payload_type: 8,
+                ..remote(4000, None)
+            },
+            t0,
+        );
+        core.start_sending();
+        assert!(
+            run_full(&mut core, t0, 0, 3).is_empty(),
+            "silence suppressed"
+        );
+        core.send_dtmf("5", Duration::from_millis(100));
+        let sent = run_full(&mut core, t0, 3, 20);
+        // Five tone frames on the audio payload type, then nothing (the
+        // pause is silence, and silence is suppressed).
+        assert_eq!(sent.len(), 5);
+        assert!(sent.iter().all(|p| p.payload_type == 8 && p.ssrc == 9));
+        assert_eq!(
+            sent.iter().map(|p| p.marker).collect::<Vec<_>>(),
+            [true, false, false, false, false]
+        );
+        assert_eq!(sent[0].sequence, 10);
+        assert_eq!(sent[0].timestamp, 3 * 160);
+        let pcm: Vec<i16> = sent
+            .iter()
+            .flat_map(|p| p.payload.iter().map(|b| Codec::Pcma.decode_sample(*b)))
+            .collect();
+        assert!(relative_power(&pcm, 770.0) > 0.3, "row tone of 5");
+        assert!(relative_power(&pcm, 1336.0) > 0.3, "column tone of 5");
+        assert!(relative_power(&pcm, 697.0) < 0.05);
+        assert!(!core.is_sending_dtmf());
+    }
+
+    #[test]
+    fn keys_wait_while_on_hold() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, Some(101)), t0);
+        core.start_sending();
+        core.set_hold(true, t0);
+        core.send_dtmf("7", Duration::from_millis(20));
+        assert!(run_full(&mut core, t0, 0, 10).is_empty());
+        assert!(core.is_sending_dtmf(), "nothing sent, nothing lost");
+        core.set_hold(false, t0 + PTIME * 10);
+        let sent = run_full(&mut core, t0, 10, 11);
+        assert_eq!(sent[0].payload_type, 101);
+        assert_eq!(sent[0].timestamp, 10 * 160);
     }
 }

@@ -401,3 +401,34 @@ async fn detection_hears_a_greeting_and_a_beep_over_rtp() {
     assert!((3100..=3400).contains(&start), "{start}");
     assert!(end.abs_diff(start + 400) <= 20, "{start}-{end}");
 }
+
+/// One session presses keys (RFC 4733 on payload type 101), the other
+/// reports each once, in order, with its length.
+#[tokio::test]
+async fn a_session_sends_dtmf_another_receives_it() {
+    let eng = engine(42600, true, Duration::from_secs(30));
+    let a = eng.open_session().expect("a");
+    let mut b = eng.open_session().expect("b");
+    a.set_remote(remote(b.local_addr(), Codec::Pcmu, Some(101)));
+    b.set_remote(remote(a.local_addr(), Codec::Pcmu, Some(101)));
+    a.start_sending();
+    b.start_sending();
+    a.send_dtmf("123#", Duration::from_millis(80));
+    let mut digits = Vec::new();
+    let until = Instant::now() + Duration::from_secs(3);
+    while digits.len() < 4 && Instant::now() < until {
+        match next(&mut b, Duration::from_secs(1)).await {
+            Some(MediaEvent::Dtmf { digit, duration_ms }) => digits.push((digit, duration_ms)),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(digits, [('1', 80), ('2', 80), ('3', 80), ('#', 80)]);
+    // Nothing the other way: b pressed nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sa = a.close().await;
+    let sb = b.close().await;
+    assert_eq!(sb.dtmf, "123#");
+    assert_eq!(sa.dtmf, "");
+    assert_eq!(sb.rtp_lost, 0);
+}

@@ -335,7 +335,7 @@ impl Driver {
                         };
                         call.disarm();
                         self.core
-                            .handle_command(Command::Reject(handle, 503), Instant::now());
+                            .handle_command(Command::Reject(handle, 503, None), Instant::now());
                     }
                 }
             }

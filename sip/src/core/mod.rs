@@ -18,10 +18,12 @@
 //! non-2xx ACK, digest auth on 401/407 (once per call), CANCEL after a
 //! provisional (deferred until one arrives), BYE either way, and answers to
 //! in-dialog re-INVITE/UPDATE/INFO/OPTIONS/NOTIFY/MESSAGE/REFER; UAS INVITE with
-//! 100 Trying, 180, 2xx resent until ACK (Timer G/H), rejection, CANCEL → 487;
-//! out-of-dialog OPTIONS probes and answers. In-dialog requests are sent to the
-//! peer the call already talks to (the trunk acts as outbound proxy), with the
-//! remote Contact as Request-URI and the recorded route set.
+//! 100 Trying, 180, 183 with an SDP answer (early media; sent once, without
+//! 100rel), 2xx resent until ACK (Timer G/H), rejection (with Retry-After if
+//! asked), CANCEL → 487; out-of-dialog OPTIONS probes and answers. In-dialog
+//! requests are sent to the peer the call already talks to (the trunk acts as
+//! outbound proxy), with the remote Contact as Request-URI and the recorded
+//! route set.
 
 pub mod call;
 pub mod fast;
@@ -91,9 +93,13 @@ pub enum Command {
     Dial(CallHandle, Box<Dial>),
     Hangup(CallHandle),
     Ringing(CallHandle),
+    /// 183 Session Progress with this SDP answer (early media). Unreliable
+    /// (no 100rel): sent once, repeated only to INVITE retransmissions.
+    Progress(CallHandle, Vec<u8>),
     /// Answer an inbound call with this SDP.
     Answer(CallHandle, Vec<u8>, LocalMedia),
-    Reject(CallHandle, u16),
+    /// A final 3xx-6xx, with a Retry-After header when the duration is set.
+    Reject(CallHandle, u16, Option<Duration>),
     /// The owner is gone: end the call whatever its state.
     Forget(CallHandle),
     Options(u64, Peer),
@@ -106,6 +112,10 @@ pub struct Offered {
     pub callee: String,
     pub call_id: String,
     pub offer: Vec<u8>,
+    /// The `o=` session id of our SDP answers: the core uses it for answers
+    /// to re-INVITEs and UPDATEs, so the owner's first answer must too
+    /// (RFC 3264 §8: only the version changes within a session).
+    pub sdp_session_id: u64,
 }
 
 /// Events for the calls' owners.
@@ -257,9 +267,12 @@ impl SipCore {
             Command::Dial(handle, dial) => self.dial(handle, *dial, now),
             Command::Hangup(handle) => self.hangup(handle, EndCause::LocalCancel, now),
             Command::Forget(handle) => self.forget(handle, now),
-            Command::Ringing(handle) => self.uas_provisional(handle, 180),
+            Command::Ringing(handle) => self.uas_provisional(handle, 180, b""),
+            Command::Progress(handle, sdp) => self.uas_provisional(handle, 183, &sdp),
             Command::Answer(handle, sdp, local) => self.uas_answer(handle, sdp, local, now),
-            Command::Reject(handle, code) => self.uas_reject(handle, code, now),
+            Command::Reject(handle, code, retry_after) => {
+                self.uas_reject_with(handle, code, retry_after, now)
+            }
             Command::Options(id, peer) => self.probe(id, peer, now),
         }
     }
@@ -867,6 +880,7 @@ impl SipCore {
             callee: user_of(&req.to),
             call_id: req.call_id.clone(),
             offer: req.body.clone(),
+            sdp_session_id: u64::from(rand::random::<u32>()),
         };
         let trying = response(&req, 100, "Trying", None, &[], None, b"");
         let mut call = Call::new(
@@ -886,7 +900,7 @@ impl SipCore {
         call.remote_target = req.contact.clone();
         call.route_set = req.record_route.clone();
         call.offer = req.body.clone();
-        call.sdp_session_id = u64::from(rand::random::<u32>());
+        call.sdp_session_id = offered.sdp_session_id;
         call.last_invite_response = Some(trying.clone());
         call.invite = Some(req);
         self.server_invites
@@ -899,7 +913,11 @@ impl SipCore {
         let _ = now;
     }
 
-    fn uas_provisional(&mut self, handle: CallHandle, code: u16) {
+    /// Sends a provisional response to an unanswered inbound INVITE, with an
+    /// SDP body when `sdp` is not empty (183 early media). Not resent on a
+    /// timer (RFC 3261 §13.3.1.1 leaves that to 100rel, which we do not
+    /// offer); an INVITE retransmission gets it again.
+    fn uas_provisional(&mut self, handle: CallHandle, code: u16, sdp: &[u8]) {
         let contact = self.contact(Transport::Udp);
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
@@ -921,8 +939,8 @@ impl SipCore {
             reason(code),
             Some(&call.local_tag),
             &[("Contact", &contact)],
-            None,
-            b"",
+            (!sdp.is_empty()).then_some("application/sdp"),
+            sdp,
         );
         call.last_invite_response = Some(bytes.clone());
         let peer = call.peer;
@@ -951,7 +969,23 @@ impl SipCore {
     }
 
     fn uas_reject(&mut self, handle: CallHandle, code: u16, now: Instant) {
-        if self.uas_final(handle, code, &[], None, b"", now) {
+        self.uas_reject_with(handle, code, None, now);
+    }
+
+    /// A final 3xx-6xx, resent until its ACK. `retry_after` becomes a
+    /// Retry-After header in whole seconds, rounded up (RFC 3261 §20.33).
+    fn uas_reject_with(
+        &mut self,
+        handle: CallHandle,
+        code: u16,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) {
+        let seconds =
+            retry_after.map(|d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).to_string());
+        let header = seconds.as_deref().map(|v| [("Retry-After", v)]);
+        let extra: &[(&str, &str)] = header.as_ref().map_or(&[], |h| h.as_slice());
+        if self.uas_final(handle, code, extra, None, b"", now) {
             if let Some(call) = self.calls.get_mut(&handle) {
                 call.state = State::Ended;
                 call.linger_until = Some(now + self.timers.t1 * 64);

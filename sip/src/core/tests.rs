@@ -415,3 +415,221 @@ fn any_2xx_is_an_answer_and_is_acked() {
         [Event::Outbound(8, CallEvent::Answered(Some(_)))]
     ));
 }
+
+// ---- UAS: early media, rejection ------------------------------------------
+
+const CALLER: &str = "127.0.0.1:5090";
+const CALLER_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn caller() -> Peer {
+    Peer {
+        addr: addr(CALLER),
+        transport: Transport::Udp,
+    }
+}
+
+fn read(bytes: &[u8]) -> Incoming {
+    match crate::wire::read_message(bytes) {
+        crate::wire::ReadOutcome::Message(m) => *m,
+        other => panic!("unreadable test message ({other:?})"),
+    }
+}
+
+/// A request from the caller in the dialog of the INVITE `in-<branch>`.
+fn from_caller(method: Method, branch: &str, cseq: &str, to_tag: Option<&str>) -> Incoming {
+    let to = match to_tag {
+        Some(tag) => format!("<sip:+31615000001@{LOCAL}>;tag={tag}"),
+        None => format!("<sip:+31615000001@{LOCAL}>"),
+    };
+    let builder = msg::RequestBuilder::new(method, &format!("sip:+31615000001@{LOCAL}"))
+        .header("Via", &format!("SIP/2.0/UDP {CALLER};branch={branch}"))
+        .header("From", &format!("<sip:0612345678@{CALLER}>;tag=caller"))
+        .header("To", &to)
+        .header("Call-ID", "in-early")
+        .header("CSeq", cseq)
+        .header("Contact", &format!("<sip:caller@{CALLER}>"))
+        .header("Max-Forwards", "70");
+    let bytes = if method == Method::Invite {
+        builder.body(Some("application/sdp"), CALLER_OFFER.as_bytes())
+    } else {
+        builder.body(None, b"")
+    };
+    read(&bytes)
+}
+
+/// Feeds an INVITE; returns the call's handle (and the INVITE) once the core
+/// sent 100, and the `o=` session id the owner is to answer with.
+fn offered(c: &mut SipCore, now: Instant) -> (CallHandle, Incoming, u64) {
+    let invite = from_caller(Method::Invite, "z9hG4bKearly1", "1 INVITE", None);
+    c.handle_message(invite.clone(), caller(), now);
+    let trying = sent(c).remove(0);
+    assert!(matches!(trying.kind, Kind::Response { code: 100 }));
+    match events(c).remove(0) {
+        Event::Offered(h, offered) => {
+            assert_eq!(offered.callee, "+31615000001");
+            (h, invite, offered.sdp_session_id)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn early_answer(session_id: u64) -> Vec<u8> {
+    let local = LocalMedia {
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 30000,
+    };
+    let (answer, _) =
+        crate::sdp::answer_offer(CALLER_OFFER.as_bytes(), &local, session_id, 1, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+    answer.into_bytes()
+}
+
+fn code(m: &Incoming) -> Option<u16> {
+    match m.kind {
+        Kind::Response { code } => Some(code),
+        Kind::Request { .. } => None,
+    }
+}
+
+#[test]
+fn a_183_carries_the_answer_and_the_200_keeps_its_tag_and_sdp() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let (handle, invite, session_id) = offered(&mut c, t0);
+    let sdp = early_answer(session_id);
+    c.handle_command(Command::Progress(handle, sdp.clone()), t0);
+    let progress = sent(&mut c).remove(0);
+    assert_eq!(code(&progress), Some(183));
+    assert_eq!(progress.content_type.as_deref(), Some("application/sdp"));
+    assert_eq!(progress.body, sdp);
+    assert!(
+        progress.contact.is_some(),
+        "an early dialog needs our Contact"
+    );
+    let tag = progress
+        .to_tag
+        .clone()
+        .expect("a 183 creates an early dialog: To tag");
+    // No timer resends a provisional response; a retransmitted INVITE gets it.
+    c.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(sent(&mut c).is_empty());
+    c.handle_message(invite, caller(), t0 + Duration::from_secs(2));
+    let again = sent(&mut c).remove(0);
+    assert_eq!((code(&again), again.body.clone()), (Some(183), sdp.clone()));
+    // The 200 repeats the SDP under the same tag.
+    let local = LocalMedia {
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 30000,
+    };
+    c.handle_command(
+        Command::Answer(handle, sdp.clone(), local),
+        t0 + Duration::from_secs(3),
+    );
+    let ok = sent(&mut c).remove(0);
+    assert_eq!(code(&ok), Some(200));
+    assert_eq!(ok.to_tag.as_deref(), Some(tag.as_str()));
+    assert_eq!(ok.body, sdp);
+    let ack = from_caller(Method::Ack, "z9hG4bKack2", "1 ACK", Some(&tag));
+    c.handle_message(ack, caller(), t0 + Duration::from_secs(3));
+    assert!(matches!(
+        events(&mut c)[..],
+        [Event::Inbound(_, InboundEvent::Confirmed)]
+    ));
+    // A re-INVITE is answered in the same SDP session, one version on
+    // (RFC 3264 §8).
+    let reinvite = from_caller(Method::Invite, "z9hG4bKre1", "2 INVITE", Some(&tag));
+    c.handle_message(reinvite, caller(), t0 + Duration::from_secs(4));
+    let ok = sent(&mut c).remove(0);
+    assert_eq!(code(&ok), Some(200));
+    let body = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        body.contains(&format!("o=dialcast {session_id} 2 ")),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_cancel_after_183_gets_200_and_the_invite_487() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let (handle, _, session_id) = offered(&mut c, t0);
+    c.handle_command(Command::Progress(handle, early_answer(session_id)), t0);
+    let tag = sent(&mut c).remove(0).to_tag.expect("tag");
+    let cancel = from_caller(Method::Cancel, "z9hG4bKearly1", "1 CANCEL", None);
+    c.handle_message(cancel, caller(), t0 + Duration::from_secs(1));
+    let out = sent(&mut c);
+    let codes: Vec<_> = out.iter().map(|m| (code(m), m.cseq_method)).collect();
+    assert_eq!(
+        codes,
+        vec![(Some(200), Method::Cancel), (Some(487), Method::Invite)]
+    );
+    assert_eq!(out[1].to_tag.as_deref(), Some(tag.as_str()));
+    assert!(matches!(
+        events(&mut c)[..],
+        [Event::Inbound(
+            _,
+            InboundEvent::Ended(EndCause::RemoteHangup)
+        )]
+    ));
+    // The owner's late 404 changes nothing: the INVITE is already answered.
+    c.handle_command(
+        Command::Reject(handle, 404, None),
+        t0 + Duration::from_secs(1),
+    );
+    assert!(sent(&mut c).is_empty());
+}
+
+#[test]
+fn a_404_after_183_is_resent_until_its_ack() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let (handle, _, session_id) = offered(&mut c, t0);
+    c.handle_command(Command::Progress(handle, early_answer(session_id)), t0);
+    let tag = sent(&mut c).remove(0).to_tag.expect("tag");
+    let t1 = t0 + Duration::from_secs(4);
+    c.handle_command(Command::Reject(handle, 404, None), t1);
+    let not_found = sent(&mut c).remove(0);
+    assert_eq!(code(&not_found), Some(404));
+    assert_eq!(not_found.to_tag.as_deref(), Some(tag.as_str()));
+    assert!(not_found.body.is_empty() && not_found.retry_after.is_none());
+    // Timer G: resent after T1 and 2·T1 while no ACK comes.
+    c.handle_timeout(t1 + Duration::from_millis(500));
+    assert_eq!(code(&sent(&mut c).remove(0)), Some(404));
+    c.handle_timeout(t1 + Duration::from_millis(1500));
+    assert_eq!(code(&sent(&mut c).remove(0)), Some(404));
+    // The ACK of a non-2xx shares the INVITE's branch; it stops the resends.
+    let ack = from_caller(Method::Ack, "z9hG4bKearly1", "1 ACK", Some(&tag));
+    c.handle_message(ack, caller(), t1 + Duration::from_millis(1600));
+    c.handle_timeout(t1 + Duration::from_secs(10));
+    assert!(sent(&mut c).is_empty(), "no resends after the ACK");
+    assert!(
+        events(&mut c).is_empty(),
+        "a rejection by the owner is no event"
+    );
+    c.handle_timeout(t1 + Duration::from_secs(33));
+    assert_eq!(c.call_count(), 0, "the record goes after 64·T1");
+}
+
+#[test]
+fn a_rejection_carries_retry_after_in_whole_seconds() {
+    let t0 = Instant::now();
+    for (retry_after, header) in [
+        (Some(Duration::from_secs(60)), Some("60")),
+        (Some(Duration::from_millis(1200)), Some("2")),
+        (None, None),
+    ] {
+        let mut c = core();
+        let (handle, _, _) = offered(&mut c, t0);
+        c.handle_command(Command::Reject(handle, 480, retry_after), t0);
+        let unavailable = sent(&mut c).remove(0);
+        assert_eq!(code(&unavailable), Some(480));
+        assert_eq!(unavailable.retry_after.as_deref(), header);
+        assert_eq!(
+            unavailable
+                .retry_after
+                .as_deref()
+                .and_then(crate::trunk::parse_retry_after),
+            header.map(|h| Duration::from_secs(h.parse().unwrap_or_default()))
+        );
+    }
+}
