@@ -241,7 +241,8 @@ async fn rejected_rings_then_declines() {
     farm.shutdown().await;
 }
 
-/// What early_media_404 sends today: 180, the announcement's time, 404.
+/// A caller that takes any provisional response sees 404 after the
+/// announcement's time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_404_ends_in_404() {
     let farm = start_farm().await;
@@ -259,9 +260,9 @@ async fn early_media_404_ends_in_404() {
     farm.shutdown().await;
 }
 
-/// What early_media_404 should send: 183 with SDP and the announcement.
+/// 183 with an SDP answer, the announcement as early media (SIPp echoes it
+/// back, so the farm receives what SIPp received), then 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a way to send 183 with SDP on an InboundCall (dialcast-sip); the farm sends 180 until then"]
 async fn early_media_404_sends_183_with_sdp_then_404() {
     let farm = start_farm().await;
     let run = run_sipp(
@@ -273,6 +274,13 @@ async fn early_media_404_sends_183_with_sdp_then_404() {
     )
     .await;
     run.assert_sipp_passed();
+    assert_counts(&run, Behaviour::EarlyMedia404, [1, 0, 1, 0, 0]);
+    // The announcement lasts 3.86 s: about 190 packets before the 404.
+    assert!(run.elapsed >= Duration::from_secs(3), "{:?}", run.elapsed);
+    let rtp = run.stats.rtp;
+    assert!((150..=250).contains(&rtp.sent), "{}", run.report);
+    assert!(rtp.received >= rtp.sent / 2, "{}", run.report);
+    assert_eq!(rtp.send_errors, 0, "{}", run.report);
     farm.shutdown().await;
 }
 
@@ -350,6 +358,10 @@ async fn presses_keys_answers_then_presses_them() {
     run.assert_sipp_passed();
     assert_counts(&run, Behaviour::PressesKeys, [2, 2, 2, 0, 2]);
     assert_eq!(run.stats.of(Behaviour::PressesKeys).dtmf_sent, 4);
+    // SIPp offered telephone-event 101, so the keys went out as RFC 4733
+    // events; its RTP echo sent them back and the farm's receiver decoded
+    // each key once (2 calls of "19").
+    assert_eq!(run.stats.rtp.dtmf_received, 4, "{}", run.report);
     farm.shutdown().await;
 }
 

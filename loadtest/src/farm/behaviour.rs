@@ -36,11 +36,11 @@ pub enum Behaviour {
     NoAnswer,
     /// 404 Not Found.
     Invalid,
-    /// An announcement as early media, then 404 (see the farm's module
-    /// documentation for what the SIP crate lets us send today).
+    /// 183 Session Progress with SDP, an intercept announcement as early
+    /// media, then 404.
     #[serde(rename = "early_media_404")]
     EarlyMedia404,
-    /// 480 Temporarily Unavailable.
+    /// 480 Temporarily Unavailable, with Retry-After (60 s by default).
     Unavailable,
     /// Rings a moment, then 603 Decline.
     Rejected,
@@ -49,7 +49,8 @@ pub enum Behaviour {
     HangupHalfway,
     /// Rings a long time, then behaves as a human.
     SlowAnswer,
-    /// Answers like a human, then presses keys (DTMF).
+    /// Answers like a human, then presses keys (DTMF: RFC 4733 events when
+    /// the caller offered telephone-event, else in-band tones).
     PressesKeys,
 }
 

@@ -3,13 +3,16 @@
 //! it ended. Nothing here logs per packet; a call logs at debug level only.
 //!
 //! ```text
-//!  start ─► Refuse:   [180 ─ ring] ─► 486/404/480/603 ─────────────────────► done
+//!  start ─► Refuse:   [180 ─ ring] ─► 486/404/480 (Retry-After)/603 ────────► done
 //!        ─► RingOnly: 180 ─► CANCEL (487 by the SIP core) | cap ─► 408 ────► done
-//!        ─► Announce: 180 ─► announcement time ─► 404 ─────────────────────► done
+//!        ─► Announce: 183 + SDP ─► announcement as early media ─► 404 ────► done
 //!        ─► Answer:   180 ─ ring ─► 200 + greeting ─► after-answer rule ─► BYE ─► done
 //!  CANCEL while ringing ends any of them (the caller hung up); shutdown sends
 //!  BYE (answered) or 480 (not yet answered).
 //! ```
+//!
+//! presses_keys presses its keys as RFC 4733 events when the caller's offer
+//! had telephone-event, else as the in-band tones of [`Clips::keys`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -28,6 +31,11 @@ use super::audio::Clips;
 use super::behaviour::Behaviour;
 use super::plan::{AfterAnswer, Greeting, Plan, Timings};
 use super::stats::{ActiveCall, Counter, Counters};
+use super::tones::DTMF_TONE_MS;
+
+/// How long presses_keys holds each key when it sends RFC 4733 events: as
+/// long as its in-band tones last.
+const KEY_PRESS: Duration = Duration::from_millis(DTMF_TONE_MS as u64);
 
 /// What every call task shares.
 pub(crate) struct Context {
@@ -85,12 +93,13 @@ pub(crate) async fn run(
     counters.add(behaviour, Counter::Calls, 1);
     let plan = Plan::new(behaviour, &ctx.timings, roll);
     let outcome = match plan {
-        Plan::Refuse { ring, code } => refuse(&mut call, ring, code, &cancel).await,
-        Plan::RingOnly { cap, code } => refuse(&mut call, Some(cap), code, &cancel).await,
-        Plan::Announce { code } => {
-            let length = ctx.clips.announcement.duration();
-            refuse(&mut call, Some(length), code, &cancel).await
-        }
+        Plan::Refuse {
+            ring,
+            code,
+            retry_after,
+        } => refuse(&mut call, ring, code, retry_after, &cancel).await,
+        Plan::RingOnly { cap, code } => refuse(&mut call, Some(cap), code, None, &cancel).await,
+        Plan::Announce { code } => announce(&mut call, code, &ctx, &cancel).await,
         Plan::Answer {
             ring,
             greeting,
@@ -149,11 +158,12 @@ async fn ring(call: &mut InboundCall, ring: Duration, cancel: &CancellationToken
     }
 }
 
-/// Rings for `ring` (if set), then answers `code`.
+/// Rings for `ring` (if set), then answers `code` (with `retry_after`).
 async fn refuse(
     call: &mut InboundCall,
     ring_for: Option<Duration>,
     code: u16,
+    retry_after: Option<Duration>,
     cancel: &CancellationToken,
 ) -> Outcome {
     if let Some(d) = ring_for {
@@ -167,12 +177,91 @@ async fn refuse(
             Rang::Lost => return Outcome::failed(),
         }
     }
-    match call.reject(code) {
+    match call.reject_with(code, retry_after) {
         Ok(()) => Outcome::done(),
         Err(e) => {
             debug!(error = %e, code, "final response not sent");
             Outcome::failed()
         }
+    }
+}
+
+/// Sends 183 with our SDP, plays the intercept announcement as early media,
+/// then answers `code`. Without an RTP port it rings for as long instead.
+async fn announce(
+    call: &mut InboundCall,
+    code: u16,
+    ctx: &Context,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let announcement = Arc::clone(&ctx.clips.announcement);
+    let length = announcement.duration();
+    let mut session = match ctx.media.open_session() {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(error = %e, "no RTP port: ringing instead of early media");
+            return refuse(call, Some(length), code, None, cancel).await;
+        }
+    };
+    let negotiated = match call.session_progress(local_media(ctx, call, &session)) {
+        Ok(m) => m,
+        Err(e) => {
+            // The SIP crate has already answered 488 (or its queue is full).
+            debug!(error = %e, "cannot send early media");
+            ctx.counters.add_rtp(&session.close().await);
+            return Outcome::failed();
+        }
+    };
+    apply(&session, &negotiated);
+    session.start_sending();
+    session.play(announcement);
+    // PlaybackFinished ends it; the ceiling is in case that never comes.
+    let until = Instant::now() + length + Duration::from_secs(1);
+    let mut media_open = true;
+    let rang = loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => break Rang::Elapsed,
+            _ = cancel.cancelled() => break Rang::Shutdown,
+            event = call.next_event() => match event {
+                Some(InboundEvent::Ended(EndCause::RemoteHangup)) => break Rang::CallerGone,
+                Some(InboundEvent::Ended(_)) | None => break Rang::Lost,
+                Some(_) => {}
+            },
+            event = session.next_event(), if media_open => match event {
+                Some(MediaEvent::PlaybackFinished) => break Rang::Elapsed,
+                Some(_) => {}
+                None => media_open = false,
+            },
+        }
+    };
+    let outcome = match rang {
+        Rang::Elapsed => match call.reject(code) {
+            Ok(()) => Outcome::done(),
+            Err(e) => {
+                debug!(error = %e, code, "final response not sent");
+                Outcome::failed()
+            }
+        },
+        Rang::CallerGone => Outcome::caller_gone(),
+        Rang::Shutdown => {
+            call.hangup().await;
+            Outcome::failed()
+        }
+        Rang::Lost => Outcome::failed(),
+    };
+    ctx.counters.add_rtp(&session.close().await);
+    outcome
+}
+
+/// Where our RTP is received, as our SDP is to say it.
+fn local_media(ctx: &Context, call: &InboundCall, session: &MediaSession) -> LocalMedia {
+    let ip = match sdp::parse_answer(call.offer()) {
+        Ok(offer) => advertised_ip(ctx.rtp_ip, offer.remote),
+        Err(_) => ctx.rtp_ip,
+    };
+    LocalMedia {
+        ip,
+        port: session.local_addr().port(),
     }
 }
 
@@ -214,15 +303,8 @@ async fn answer(
             return Outcome::failed();
         }
     };
-    let ip = match sdp::parse_answer(call.offer()) {
-        Ok(offer) => advertised_ip(ctx.rtp_ip, offer.remote),
-        Err(_) => ctx.rtp_ip,
-    };
-    let local = LocalMedia {
-        ip,
-        port: session.local_addr().port(),
-    };
-    let negotiated = match call.answer(local) {
+    let local = local_media(ctx, call, &session);
+    let mut negotiated = match call.answer(local) {
         Ok(m) => m,
         Err(e) => {
             // The SIP crate has already answered 488 (or its queue is full).
@@ -261,7 +343,10 @@ async fn answer(
             event = call.next_event() => match event {
                 Some(InboundEvent::Ended(cause)) => break cause,
                 None => break EndCause::Error,
-                Some(InboundEvent::MediaUpdated(m)) => apply(&session, &m),
+                Some(InboundEvent::MediaUpdated(m)) => {
+                    apply(&session, &m);
+                    negotiated = m;
+                }
                 Some(InboundEvent::Confirmed | InboundEvent::InfoDtmf(_)) => {}
             },
             event = session.next_event(), if media_open => match event {
@@ -279,7 +364,11 @@ async fn answer(
             _ = sleep_until_opt(keys_at) => {
                 keys_at = None;
                 if let AfterAnswer::PressKeys { keys, .. } = &after {
-                    session.play(Arc::clone(&ctx.clips.keys));
+                    if negotiated.dtmf_payload_type.is_some() {
+                        session.send_dtmf(keys, KEY_PRESS);
+                    } else {
+                        session.play(Arc::clone(&ctx.clips.keys));
+                    }
                     let presses = keys.chars().count() as u64;
                     ctx.counters.add(behaviour, Counter::DtmfSent, presses);
                 }

@@ -14,16 +14,17 @@
 //! One tokio task per call; prompts are decoded once at start; RTP is paced by
 //! the media crate's shared scheduler thread. Nothing logs per packet.
 //!
-//! What the SIP and media crates do not offer yet, and how the farm copes:
+//! What the far end sees of the behaviours that need more than a status code:
 //!
-//! * **183 with SDP** (`InboundCall` can send 180 only): early_media_404
-//!   sends 180, waits as long as its announcement lasts, then 404; the
-//!   announcement is not heard.
-//! * **Retry-After on a rejection** (`InboundCall::reject` takes a code only):
-//!   unavailable answers a plain 480.
-//! * **Sending RFC 4733 events** (the media crate receives them only) or SIP
-//!   INFO (the SIP crate has no in-dialog request for the owner):
-//!   presses_keys plays its keys as in-band DTMF tones (ITU-T Q.23) instead.
+//! * **early_media_404** sends 183 Session Progress with its SDP answer
+//!   (`InboundCall::session_progress`), plays the intercept announcement as
+//!   early media, then answers 404 (no 200 ever).
+//! * **unavailable** answers 480 with `Retry-After` ([`Timings`]'s
+//!   `unavailable_retry_after`, 60 s by default).
+//! * **presses_keys** presses its keys as RFC 4733 events
+//!   (`MediaSession::send_dtmf`) when the caller offered telephone-event, and
+//!   as in-band DTMF tones (ITU-T Q.23) otherwise. It sends no SIP INFO (the
+//!   SIP crate has no in-dialog request for a call's owner).
 
 pub mod audio;
 pub mod behaviour;

@@ -62,6 +62,9 @@ pub struct Timings {
     /// How long no_answer rings if the caller never cancels: 180 s, then
     /// 408 Request Timeout.
     pub no_answer_cap: Duration,
+    /// The Retry-After of unavailable's 480 (whole seconds; sub-second
+    /// parts round up): 60 s. `None` sends a plain 480.
+    pub unavailable_retry_after: Option<Duration>,
 }
 
 impl Default for Timings {
@@ -79,6 +82,7 @@ impl Default for Timings {
             keys_after: Duration::from_secs(6),
             keys: "1".to_string(),
             no_answer_cap: Duration::from_secs(180),
+            unavailable_retry_after: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -132,8 +136,8 @@ pub enum AfterAnswer {
     /// When the greeting (and its beep) has played, "record" until the
     /// caller hangs up; BYE `cap` after the beep.
     Record { cap: Duration },
-    /// Press `keys` (in-band DTMF) `after` the answer, then wait as
-    /// [`AfterAnswer::Wait`].
+    /// Press `keys` `after` the answer (RFC 4733 events when negotiated,
+    /// else in-band tones), then wait as [`AfterAnswer::Wait`].
     PressKeys {
         after: Duration,
         keys: String,
@@ -144,15 +148,20 @@ pub enum AfterAnswer {
 /// The whole life of one callee.
 ///
 /// ```text
-///  Refuse:    INVITE ─► [180, wait ring] ─► final code
+///  Refuse:    INVITE ─► [180, wait ring] ─► final code [Retry-After]
 ///  RingOnly:  INVITE ─► 180 ─► CANCEL ─► 487      (or 408 at cap)
-///  Announce:  INVITE ─► progress, announcement ─► 404
+///  Announce:  INVITE ─► 183 + SDP, announcement as early media ─► 404
 ///  Answer:    INVITE ─► 180, wait ring ─► 200 + greeting ─► AfterAnswer ─► BYE
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
-    /// Answer with a final error code, after ringing `ring` if set.
-    Refuse { ring: Option<Duration>, code: u16 },
+    /// Answer with a final error code, after ringing `ring` if set, with a
+    /// Retry-After header when `retry_after` is set.
+    Refuse {
+        ring: Option<Duration>,
+        code: u16,
+        retry_after: Option<Duration>,
+    },
     /// Ring until the caller cancels; `code` at `cap`.
     RingOnly { cap: Duration, code: u16 },
     /// Play the intercept announcement as early media, then `code`.
@@ -209,18 +218,22 @@ impl Plan {
             Behaviour::Busy => Plan::Refuse {
                 ring: None,
                 code: 486,
+                retry_after: None,
             },
             Behaviour::Invalid => Plan::Refuse {
                 ring: None,
                 code: 404,
+                retry_after: None,
             },
             Behaviour::Unavailable => Plan::Refuse {
                 ring: None,
                 code: 480,
+                retry_after: timings.unavailable_retry_after,
             },
             Behaviour::Rejected => Plan::Refuse {
                 ring: Some(timings.decline_after),
                 code: 603,
+                retry_after: None,
             },
             Behaviour::NoAnswer => Plan::RingOnly {
                 cap: timings.no_answer_cap,
@@ -275,6 +288,15 @@ mod tests {
         assert_eq!(code(Behaviour::Rejected), Some(603));
         assert_eq!(code(Behaviour::NoAnswer), Some(408));
         assert_eq!(code(Behaviour::EarlyMedia404), Some(404));
+        let retry_after = |b| match Plan::new(b, &t, 9) {
+            Plan::Refuse { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        assert_eq!(
+            retry_after(Behaviour::Unavailable),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(retry_after(Behaviour::Busy), None);
         for b in Behaviour::ALL {
             assert_eq!(code(b).is_none(), b.answers(), "{b}");
         }
@@ -320,7 +342,7 @@ mod tests {
             Plan::Answer { after, .. } => assert_eq!(
                 after,
                 AfterAnswer::PressKeys {
-                    after: Duration::from_secs(2),
+                    after: t.keys_after,
                     keys: "1".into(),
                     cap: t.talk_cap
                 }

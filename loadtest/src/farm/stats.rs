@@ -59,6 +59,9 @@ pub struct RtpTotals {
     pub late: u64,
     /// Packets the socket refused to send.
     pub send_errors: u64,
+    /// RFC 4733 key presses received (a caller's keys, or, from a caller
+    /// that echoes our RTP, our own presses_keys events coming back).
+    pub dtmf_received: u64,
 }
 
 impl FarmStats {
@@ -105,7 +108,7 @@ pub(crate) struct Counters {
     active: AtomicUsize,
     peak_active: AtomicUsize,
     unknown_numbers: AtomicU64,
-    rtp: [AtomicU64; 4],
+    rtp: [AtomicU64; 5],
 }
 
 impl Counters {
@@ -120,6 +123,7 @@ impl Counters {
             media.rtp_received,
             media.rtp_late,
             media.rtp_send_errors,
+            media.dtmf.chars().count() as u64,
         ];
         for (counter, v) in self.rtp.iter().zip(values) {
             counter.fetch_add(v, Ordering::Relaxed);
@@ -166,13 +170,14 @@ impl Counters {
             peak_active: self.peak_active.load(Ordering::Relaxed),
             unknown_numbers: self.unknown_numbers.load(Ordering::Relaxed),
             rtp: {
-                let [sent, received, late, send_errors] =
+                let [sent, received, late, send_errors, dtmf_received] =
                     self.rtp.each_ref().map(|c| c.load(Ordering::Relaxed));
                 RtpTotals {
                     sent,
                     received,
                     late,
                     send_errors,
+                    dtmf_received,
                 }
             },
             sip,
