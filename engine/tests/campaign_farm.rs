@@ -64,6 +64,8 @@ fn listens_past_success(b: Behaviour) -> bool {
 /// What a campaign run against a fresh farm left behind.
 struct Ran {
     finals: Vec<RecordFinal>,
+    /// Keys received per record (all its calls).
+    dtmf: BTreeMap<String, String>,
     farm: FarmStats,
     peak_in_flight: u64,
     elapsed: Duration,
@@ -147,9 +149,20 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
         .state
         == CampaignState::Finished;
     let finals = store.record_finals(campaign).await.expect("finals");
+    let dtmf = store
+        .result_rows(campaign, 0, i64::MAX)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|row| {
+            let keys = row.calls.iter().map(|c| c.dtmf.as_str()).collect();
+            (row.record_id, keys)
+        })
+        .collect();
     sip.shutdown();
     Ran {
         finals,
+        dtmf,
         farm: farm.shutdown().await,
         peak_in_flight: engine.counters.peak_in_flight.load(Ordering::Relaxed),
         elapsed,
@@ -177,6 +190,18 @@ async fn every_record_ends_as_its_callee_behaves() {
             .find(|f| f.record_id == format!("R{i}"))
             .expect("stored");
         let expected = behaviour.expected_status();
+        let keys = ran.dtmf.get(&got.record_id).map_or("", String::as_str);
+        // The farm's keys ("1") arrive as RFC 4733 events while the message plays.
+        let keys_expected = if *behaviour == Behaviour::PressesKeys {
+            "1"
+        } else {
+            ""
+        };
+        if keys != keys_expected {
+            wrong.push(format!(
+                "{number} ({behaviour}): keys {keys:?}, expected {keys_expected:?}"
+            ));
+        }
         if got.final_status.as_deref() != Some(expected)
             || got.success_point != listens_past_success(*behaviour)
         {
