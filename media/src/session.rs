@@ -82,6 +82,10 @@ pub enum MediaEvent {
     Dtmf { digit: char, duration_ms: u32 },
     /// The last frame of a prompt was sent.
     PlaybackFinished,
+    /// A `stop_playback` took effect: the queue was dropped. Every
+    /// `PlaybackFinished` before this one belongs to the stopped playback,
+    /// none after it does.
+    PlaybackStopped,
     /// No RTP for `inactivity_timeout` (reported once).
     InactivityTimeout,
     /// The answering-machine detector decided (once per
@@ -271,6 +275,7 @@ impl SessionCore {
     pub fn stop_playback(&mut self) {
         self.queue.clear();
         self.play_pos = 0;
+        self.events.push_back(MediaEvent::PlaybackStopped);
     }
 
     /// Queue the keys of `digits` (`0-9`, `*`, `#`, `A-D`), each held
@@ -840,6 +845,24 @@ mod tests {
             u64::from(frames.div_ceil(97)),
             "only the 15 ms wake-ups are late"
         );
+    }
+
+    #[test]
+    fn a_stop_is_confirmed_after_what_the_stopped_prompts_reported() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 42, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        core.play(Arc::new(Prompt::from_pcm(&[8000; 160])));
+        core.play(Arc::new(Prompt::from_pcm(&[8000; 320])));
+        run(&mut core, t0, 0, 1);
+        core.stop_playback();
+        // The first prompt ended before the stop; the second, cut short,
+        // reports nothing.
+        assert_eq!(core.poll_event(), Some(MediaEvent::PlaybackFinished));
+        assert_eq!(core.poll_event(), Some(MediaEvent::PlaybackStopped));
+        run(&mut core, t0, 1, 4);
+        assert_eq!(core.poll_event(), None);
     }
 
     #[test]

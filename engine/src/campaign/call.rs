@@ -82,6 +82,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         run,
         clips: Arc::clone(&ctx.clips),
         pending_clips: 0,
+        stopping: false,
         timer: None,
         success: false,
         outputs: Vec::new(),
@@ -110,6 +111,8 @@ struct Leg {
     clips: Arc<ClipLibrary>,
     /// Clips queued by the last `Play` that have not finished yet.
     pending_clips: usize,
+    /// A stop was asked and not yet confirmed by `PlaybackStopped`.
+    stopping: bool,
     timer: Option<(u32, TokioInstant)>,
     success: bool,
     outputs: Vec<(String, String)>,
@@ -174,7 +177,8 @@ impl Leg {
                     },
                 },
                 event = self.session.next_event() => match event {
-                    Some(MediaEvent::PlaybackFinished) if self.pending_clips > 0 => {
+                    Some(MediaEvent::PlaybackStopped) => self.stopping = false,
+                    Some(MediaEvent::PlaybackFinished) if self.pending_clips > 0 && !self.stopping => {
                         self.pending_clips -= 1;
                         if self.pending_clips == 0 {
                             self.feed(ctx, plan, Event::PlaybackFinished).await;
@@ -303,6 +307,9 @@ impl Leg {
                 Action::StopPlayback => {
                     self.session.stop_playback();
                     self.pending_clips = 0;
+                    // Until the media thread confirms, a PlaybackFinished
+                    // may still be from the stopped prompts.
+                    self.stopping = true;
                 }
                 Action::StartTimer { id, ms } => {
                     self.timer = Some((
