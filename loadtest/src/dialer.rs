@@ -431,7 +431,8 @@ async fn one_call(
     Ok(())
 }
 
-fn tone_8k(ms: usize) -> Vec<i16> {
+/// A 440 Hz tone of `ms` milliseconds at 8 kHz (what our callers send).
+pub(crate) fn tone_8k(ms: usize) -> Vec<i16> {
     (0..ms * 8)
         .map(|n| {
             let t = n as f64 / 8000.0;

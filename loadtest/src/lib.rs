@@ -1,8 +1,11 @@
 //! Load drivers and benchmarks for Dialcast. They drive Dialcast through its
 //! public crates and SIP only, and measure SIPp (a peer nobody here wrote) in the
 //! same run as the baseline. The [`farm`] is the other end: callees that answer
-//! like people, voicemail boxes, busy lines and dead numbers.
+//! like people, voicemail boxes, busy lines and dead numbers. The [`campaign`]
+//! benchmark runs the `dialcast` binary itself against the farm, and the bare
+//! dialer as its baseline.
 
+pub mod campaign;
 pub mod dialer;
 pub mod farm;
 pub mod procstat;

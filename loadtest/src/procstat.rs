@@ -1,6 +1,7 @@
 //! CPU time and peak memory of this process and of child processes, read from
 //! `/proc` (Linux only), so both sides of a benchmark are measured the same way.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// CPU time (user + system) and resident-set figures of one process.
@@ -21,14 +22,7 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
         format!("/proc/{pid}")
     };
     let stat = std::fs::read_to_string(format!("{path}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: split after it.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the ')' the fields start at "state" (field 3); utime is field 14, stime 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let ticks = clock_ticks_per_second();
-    let cpu = Duration::from_secs_f64((utime + stime) as f64 / ticks);
+    let (_, cpu) = parse_stat(&stat)?;
     let status = std::fs::read_to_string(format!("{path}/status")).ok()?;
     let kb = |key: &str| -> f64 {
         status
@@ -43,6 +37,56 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
         rss_mb: kb("VmRSS:") / 1024.0,
         rss_peak_mb: kb("VmHWM:") / 1024.0,
     })
+}
+
+/// The command name and CPU time (user + system) of a `stat` line.
+fn parse_stat(stat: &str) -> Option<(&str, Duration)> {
+    // The command name is in parentheses and may hold spaces: split after it.
+    let (head, after) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the ')' the fields start at "state" (field 3); utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let ticks = clock_ticks_per_second();
+    Some((
+        comm,
+        Duration::from_secs_f64((utime + stime) as f64 / ticks),
+    ))
+}
+
+/// CPU time of a process's live threads, summed by thread name (tokio's
+/// workers, the media scheduler, SQLite's workers, ...). Threads that have
+/// exited are not counted; empty once the process is gone.
+pub fn threads(pid: u32) -> BTreeMap<String, Duration> {
+    let mut out: BTreeMap<String, Duration> = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.filter_map(Result::ok) {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, cpu)) = parse_stat(&stat) {
+            *out.entry(comm.to_string()).or_default() += cpu;
+        }
+    }
+    out
+}
+
+/// Per thread name, the CPU spent between two [`threads`] samples, in
+/// seconds (names that only appear in `after` count from zero).
+pub fn threads_delta(
+    before: &BTreeMap<String, Duration>,
+    after: &BTreeMap<String, Duration>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(name, cpu)| {
+            let start = before.get(name).copied().unwrap_or_default();
+            (name.clone(), cpu.saturating_sub(start).as_secs_f64())
+        })
+        .collect()
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -70,5 +114,29 @@ mod tests {
         let s = sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_peak_mb > 0.5, "{s:?}");
         assert!(s.rss_peak_mb >= s.rss_mb);
+        let threads = threads(std::process::id());
+        assert!(!threads.is_empty());
+        let summed: Duration = threads.values().sum();
+        assert!(
+            summed <= s.cpu + Duration::from_millis(50),
+            "{threads:?} {s:?}"
+        );
+    }
+
+    #[test]
+    fn a_stat_line_with_spaces_in_the_name() {
+        let line = "42 (tokio runtime) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        let (comm, cpu) = parse_stat(line).expect("parses");
+        assert_eq!(comm, "tokio runtime");
+        let ticks = clock_ticks_per_second();
+        assert!((cpu.as_secs_f64() - 300.0 / ticks).abs() < 1e-9);
+        let before = BTreeMap::from([("a".to_string(), Duration::from_secs(1))]);
+        let after = BTreeMap::from([
+            ("a".to_string(), Duration::from_secs(3)),
+            ("b".to_string(), Duration::from_secs(2)),
+        ]);
+        let delta = threads_delta(&before, &after);
+        assert_eq!(delta["a"], 2.0);
+        assert_eq!(delta["b"], 2.0);
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use dialcast_loadtest::campaign::bare::{self, BareArgs};
+use dialcast_loadtest::campaign::{self, engine_side, CampaignBench};
 use dialcast_loadtest::dialer::{self, DialerBench};
 use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
 
@@ -56,6 +58,74 @@ enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Run a campaign of N records with `dialcast serve` against the callee
+    /// farm, then the bare dialer (our SIP and media crates alone) placing the
+    /// same calls with the same talk times, and report the engine's CPU
+    /// overhead per call. Needs the `dialcast` binary next to this one
+    /// (`cargo build --release -p dialcast-engine`).
+    Campaign {
+        /// Records to import and dial (one call each).
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        /// The trunk's max_cps (and the bare dialer's rate).
+        #[arg(long, default_value_t = 200)]
+        cps: u32,
+        /// The trunk's max_channels (and the bare dialer's limit).
+        #[arg(long, default_value_t = 2000)]
+        channels: u32,
+        /// The callees, as weights (see `numbers`).
+        #[arg(long, default_value = "human=100")]
+        mix: Mix,
+        /// Seed of the numbers, the import file and the farm.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Detect answering machines in the campaign (the bare dialer does not).
+        #[arg(long)]
+        amd: bool,
+        /// Both sides cancel a call that rings this long.
+        #[arg(long, default_value_t = 60)]
+        ring_timeout_s: u64,
+        /// Print the JSON report only (no table, no progress).
+        #[arg(long)]
+        json: bool,
+        /// Run only the campaign.
+        #[arg(long)]
+        skip_baseline: bool,
+        /// Tokio runtime of the bare dialer: multi (as the dialcast binary,
+        /// the default) or current (one thread, as the dialer benchmark).
+        #[arg(long, default_value = "multi", value_parser = ["current", "multi"])]
+        bare_runtime: String,
+        /// Keep the work files (config, database, logs, result file) in DIR,
+        /// which must be new or empty.
+        #[arg(long, value_name = "DIR")]
+        keep_dir: Option<PathBuf>,
+        /// The dialcast binary (default: next to this program).
+        #[arg(long)]
+        dialcast: Option<PathBuf>,
+        /// Where payment_reminder.toml is (default: the source tree's
+        /// scripts/examples).
+        #[arg(long)]
+        scripts_dir: Option<PathBuf>,
+    },
+    /// The campaign benchmark's baseline, run as its child process: dials
+    /// the calls of a file (number;hold_ms;expected_status per line).
+    #[command(hide = true)]
+    BareDialer {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        calls_file: PathBuf,
+        #[arg(long)]
+        cps: u32,
+        #[arg(long)]
+        channels: u32,
+        #[arg(long)]
+        ring_timeout_s: u64,
+        #[arg(long, value_parser = parse_port_range)]
+        rtp_ports: (u16, u16),
+        #[arg(long, default_value = "multi", value_parser = ["current", "multi"])]
+        runtime: String,
+    },
     /// Run the callee farm: a SIP UAS that answers like humans, voicemail,
     /// busy lines, ... chosen by the dialled number (see `numbers`), until
     /// Ctrl-C; prints its stats as one JSON line on exit.
@@ -79,7 +149,7 @@ enum Command {
         #[arg(long, default_value = "1")]
         keys: String,
         /// When presses_keys callees press them, in ms after the answer.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 6000)]
         keys_after_ms: u64,
         /// When hangup_halfway callees hang up, in ms after the answer.
         #[arg(long, default_value_t = 1500)]
@@ -170,6 +240,63 @@ fn main() -> anyhow::Result<()> {
             }
             println!("{line}");
         }
+        Command::Campaign {
+            records,
+            cps,
+            channels,
+            mix,
+            seed,
+            amd,
+            ring_timeout_s,
+            json,
+            skip_baseline,
+            bare_runtime,
+            keep_dir,
+            dialcast,
+            scripts_dir,
+        } => {
+            if records == 0 || cps == 0 || channels == 0 {
+                anyhow::bail!("--records, --cps and --channels must be positive");
+            }
+            let report = campaign::run(&CampaignBench {
+                records,
+                cps,
+                channels,
+                mix,
+                seed,
+                amd,
+                ring_timeout_s,
+                skip_baseline,
+                bare_multi_thread: bare_runtime == "multi",
+                dialcast: engine_side::find_dialcast(dialcast)?,
+                loadtest_exe: std::env::current_exe()
+                    .context("cannot tell where dialcast-loadtest is")?,
+                scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
+                keep_dir,
+                progress: !json,
+            })?;
+            if !json {
+                eprint!("{}", report.table());
+            }
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::BareDialer {
+            target,
+            calls_file,
+            cps,
+            channels,
+            ring_timeout_s,
+            rtp_ports,
+            runtime,
+        } => bare::child_main(&BareArgs {
+            target,
+            calls_file,
+            cps,
+            channels,
+            ring_timeout: Duration::from_secs(ring_timeout_s),
+            rtp_ports,
+            multi_thread: runtime == "multi",
+        })?,
         Command::Farm {
             bind,
             tcp,
