@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, Mix, DEFAULT_MIX};
+use dialcast_loadtest::campaign::records::{self, BenchRecord};
+use dialcast_loadtest::farm::{Behaviour, Farm, FarmConfig, Mix, DEFAULT_MIX};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +30,7 @@ use crate::service::{self, ImportTarget};
 use crate::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
 
 /// The script the demo dials with.
-pub const DEMO_SCRIPT: &str = "payment_reminder";
+pub const DEMO_SCRIPT: &str = records::SCRIPT;
 /// One record in this many gets a number that is not a phone number, to show
 /// `invalid_number` without a call.
 const UNPARSEABLE_EVERY: usize = 50;
@@ -115,79 +116,29 @@ pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/examples")
 }
 
-/// A generated record: (record id, number as written in the file, behaviour).
-struct DemoRecord {
-    record_id: String,
-    number: String,
-    behaviour: Option<Behaviour>,
-}
-
-fn generate_records(count: usize, seed: u64) -> anyhow::Result<Vec<DemoRecord>> {
+/// The demo's records: farm numbers in the default mix, except one in
+/// [`UNPARSEABLE_EVERY`] whose number is not a phone number (`None`: it must
+/// be reported `invalid_number` without a call).
+fn generate_records(
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<(BenchRecord, Option<Behaviour>)>> {
     let mix: Mix = DEFAULT_MIX
         .parse()
         .map_err(|e| anyhow::anyhow!("the default mix: {e}"))?;
-    Ok(numbers(&mix, count, seed)
+    Ok(records::generate(&mix, count, seed)
         .into_iter()
         .enumerate()
-        .map(|(i, (number, behaviour))| {
-            let record_id = format!("DEMO-{:05}", i + 1);
+        .map(|(i, mut record)| {
             if i % UNPARSEABLE_EVERY == UNPARSEABLE_EVERY - 1 {
-                DemoRecord {
-                    record_id,
-                    number: "06-123".to_string(),
-                    behaviour: None,
-                }
+                record.number = "06-123".to_string();
+                (record, None)
             } else {
-                DemoRecord {
-                    record_id,
-                    number,
-                    behaviour: Some(behaviour),
-                }
+                let behaviour = record.behaviour;
+                (record, Some(behaviour))
             }
         })
         .collect())
-}
-
-const FIRST_NAMES: [&str; 8] = [
-    "Anna", "Bram", "Chloe", "Daan", "Emma", "Finn", "Grace", "Henk",
-];
-const LAST_NAMES: [&str; 8] = [
-    "de Vries", "Jansen", "Smith", "Bakker", "Visser", "Brown", "Mulder", "Jones",
-];
-
-/// Writes the import file in the formats README layout.
-fn write_import_file(path: &Path, records: &[DemoRecord], seed: u64) -> anyhow::Result<()> {
-    let mut out = String::from(
-        "IDENTIFICATION_RECORD_ID;IDENTIFICATION_CLIENT_REFERENCE;PERSON_FIRST_NAME;\
-         PERSON_LAST_NAME;PERSON_LANGUAGE;CONTACT_PHONE_1;INVOICE_NUMBER;INVOICE_DUE_DATE;\
-         INVOICE_AMOUNT_OPEN;INVOICE_CURRENCY;INVOICE_SUPPLIER_NAME;CONTROL_SCRIPT\n",
-    );
-    let due = Utc::now().date_naive() + chrono::Days::new(14);
-    for (i, r) in records.iter().enumerate() {
-        let k = (i as u64).wrapping_mul(2654435761).wrapping_add(seed);
-        let language = if k % 10 < 3 { "nl" } else { "en" };
-        let euros = 5 + k % 1995;
-        let cents = (k / 7) % 100;
-        let amount = if language == "nl" {
-            format!("{euros},{cents:02}")
-        } else {
-            format!("{euros}.{cents:02}")
-        };
-        let _ = writeln!(
-            out,
-            "{};CR-{};{};{};{};{};INV-{};{};{};EUR;Example Energy;{DEMO_SCRIPT}",
-            r.record_id,
-            10_000 + i,
-            FIRST_NAMES[(k % 8) as usize],
-            LAST_NAMES[((k / 8) % 8) as usize],
-            language,
-            r.number,
-            20_000 + i,
-            due.format("%Y-%m-%d"),
-            amount,
-        );
-    }
-    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Runs the demo.
@@ -214,9 +165,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         .context("cannot start the callee farm")?;
     let farm_addr = farm.local_addr();
 
-    let records = generate_records(options.records, options.seed)?;
+    let generated = generate_records(options.records, options.seed)?;
     let import_path = options.dir.join("demo-records.csv");
-    write_import_file(&import_path, &records, options.seed)?;
+    let rows: Vec<BenchRecord> = generated.iter().map(|(r, _)| r.clone()).collect();
+    records::write_import_file(&import_path, &rows, options.seed)?;
 
     let store = Arc::new(SqliteStore::open(&database).await?);
     let catalog = service::audio_catalog(&[])?;
@@ -320,8 +272,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         finals.iter().map(|f| (f.record_id.as_str(), f)).collect();
     let mut per_behaviour: BTreeMap<String, (u64, String, u64)> = BTreeMap::new();
     let mut as_expected = 0;
-    for record in &records {
-        let (name, expected) = match record.behaviour {
+    for (record, behaviour) in &generated {
+        let (name, expected) = match behaviour {
             Some(b) => (b.as_str().to_string(), b.expected_status().to_string()),
             None => (
                 "unparseable number".to_string(),

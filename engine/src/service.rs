@@ -42,6 +42,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
+/// The store for reading only (status), without migrations or writes.
+pub async fn open_store_read_only(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = SqliteStore::open_read_only(&config.storage.database)
+        .await
+        .with_context(|| format!("cannot open {}", config.storage.database.display()))?;
+    Ok(Arc::new(store))
+}
+
 /// What `dialcast import` reports.
 #[derive(Debug, Serialize)]
 pub struct ImportSummary {

@@ -572,7 +572,7 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
         }
         CampaignAction::Status { name, config, json } => {
             let config = Config::load(&config)?;
-            let store = service::open_store(&config).await?;
+            let store = service::open_store_read_only(&config).await?;
             let campaign = store.campaign_by_name(&name).await?;
             let status = store.campaign_status(campaign.id).await?;
             if json {

@@ -50,6 +50,21 @@ impl SqliteStore {
         Self::connect(options).await
     }
 
+    /// Opens an existing database for reading only, without migrations:
+    /// `dialcast campaign status` polled beside a busy `serve` must never
+    /// take the write lock.
+    pub async fn open_read_only(path: &Path) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
     /// A private in-memory database (tests).
     pub async fn open_in_memory() -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
