@@ -213,15 +213,7 @@ fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
     let capture = start_capture(bench, media_port, "dialcast");
     // Call control runs on one thread (the media engine has its own), as in
     // the dialer; `--runtime multi` measures a work-stealing runtime instead.
-    let runtime = if bench.multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    };
+    let runtime = crate::runtime(bench.multi_thread)?;
     let cpu_before = procstat::sample(std::process::id()).context("no /proc/self")?;
     let started = Instant::now();
     let mut report = runtime.block_on(drive(bench, target))?;

@@ -14,6 +14,20 @@ pub mod wire;
 
 use serde::Serialize;
 
+/// The tokio runtime a benchmark side runs on: work-stealing across the cores
+/// (as the `dialcast` binary) or one thread.
+pub fn runtime(multi_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// What the benchmark ran on, written next to every figure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {

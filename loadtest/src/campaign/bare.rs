@@ -278,15 +278,7 @@ fn wait_for_outcome(
 /// The `bare-dialer` command: see the module documentation for its protocol.
 pub fn child_main(args: &BareArgs) -> anyhow::Result<()> {
     let calls = read_calls(&args.calls_file)?;
-    let runtime = if args.multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    };
+    let runtime = crate::runtime(args.multi_thread)?;
     let stack = runtime.block_on(Stack::start(args))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready")?;
