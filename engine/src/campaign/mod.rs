@@ -8,6 +8,7 @@
 //! leaves, so a crash can never make the engine dial it again; see
 //! [`crate::store`].
 
+pub mod calendar;
 pub mod call;
 pub mod clips;
 pub mod pacing;
