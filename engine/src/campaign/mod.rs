@@ -10,6 +10,7 @@
 
 pub mod calendar;
 pub mod call;
+pub mod catch_up;
 pub mod clips;
 pub mod pacing;
 pub mod retry;
