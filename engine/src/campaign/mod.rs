@@ -15,6 +15,7 @@ pub mod clips;
 pub mod pacing;
 pub mod retry;
 pub mod target;
+pub mod weekly_cap;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
