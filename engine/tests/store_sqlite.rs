@@ -334,6 +334,32 @@ async fn campaign_state_changes_are_stored() {
     assert_eq!(running[0].trunk.uri, "sip:127.0.0.1:5090");
     assert_eq!(running[0].settings.max_attempts, 1);
     assert!(store.campaign_by_name("nope").await.is_err());
+    // Set-up again (a second import): same ids, the campaign keeps its settings.
+    let org = store.ensure_organisation("Org", "NL").await.expect("org");
+    let script = store
+        .upsert_script(org, "s", "s.toml", "x")
+        .await
+        .expect("script");
+    let trunk = running[0].trunk.clone();
+    let trunk = store.upsert_trunk(org, &trunk).await.expect("trunk");
+    let again = store
+        .ensure_campaign(org, "c", script, trunk, &CampaignSettings::default())
+        .await
+        .expect("campaign");
+    assert_eq!(again, campaign);
+    assert_eq!(
+        store
+            .campaign_by_name("c")
+            .await
+            .expect("c")
+            .settings
+            .max_attempts,
+        1
+    );
+    assert_eq!(
+        store.campaign_by_name("c").await.expect("c").script_source,
+        "x"
+    );
 }
 
 #[test]

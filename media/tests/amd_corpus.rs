@@ -183,7 +183,7 @@ fn accuracy(clips: &[(Clip, Vec<i16>)], config: AmdConfig) -> (f64, f64, f64) {
 
 /// `cargo test -p dialcast-media --test amd_corpus -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "a tuning tool, not a check: prints accuracy as each parameter is moved"]
 fn sweep() {
     let dir = corpus_dir();
     if !dir.join("labels.csv").exists() {

@@ -171,32 +171,26 @@ async fn insert_event(
 
 impl Store for SqliteStore {
     async fn ensure_organisation(&self, name: &str, default_country: &str) -> StoreResult<Id> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO organisations (name, default_country, created_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET default_country = excluded.default_country",
+             ON CONFLICT (name) DO UPDATE SET default_country = excluded.default_country \
+             RETURNING id",
         )
         .bind(name)
         .bind(default_country)
         .bind(Utc::now().timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        let id = sqlx::query_scalar("SELECT id FROM organisations WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn upsert_trunk(&self, organisation: Id, trunk: &TrunkSettings) -> StoreResult<Id> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO trunks (organisation_id, name, uri, transport, max_cps, max_channels, caller_id) \
              VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (organisation_id, name) DO UPDATE SET uri = excluded.uri, \
              transport = excluded.transport, max_cps = excluded.max_cps, \
-             max_channels = excluded.max_channels, caller_id = excluded.caller_id",
+             max_channels = excluded.max_channels, caller_id = excluded.caller_id \
+             RETURNING id",
         )
         .bind(organisation)
         .bind(&trunk.name)
@@ -205,15 +199,8 @@ impl Store for SqliteStore {
         .bind(i64::from(trunk.max_cps))
         .bind(i64::from(trunk.max_channels))
         .bind(&trunk.caller_id)
-        .execute(&mut *tx)
-        .await?;
-        let id = sqlx::query_scalar("SELECT id FROM trunks WHERE organisation_id = ? AND name = ?")
-            .bind(organisation)
-            .bind(&trunk.name)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn upsert_script(
@@ -223,28 +210,19 @@ impl Store for SqliteStore {
         file_name: &str,
         source: &str,
     ) -> StoreResult<Id> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "INSERT INTO scripts (organisation_id, name, file_name, source, updated_at) \
              VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (organisation_id, name) DO UPDATE SET file_name = excluded.file_name, \
-             source = excluded.source, updated_at = excluded.updated_at",
+             source = excluded.source, updated_at = excluded.updated_at RETURNING id",
         )
         .bind(organisation)
         .bind(name)
         .bind(file_name)
         .bind(source)
         .bind(Utc::now().timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        let id =
-            sqlx::query_scalar("SELECT id FROM scripts WHERE organisation_id = ? AND name = ?")
-                .bind(organisation)
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn ensure_campaign(
@@ -255,12 +233,14 @@ impl Store for SqliteStore {
         trunk: Id,
         settings: &CampaignSettings,
     ) -> StoreResult<Id> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
+        // The no-op update keeps an existing campaign's settings and still
+        // returns its id.
+        Ok(sqlx::query_scalar(
             "INSERT INTO campaigns (organisation_id, name, script_id, trunk_id, state, max_attempts, \
              retry_delay_ms, ring_timeout_ms, max_call_ms, amd, created_at) \
              VALUES (?, ?, ?, ?, 'idle', ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (organisation_id, name) DO NOTHING",
+             ON CONFLICT (organisation_id, name) DO UPDATE SET name = excluded.name \
+             RETURNING id",
         )
         .bind(organisation)
         .bind(name)
@@ -272,16 +252,8 @@ impl Store for SqliteStore {
         .bind(settings.max_call_ms)
         .bind(i64::from(settings.amd))
         .bind(Utc::now().timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
-        let id =
-            sqlx::query_scalar("SELECT id FROM campaigns WHERE organisation_id = ? AND name = ?")
-                .bind(organisation)
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn campaign_by_name(&self, name: &str) -> StoreResult<Campaign> {

@@ -9,7 +9,7 @@ use super::features::FrameAnalyzer;
 use super::AmdConfig;
 
 #[test]
-#[ignore]
+#[ignore = "a calibration tool, not a check: writes per-frame features of the dev clips to $AMD_DUMP"]
 fn dump_features() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/amd-corpus/dev");
     let Ok(entries) = std::fs::read_dir(&dir) else {
