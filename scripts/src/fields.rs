@@ -84,9 +84,21 @@ pub const LANGUAGE_FIELD: &str = "PERSON_LANGUAGE";
 /// The field that names the currency of amounts (ISO 4217, default EUR).
 pub const CURRENCY_FIELD: &str = "INVOICE_CURRENCY";
 
-/// Whether `name` is one of [`STANDARD_FIELDS`].
+/// Fields the engine sets for each call, beside the record's own, so a
+/// script can branch on the moment rather than on the record:
+///
+/// - `CALL_FORWARDING_OPEN`: `Y` when calls may be forwarded to the call
+///   centre now, `N` while forwarding is paused for the script (or the
+///   centre is closed). A script branches on it to its "outside opening
+///   hours" block.
+pub const CALL_FIELDS: &[&str] = &[FORWARDING_OPEN_FIELD];
+
+/// See [`CALL_FIELDS`].
+pub const FORWARDING_OPEN_FIELD: &str = "CALL_FORWARDING_OPEN";
+
+/// Whether `name` is one of [`STANDARD_FIELDS`] or [`CALL_FIELDS`].
 pub fn is_standard_field(name: &str) -> bool {
-    STANDARD_FIELDS.contains(&name)
+    STANDARD_FIELDS.contains(&name) || CALL_FIELDS.contains(&name)
 }
 
 /// Read access to one record's fields by their `SECTION_FIELD` name.

@@ -135,8 +135,11 @@
 //!
 //! Fields are named as in the import layout, `SECTION_FIELD` (see
 //! [`STANDARD_FIELDS`]): `INVOICE_AMOUNT_OPEN`, `PERSON_LANGUAGE`,
-//! `INVOICELINES_2_AMOUNT`, ... Names are matched exactly. A field that is
-//! neither standard nor listed in `custom_fields` is an error at load time.
+//! `INVOICELINES_2_AMOUNT`, ... The engine adds [`CALL_FIELDS`] for each
+//! call, e.g. `CALL_FORWARDING_OPEN` (`Y`/`N`) to choose the "outside
+//! opening hours" branch while forwarding is paused. Names are matched
+//! exactly. A field that is neither standard, a call field, nor listed in
+//! `custom_fields` is an error at load time.
 //!
 //! # Reference: steps
 //!
@@ -369,7 +372,8 @@ mod validate;
 pub use catalog::{default_audio_root, AudioCatalog, ClipRef};
 pub use error::{CatalogError, Diagnostic, Problem, ScriptError, SpeakError};
 pub use fields::{
-    is_standard_field, RecordFields, CURRENCY_FIELD, LANGUAGE_FIELD, STANDARD_FIELDS,
+    is_standard_field, RecordFields, CALL_FIELDS, CURRENCY_FIELD, FORWARDING_OPEN_FIELD,
+    LANGUAGE_FIELD, STANDARD_FIELDS,
 };
 pub use format::STEP_NAMES;
 pub use interpreter::{Action, Event, Run};
