@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::store::{CampaignSettings, TrunkSettings};
+use std::collections::BTreeMap;
+
+use crate::campaign::schedule::{DialRules, WEEKDAY_KEYS};
+use crate::store::{
+    CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
+};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "DIALCAST__";
@@ -34,6 +39,9 @@ pub struct Config {
     pub results: ResultsConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaign: CampaignDefaults,
+    /// Per-script overrides of the campaign defaults, by script name.
+    #[serde(default)]
+    pub script_settings: BTreeMap<String, ScriptOverrides>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +93,96 @@ pub struct OrganisationConfig {
     pub name: String,
     /// ISO 3166-1 alpha-2 country for numbers without a country code.
     pub default_country: String,
+    /// IANA time zone of the organisation's calendar.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Days on which calls are made, e.g. `["mon", "tue"]`.
+    #[serde(default = "default_workdays")]
+    pub workdays: Vec<String>,
+    /// Holidays on one date only, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// Holidays every year, `MM-DD`.
+    #[serde(default)]
+    pub yearly_holidays: Vec<String>,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_string()
+}
+
+fn default_workdays() -> Vec<String> {
+    WEEKDAY_KEYS[..5].iter().map(|d| d.to_string()).collect()
+}
+
+impl OrganisationConfig {
+    /// The calendar the store keeps; errors name the key.
+    pub fn calendar(&self) -> anyhow::Result<OrganisationCalendar> {
+        let mut workdays = [false; 7];
+        for day in &self.workdays {
+            let at = WEEKDAY_KEYS
+                .iter()
+                .position(|key| key.eq_ignore_ascii_case(day))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "organisation.workdays: {day:?} is not one of {}",
+                        WEEKDAY_KEYS.join(", ")
+                    )
+                })?;
+            workdays[at] = true;
+        }
+        Ok(OrganisationCalendar {
+            time_zone: self.time_zone.clone(),
+            workdays,
+            holidays: self.holidays.clone(),
+            yearly_holidays: self.yearly_holidays.clone(),
+        })
+    }
+}
+
+/// Call windows per weekday, each `HH:MM-HH:MM` local time; a day left out
+/// has none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeekWindows {
+    #[serde(default)]
+    pub mon: Vec<String>,
+    #[serde(default)]
+    pub tue: Vec<String>,
+    #[serde(default)]
+    pub wed: Vec<String>,
+    #[serde(default)]
+    pub thu: Vec<String>,
+    #[serde(default)]
+    pub fri: Vec<String>,
+    #[serde(default)]
+    pub sat: Vec<String>,
+    #[serde(default)]
+    pub sun: Vec<String>,
+}
+
+impl WeekWindows {
+    fn days(&self) -> [Vec<String>; 7] {
+        [
+            self.mon.clone(),
+            self.tue.clone(),
+            self.wed.clone(),
+            self.thu.clone(),
+            self.fri.clone(),
+            self.sat.clone(),
+            self.sun.clone(),
+        ]
+    }
+}
+
+/// What one script does differently from `[campaign]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptOverrides {
+    pub windows: Option<WeekWindows>,
+    pub priority: Option<u32>,
+    pub cps: Option<u32>,
+    pub max_attempts_per_day: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -193,16 +291,71 @@ pub struct CampaignDefaults {
     pub ring_timeout_s: u64,
     pub max_call_s: u64,
     pub amd: bool,
+    /// Call windows; default Monday to Saturday 09:00-20:00.
+    pub windows: Option<WeekWindows>,
+    /// Attempts per record per local day (0: no limit).
+    #[serde(default = "default_per_day")]
+    pub max_attempts_per_day: u32,
+    /// Dialled attempts per record in any rolling 7 days.
+    #[serde(default = "default_weekly_cap")]
+    pub weekly_cap: u32,
+    /// Number columns in the order attempts try them.
+    #[serde(default = "default_number_order")]
+    pub number_order: Vec<String>,
+    /// The normal rate of a campaign (calls/s); default the trunk's.
+    pub cps: Option<u32>,
+    /// Share of the trunk against other campaigns (1 or more).
+    #[serde(default = "default_priority")]
+    pub priority: u32,
 }
 
-impl CampaignDefaults {
-    pub fn settings(&self) -> CampaignSettings {
+fn default_per_day() -> u32 {
+    ScheduleSettings::default().max_attempts_per_day
+}
+
+fn default_weekly_cap() -> u32 {
+    ScheduleSettings::default().weekly_cap
+}
+
+fn default_number_order() -> Vec<String> {
+    DEFAULT_NUMBER_ORDER.iter().map(|c| c.to_string()).collect()
+}
+
+fn default_priority() -> u32 {
+    1
+}
+
+impl Config {
+    /// The settings of a campaign of `script`: `[campaign]` with the
+    /// script's `[script_settings.<script>]` over it.
+    pub fn campaign_settings(&self, script: &str) -> CampaignSettings {
+        let defaults = &self.campaign;
+        let overrides = self
+            .script_settings
+            .get(script)
+            .cloned()
+            .unwrap_or_default();
+        let windows = overrides
+            .windows
+            .as_ref()
+            .or(defaults.windows.as_ref())
+            .map_or_else(|| ScheduleSettings::default().windows, WeekWindows::days);
         CampaignSettings {
-            max_attempts: self.max_attempts.max(1),
-            retry_delay_ms: (self.retry_delay_s * 1000) as i64,
-            ring_timeout_ms: (self.ring_timeout_s * 1000) as i64,
-            max_call_ms: (self.max_call_s * 1000) as i64,
-            amd: self.amd,
+            max_attempts: defaults.max_attempts.max(1),
+            retry_delay_ms: (defaults.retry_delay_s * 1000) as i64,
+            ring_timeout_ms: (defaults.ring_timeout_s * 1000) as i64,
+            max_call_ms: (defaults.max_call_s * 1000) as i64,
+            amd: defaults.amd,
+            schedule: ScheduleSettings {
+                windows,
+                max_attempts_per_day: overrides
+                    .max_attempts_per_day
+                    .unwrap_or(defaults.max_attempts_per_day),
+                weekly_cap: defaults.weekly_cap,
+                number_order: defaults.number_order.clone(),
+                cps: overrides.cps.or(defaults.cps),
+                priority: overrides.priority.unwrap_or(defaults.priority).max(1),
+            },
         }
     }
 }
@@ -263,6 +416,37 @@ impl Config {
             "{origin}: campaign.trunk names {:?}, which is not in [[trunks]]",
             self.campaign.trunk
         );
+        for trunk in &self.trunks {
+            anyhow::ensure!(
+                trunk
+                    .caller_id
+                    .as_deref()
+                    .is_some_and(|id| !id.trim().is_empty()),
+                "{origin}: trunks.{}.caller_id is missing; every call must present a caller ID",
+                trunk.name
+            );
+        }
+        let calendar = self
+            .organisation
+            .calendar()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let scripts = std::iter::once(("campaign".to_string(), String::new())).chain(
+            self.script_settings
+                .keys()
+                .map(|name| (format!("script_settings.{name}"), name.clone())),
+        );
+        for (key, script) in scripts {
+            let settings = self.campaign_settings(&script);
+            DialRules::new(&calendar, &settings.schedule).map_err(|e| {
+                let organisation_key = e.field == "time_zone" || e.field.contains("holidays");
+                let section = if organisation_key {
+                    "organisation".to_string()
+                } else {
+                    key.clone()
+                };
+                anyhow::anyhow!("{origin}: {section}.{e}")
+            })?;
+        }
         Ok(())
     }
 
@@ -346,6 +530,48 @@ mod tests {
             .expect_err("rejected")
             .to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn scripts_override_the_campaign_windows_and_priority() {
+        let text = format!(
+            "{}\n[script_settings.night]\npriority = 3\nwindows = {{ sun = [\"10:00-12:00\"] }}\n",
+            example()
+        );
+        let config = Config::parse(&text, "x.toml", Vec::new()).expect("parses");
+        let night = config.campaign_settings("night");
+        assert_eq!(night.schedule.priority, 3);
+        assert_eq!(night.schedule.windows[6], vec!["10:00-12:00".to_string()]);
+        assert!(night.schedule.windows[0].is_empty());
+        let other = config.campaign_settings("payment_reminder");
+        assert_eq!(other.schedule.priority, 1);
+        assert!(!other.schedule.windows[0].is_empty());
+    }
+
+    #[test]
+    fn bad_windows_and_zones_name_their_key() {
+        let text = format!(
+            "{}\n[script_settings.night]\nwindows = {{ tue = [\"21:00-08:00\"] }}\n",
+            example()
+        );
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("script_settings.night.windows.tue"), "{err}");
+        let text = example().replace("Europe/Amsterdam", "Europe/Atlantis");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("organisation.time_zone"), "{err}");
+    }
+
+    #[test]
+    fn a_trunk_without_caller_id_is_refused() {
+        let text = example().replace("caller_id = \"+31201234567\"", "");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("caller_id"), "{err}");
     }
 
     #[test]

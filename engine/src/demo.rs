@@ -27,7 +27,10 @@ use tokio_util::sync::CancellationToken;
 use crate::campaign::now_ms;
 use crate::loopback;
 use crate::service::{self, ImportTarget};
-use crate::store::{CampaignSettings, CampaignState, SqliteStore, Store, TrunkSettings};
+use crate::store::{
+    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
+    TrunkSettings,
+};
 
 /// The script the demo dials with.
 pub const DEMO_SCRIPT: &str = records::SCRIPT;
@@ -179,6 +182,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         ring_timeout_ms: 10_000,
         max_call_ms: 60_000,
         amd: true,
+        // The demo runs whenever it is started.
+        schedule: ScheduleSettings::around_the_clock(),
     };
     let imported = service::import_file(
         &*store,
@@ -187,6 +192,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         ImportTarget {
             organisation: "Demo",
             default_country: "NL",
+            calendar: OrganisationCalendar::every_day("Europe/Amsterdam"),
             trunk: TrunkSettings {
                 name: "callee-farm".into(),
                 uri: format!("sip:{farm_addr}"),

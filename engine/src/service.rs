@@ -22,7 +22,8 @@ use crate::config::Config;
 use crate::import::{read_csv, ImportIssue, ImportOptions};
 use crate::results;
 use crate::store::{
-    CampaignSettings, CampaignState, Id, InsertSummary, SqliteStore, Store, TrunkSettings,
+    CampaignSettings, CampaignState, Id, InsertSummary, OrganisationCalendar, SqliteStore, Store,
+    TrunkSettings,
 };
 
 /// How often `serve` looks for campaigns to start.
@@ -65,6 +66,7 @@ pub struct ImportSummary {
 pub struct ImportTarget<'a> {
     pub organisation: &'a str,
     pub default_country: &'a str,
+    pub calendar: OrganisationCalendar,
     pub trunk: TrunkSettings,
     pub settings: CampaignSettings,
     /// The script's file; its name (without `.toml`) names the script.
@@ -117,6 +119,7 @@ pub async fn import_file<S: Store>(
         &CampaignSetup {
             organisation: target.organisation,
             default_country: target.default_country,
+            calendar: &target.calendar,
             trunk: &target.trunk,
             settings: &target.settings,
             script_name: &script_name,
@@ -140,6 +143,7 @@ pub async fn import_file<S: Store>(
 pub struct CampaignSetup<'a> {
     pub organisation: &'a str,
     pub default_country: &'a str,
+    pub calendar: &'a OrganisationCalendar,
     pub trunk: &'a TrunkSettings,
     pub settings: &'a CampaignSettings,
     pub script_name: &'a str,
@@ -148,14 +152,18 @@ pub struct CampaignSetup<'a> {
     pub campaign: &'a str,
 }
 
-/// Stores the organisation, trunk and script (updating them if they exist)
-/// and creates the campaign if new (idle). Returns the campaign's id.
+/// Stores the organisation with its calendar, the trunk and the script
+/// (updating them if they exist) and creates the campaign if new (idle; an
+/// existing one takes the new schedule). Returns the campaign's id.
 pub async fn prepare_campaign<S: Store>(
     store: &S,
     setup: &CampaignSetup<'_>,
 ) -> anyhow::Result<Id> {
     let organisation = store
         .ensure_organisation(setup.organisation, setup.default_country)
+        .await?;
+    store
+        .set_organisation_calendar(organisation, setup.calendar)
         .await?;
     let trunk = store.upsert_trunk(organisation, setup.trunk).await?;
     let script = store

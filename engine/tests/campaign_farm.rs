@@ -14,7 +14,8 @@ use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
 use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::store::{
-    CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
+    CampaignSettings, CampaignState, OrganisationCalendar, RecordFinal, ScheduleSettings,
+    SqliteStore, Store, TrunkSettings,
 };
 use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, FarmStats, Mix};
 use tokio_util::sync::CancellationToken;
@@ -98,6 +99,7 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
         &CampaignSetup {
             organisation: "Test",
             default_country: "NL",
+            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
             trunk: &TrunkSettings {
                 name: "farm".into(),
                 uri: format!("sip:{}", farm.local_addr()),
@@ -112,6 +114,7 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
                 ring_timeout_ms: 9_000,
                 max_call_ms: 60_000,
                 amd: true,
+                schedule: ScheduleSettings::around_the_clock(),
             },
             script_name: SCRIPT,
             script_file: "payment_reminder.toml",

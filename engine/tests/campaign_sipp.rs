@@ -20,7 +20,8 @@ use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
 use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::store::{
-    CampaignSettings, CampaignState, RecordFinal, SqliteStore, Store, TrunkSettings,
+    CampaignSettings, CampaignState, OrganisationCalendar, RecordFinal, ScheduleSettings,
+    SqliteStore, Store, TrunkSettings,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,7 @@ async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
         &CampaignSetup {
             organisation: "Test",
             default_country: "NL",
+            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
             trunk: &TrunkSettings {
                 name: "sipp".into(),
                 uri: format!("sip:{}", trunk),
@@ -78,6 +80,7 @@ async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
                 ring_timeout_ms: 10_000,
                 max_call_ms: 60_000,
                 amd: false,
+                schedule: ScheduleSettings::around_the_clock(),
             },
             script_name: SCRIPT,
             script_file: "payment_reminder.toml",

@@ -36,6 +36,8 @@ inactivity_timeout_s = 30
 [organisation]
 name = "Kill test"
 default_country = "NL"
+time_zone = "UTC"
+workdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 [scripts]
 dir = "{scripts}"
 [results]
@@ -46,6 +48,7 @@ uri = "sip:{farm}"
 transport = "udp"
 max_cps = 10
 max_channels = 20
+caller_id = "+31201234567"
 [campaign]
 trunk = "farm"
 max_attempts = 2
@@ -53,6 +56,15 @@ retry_delay_s = 1
 ring_timeout_s = 9
 max_call_s = 60
 amd = false
+max_attempts_per_day = 0
+[campaign.windows]
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
 "#,
         db = dir.join("dialcast.db").display(),
         scripts = examples.display(),

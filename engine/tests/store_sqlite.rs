@@ -4,10 +4,28 @@
 use std::collections::BTreeMap;
 
 use dialcast_engine::campaign::retry;
+use dialcast_engine::campaign::schedule::{Candidate, DialRules};
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::store::{
-    AttemptOutcome, CampaignSettings, CampaignState, NextStep, SqliteStore, Store, TrunkSettings,
+    AttemptOutcome, CampaignSettings, CampaignState, Claim, ClaimResult, NextStep,
+    OrganisationCalendar, ScheduleSettings, SqliteStore, Store, StoreResult, TrunkSettings,
 };
+
+/// Claims under rules that allow a call at any hour (the schedule's own
+/// rules are tested in `campaign::schedule`).
+async fn claim_next(store: &SqliteStore, campaign: i64, now: i64) -> StoreResult<Option<Claim>> {
+    let rules = DialRules::new(
+        &OrganisationCalendar::every_day("UTC"),
+        &ScheduleSettings::around_the_clock(),
+    )
+    .expect("rules");
+    let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
+    Ok(match store.claim_next(campaign, now, &decide).await? {
+        ClaimResult::Claimed(claim) => Some(claim),
+        ClaimResult::NothingDue => None,
+        ClaimResult::NotRunning => panic!("campaign {campaign} is not running"),
+    })
+}
 
 fn record(id: &str, phones: &[&str]) -> ImportedRecord {
     let mut fields = BTreeMap::new();
@@ -47,7 +65,7 @@ async fn setup(store: &SqliteStore, max_attempts: u32) -> i64 {
         .upsert_script(org, "s", "s.toml", "name = \"s\"")
         .await
         .expect("script");
-    store
+    let campaign = store
         .ensure_campaign(
             org,
             "c",
@@ -60,7 +78,12 @@ async fn setup(store: &SqliteStore, max_attempts: u32) -> i64 {
             },
         )
         .await
-        .expect("campaign")
+        .expect("campaign");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, 0)
+        .await
+        .expect("running");
+    campaign
 }
 
 fn outcome(status: &str, at: i64) -> AttemptOutcome {
@@ -89,20 +112,17 @@ async fn a_record_is_claimed_once_and_finished() {
         .expect("insert");
     assert_eq!(summary.inserted, 2);
 
-    let a = store
-        .claim_next(campaign, 10)
+    let a = claim_next(&store, campaign, 10)
         .await
         .expect("claim")
         .expect("due");
-    let b = store
-        .claim_next(campaign, 10)
+    let b = claim_next(&store, campaign, 10)
         .await
         .expect("claim")
         .expect("due");
     assert_ne!(a.record_id, b.record_id);
     assert!(
-        store
-            .claim_next(campaign, 10)
+        claim_next(&store, campaign, 10)
             .await
             .expect("claim")
             .is_none(),
@@ -141,8 +161,7 @@ async fn a_retry_waits_for_its_time_and_dials_the_next_number() {
         )
         .await
         .expect("insert");
-    let first = store
-        .claim_next(campaign, 0)
+    let first = claim_next(&store, campaign, 0)
         .await
         .expect("claim")
         .expect("due");
@@ -155,16 +174,14 @@ async fn a_retry_waits_for_its_time_and_dials_the_next_number() {
         .expect("finish");
 
     assert!(
-        store
-            .claim_next(campaign, 1099)
+        claim_next(&store, campaign, 1099)
             .await
             .expect("claim")
             .is_none(),
         "not due yet"
     );
     assert_eq!(store.next_due(campaign).await.expect("due"), Some(1100));
-    let second = store
-        .claim_next(campaign, 1100)
+    let second = claim_next(&store, campaign, 1100)
         .await
         .expect("claim")
         .expect("due");
@@ -204,13 +221,11 @@ async fn a_crash_leaves_no_attempt_to_dial_twice() {
             )
             .await
             .expect("insert");
-        let cut = store
-            .claim_next(campaign, 0)
+        let cut = claim_next(&store, campaign, 0)
             .await
             .expect("claim")
             .expect("due");
-        let reached = store
-            .claim_next(campaign, 0)
+        let reached = claim_next(&store, campaign, 0)
             .await
             .expect("claim")
             .expect("due");
@@ -248,16 +263,14 @@ async fn a_crash_leaves_no_attempt_to_dial_twice() {
     assert_eq!(of(&cut.record_id).state, "pending");
 
     // The cut record gets a new attempt (number 2), never attempt 1 again.
-    let again = store
-        .claim_next(campaign, 60)
+    let again = claim_next(&store, campaign, 60)
         .await
         .expect("claim")
         .expect("due");
     assert_eq!(again.record_id, cut.record_id);
     assert_eq!(again.attempt_no, 2);
     assert_ne!(again.attempt_id, cut.attempt_id);
-    assert!(store
-        .claim_next(campaign, 60)
+    assert!(claim_next(&store, campaign, 60)
         .await
         .expect("claim")
         .is_none());
@@ -306,8 +319,7 @@ async fn invalid_numbers_are_reported_without_a_call_and_duplicates_skipped() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].record_id, "A");
     assert_eq!(rows[0].calls[0].status, "invalid_number");
-    let claimed = store
-        .claim_next(campaign, 0)
+    let claimed = claim_next(&store, campaign, 0)
         .await
         .expect("claim")
         .expect("due");
@@ -315,9 +327,133 @@ async fn invalid_numbers_are_reported_without_a_call_and_duplicates_skipped() {
 }
 
 #[tokio::test]
+async fn a_paused_campaign_claims_nothing_and_notes_when_it_resumed() {
+    let store = SqliteStore::open_in_memory().await.expect("store");
+    let campaign = setup(&store, 1).await;
+    store
+        .insert_records(campaign, &[record("A", &["+31612345678"])], 0)
+        .await
+        .expect("insert");
+    store
+        .set_campaign_state(campaign, CampaignState::Paused, 10)
+        .await
+        .expect("pause");
+    let rules = DialRules::new(
+        &OrganisationCalendar::every_day("UTC"),
+        &ScheduleSettings::around_the_clock(),
+    )
+    .expect("rules");
+    let decide = |candidate: &Candidate<'_>| rules.decide(candidate, 11);
+    assert!(matches!(
+        store
+            .claim_next(campaign, 11, &decide)
+            .await
+            .expect("claim"),
+        ClaimResult::NotRunning
+    ));
+    let paused = store.campaign_by_name("c").await.expect("c");
+    assert_eq!(paused.state, CampaignState::Paused);
+    assert_eq!((paused.paused_at, paused.resumed_at), (Some(10), None));
+    store
+        .set_campaign_state(campaign, CampaignState::Running, 20)
+        .await
+        .expect("resume");
+    let resumed = store.campaign_by_name("c").await.expect("c");
+    assert_eq!(
+        (resumed.paused_at, resumed.resumed_at),
+        (Some(10), Some(20))
+    );
+    assert!(claim_next(&store, campaign, 21)
+        .await
+        .expect("claim")
+        .is_some());
+    // Running again from running is not a resume.
+    store
+        .set_campaign_state(campaign, CampaignState::Running, 30)
+        .await
+        .expect("again");
+    let again = store.campaign_by_name("c").await.expect("c");
+    assert_eq!(again.resumed_at, Some(20));
+    store
+        .set_forwarding_paused(campaign, true, 40)
+        .await
+        .expect("forwarding");
+    assert!(
+        store
+            .campaign_by_name("c")
+            .await
+            .expect("c")
+            .forwarding_paused
+    );
+}
+
+#[tokio::test]
+async fn records_outside_their_window_wait_and_blocked_records_end() {
+    let store = SqliteStore::open_in_memory().await.expect("store");
+    let campaign = setup(&store, 3).await;
+    store
+        .insert_records(campaign, &[record("A", &["+31612345678"])], 0)
+        .await
+        .expect("insert");
+    let mut schedule = ScheduleSettings::around_the_clock();
+    // 1970-01-01 was a Thursday. The organisation (UTC) calls 08:00-10:00;
+    // the callee's number is Dutch, and 08:00-10:00 in Amsterdam (UTC+1 in
+    // January) is 07:00-09:00 UTC: only 08:00-09:00 UTC suits both.
+    schedule.windows = std::array::from_fn(|_| vec!["08:00-10:00".to_string()]);
+    let rules = DialRules::new(&OrganisationCalendar::every_day("UTC"), &schedule).expect("rules");
+    let now = 3_600_000; // 01:00
+    let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
+    assert!(matches!(
+        store
+            .claim_next(campaign, now, &decide)
+            .await
+            .expect("claim"),
+        ClaimResult::NothingDue
+    ));
+    assert_eq!(
+        store.next_due(campaign).await.expect("due"),
+        Some(8 * 3_600_000)
+    );
+    let late = 9 * 3_600_000 + 1;
+    let decide = |candidate: &Candidate<'_>| rules.decide(candidate, late);
+    assert!(matches!(
+        store
+            .claim_next(campaign, late, &decide)
+            .await
+            .expect("claim"),
+        ClaimResult::NothingDue
+    ));
+    assert_eq!(
+        store.next_due(campaign).await.expect("due"),
+        Some(32 * 3_600_000),
+        "too late in Amsterdam: tomorrow 08:00 UTC"
+    );
+    let finish = |_: &Candidate<'_>| dialcast_engine::campaign::schedule::Decision::Finish {
+        status: "blocked",
+    };
+    assert!(matches!(
+        store
+            .claim_next(campaign, 32 * 3_600_000, &finish)
+            .await
+            .expect("claim"),
+        ClaimResult::NothingDue
+    ));
+    let rows = store
+        .result_rows(campaign, 0, i64::MAX)
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].calls[0].status, "blocked");
+    assert_eq!(store.next_due(campaign).await.expect("due"), None);
+}
+
+#[tokio::test]
 async fn campaign_state_changes_are_stored() {
     let store = SqliteStore::open_in_memory().await.expect("store");
     let campaign = setup(&store, 1).await;
+    store
+        .set_campaign_state(campaign, CampaignState::Idle, 1)
+        .await
+        .expect("idle");
     assert_eq!(
         store.campaign_by_name("c").await.expect("c").state,
         CampaignState::Idle

@@ -110,6 +110,33 @@ enum CampaignAction {
         #[arg(long)]
         day: Option<chrono::NaiveDate>,
     },
+    /// Stop starting calls at once (calls in progress finish); the campaign
+    /// shows as paused.
+    Pause {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+    /// Dial again after a pause; within the same call window the campaign
+    /// speeds up to finish its remaining attempts before the window closes.
+    Resume {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+    /// Stop forwarding callees to the call centre: the script takes its
+    /// "outside opening hours" branch (CALL_FORWARDING_OPEN = N).
+    PauseForwarding {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+    /// Forward callees again.
+    ResumeForwarding {
+        name: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
     /// Show a campaign's records and outcomes.
     Status {
         name: String,
@@ -518,7 +545,8 @@ async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
             organisation: &config.organisation.name,
             default_country: &config.organisation.default_country,
             trunk,
-            settings: config.campaign.settings(),
+            calendar: config.organisation.calendar()?,
+            settings: config.campaign_settings(&args.script),
             script_path: &script_path,
             campaign: args.campaign.as_deref(),
         },
@@ -554,6 +582,51 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
                 .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
                 .await?;
             println!("campaign {name} is running");
+        }
+        CampaignAction::Pause { name, config } => {
+            let store = service::open_store(&Config::load(&config)?).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            anyhow::ensure!(
+                matches!(
+                    campaign.state,
+                    CampaignState::Running | CampaignState::Idle | CampaignState::Paused
+                ),
+                "campaign {name} is {}; only a running or idle campaign can be paused",
+                campaign.state.as_str()
+            );
+            store
+                .set_campaign_state(campaign.id, CampaignState::Paused, now_ms())
+                .await?;
+            println!("campaign {name} is paused: no new calls start; calls in progress finish");
+        }
+        CampaignAction::Resume { name, config } => {
+            let store = service::open_store(&Config::load(&config)?).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            anyhow::ensure!(
+                campaign.state == CampaignState::Paused,
+                "campaign {name} is {}, not paused",
+                campaign.state.as_str()
+            );
+            store
+                .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
+                .await?;
+            println!("campaign {name} is running again");
+        }
+        CampaignAction::PauseForwarding { name, config } => {
+            let store = service::open_store(&Config::load(&config)?).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            store
+                .set_forwarding_paused(campaign.id, true, now_ms())
+                .await?;
+            println!("forwarding of campaign {name} is paused");
+        }
+        CampaignAction::ResumeForwarding { name, config } => {
+            let store = service::open_store(&Config::load(&config)?).await?;
+            let campaign = store.campaign_by_name(&name).await?;
+            store
+                .set_forwarding_paused(campaign.id, false, now_ms())
+                .await?;
+            println!("forwarding of campaign {name} is open again");
         }
         CampaignAction::Results { name, config, day } => {
             let config = Config::load(&config)?;

@@ -40,6 +40,29 @@ pub struct Window {
     pub end: NaiveTime,
 }
 
+impl Window {
+    /// Reads `HH:MM-HH:MM`; an end of `24:00` is the end of the day.
+    pub fn parse(text: &str) -> Result<Window, String> {
+        let expected = || format!("{text:?}: expected a window such as 09:00-17:30");
+        let (start, end) = text.split_once('-').ok_or_else(expected)?;
+        let time = |part: &str| -> Result<NaiveTime, String> {
+            let part = part.trim();
+            if part == "24:00" {
+                return NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).ok_or_else(expected);
+            }
+            NaiveTime::parse_from_str(part, "%H:%M").map_err(|_| expected())
+        };
+        let window = Window {
+            start: time(start)?,
+            end: time(end)?,
+        };
+        if window.start >= window.end {
+            return Err(format!("{text:?}: the window must end after it starts"));
+        }
+        Ok(window)
+    }
+}
+
 /// The rules of one script at one organisation.
 #[derive(Clone, Debug)]
 pub struct Calendar {

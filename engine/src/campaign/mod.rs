@@ -10,12 +10,17 @@
 
 pub mod calendar;
 pub mod call;
+pub mod callee_zone;
 pub mod catch_up;
 pub mod clips;
+mod country_zones;
 pub mod pacing;
 pub mod retry;
+pub mod schedule;
 pub mod target;
 pub mod weekly_cap;
+
+pub mod pace;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,10 +38,13 @@ use tracing::Instrument as _;
 
 use call::{CallContext, CallPlan};
 use clips::ClipLibrary;
+use dialcast_scripts::FORWARDING_OPEN_FIELD;
+use pace::Pace;
 use pacing::TrunkGate;
+use schedule::{Candidate, DialRules};
 use target::{Credentials, TrunkTarget};
 
-use crate::store::{Campaign, CampaignState, NextStep, Store, TrunkSettings};
+use crate::store::{Campaign, CampaignState, ClaimResult, NextStep, Store, TrunkSettings};
 
 /// How often a running campaign re-reads its state (pause from another
 /// process) while it dials.
@@ -54,6 +62,8 @@ pub struct LiveCounters {
     pub ended: AtomicU64,
     pub in_flight: AtomicU64,
     pub peak_in_flight: AtomicU64,
+    /// Sum of the lengths of ended calls, start to end (ms).
+    pub call_ms: AtomicU64,
 }
 
 impl LiveCounters {
@@ -63,9 +73,17 @@ impl LiveCounters {
         self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
     }
 
-    fn call_ended(&self) {
+    fn call_ended(&self, length: Duration) {
         self.ended.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let ms = u64::try_from(length.as_millis()).unwrap_or(u64::MAX);
+        self.call_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// The mean length of the calls that ended, if any did.
+    pub fn mean_call(&self) -> Option<Duration> {
+        let ended = self.ended.load(Ordering::Relaxed);
+        (ended > 0).then(|| Duration::from_millis(self.call_ms.load(Ordering::Relaxed) / ended))
     }
 }
 
@@ -146,8 +164,9 @@ impl<S: Store> Engine<S> {
     }
 
     /// Dials the campaign's due records until none is left (the campaign is
-    /// then marked finished), the campaign leaves the running state, or
-    /// `cancel` fires. Calls in flight are waited for before returning.
+    /// then marked finished), the campaign leaves the running state (a pause
+    /// takes effect at the next claim), or `cancel` fires. Calls in flight
+    /// are waited for before returning.
     pub async fn run_campaign(
         self: &Arc<Self>,
         campaign: Campaign,
@@ -161,6 +180,14 @@ impl<S: Store> Engine<S> {
             )
             .with_context(|| format!("campaign {}: script rejected", campaign.name))?,
         );
+        let rules = DialRules::new(&campaign.calendar, &campaign.settings.schedule)
+            .with_context(|| format!("campaign {}: schedule rejected", campaign.name))?;
+        anyhow::ensure!(
+            campaign.trunk.caller_id.is_some(),
+            "campaign {}: trunk {} has no caller_id; every call must present one",
+            campaign.name,
+            campaign.trunk.name
+        );
         let credentials = self
             .credentials
             .get(&campaign.trunk.name)
@@ -169,53 +196,78 @@ impl<S: Store> Engine<S> {
         let target =
             Arc::new(TrunkTarget::resolve(&campaign.trunk, credentials, self.rtp_bind).await?);
         let gate = self.gate(&campaign.trunk);
+        let priority = campaign.settings.schedule.priority.max(1);
+        let mut pace = Pace::new(&campaign, &rules.calendar, now_ms());
         let calls = TaskTracker::new();
         let call_ended = Arc::new(Notify::new());
         let store = Arc::clone(&self.ctx.store);
-        let mut next_state_check = tokio::time::Instant::now() + STATE_CHECK;
-        tracing::info!(campaign = %campaign.name, trunk = %campaign.trunk.name, "campaign running");
+        let mut forwarding_paused = campaign.forwarding_paused;
+        let mut next_check = tokio::time::Instant::now();
+        tracing::info!(
+            campaign = %campaign.name,
+            trunk = %campaign.trunk.name,
+            cps = pace.cps(),
+            catch_up = pace.catching_up(),
+            "campaign running"
+        );
 
         let finished = loop {
             if cancel.is_cancelled() {
                 break false;
             }
-            if tokio::time::Instant::now() >= next_state_check {
-                next_state_check = tokio::time::Instant::now() + STATE_CHECK;
-                let state = store.campaign_by_name(&campaign.name).await?.state;
-                if state != CampaignState::Running {
-                    tracing::info!(campaign = %campaign.name, state = state.as_str(), "campaign stopped dialling");
-                    break false;
-                }
+            if tokio::time::Instant::now() >= next_check {
+                next_check = tokio::time::Instant::now() + STATE_CHECK;
+                forwarding_paused = store
+                    .campaign_by_name(&campaign.name)
+                    .await?
+                    .forwarding_paused;
+                pace.update(&*store, campaign.id, &self.counters, now_ms())
+                    .await?;
             }
             let permit = tokio::select! {
                 permit = gate.channel() => permit?,
                 _ = cancel.cancelled() => break false,
             };
-            let Some(claim) = store.claim_next(campaign.id, now_ms()).await? else {
-                drop(permit);
-                if calls.is_empty() {
-                    match store.next_due(campaign.id).await? {
-                        None => break true,
-                        Some(due) => {
-                            let wait =
-                                Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64);
-                            tokio::select! {
-                                _ = tokio::time::sleep(wait.min(IDLE_POLL)) => {}
-                                _ = cancel.cancelled() => break false,
+            let now = now_ms();
+            let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
+            let mut claim = match store.claim_next(campaign.id, now, &decide).await? {
+                ClaimResult::Claimed(claim) => claim,
+                ClaimResult::NotRunning => {
+                    tracing::info!(campaign = %campaign.name, "campaign stopped dialling (paused or stopped)");
+                    break false;
+                }
+                ClaimResult::NothingDue => {
+                    drop(permit);
+                    if calls.is_empty() {
+                        match store.next_due(campaign.id).await? {
+                            None => break true,
+                            Some(due) => {
+                                let wait =
+                                    Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64);
+                                tokio::select! {
+                                    _ = tokio::time::sleep(wait.min(IDLE_POLL)) => {}
+                                    _ = cancel.cancelled() => break false,
+                                }
                             }
                         }
+                    } else {
+                        tokio::select! {
+                            _ = call_ended.notified() => {}
+                            _ = tokio::time::sleep(IDLE_POLL) => {}
+                            _ = cancel.cancelled() => break false,
+                        }
                     }
-                } else {
-                    tokio::select! {
-                        _ = call_ended.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
-                        _ = cancel.cancelled() => break false,
-                    }
+                    continue;
                 }
-                continue;
             };
             // The attempt is committed: it is dialled now, whatever happens.
-            gate.start_slot().await;
+            pace.start_slot().await;
+            gate.start_slot(campaign.id, priority).await;
+            let forwarding_open = if forwarding_paused { "N" } else { "Y" };
+            claim.fields.insert(
+                FORWARDING_OPEN_FIELD.to_string(),
+                forwarding_open.to_string(),
+            );
             let plan = CallPlan {
                 claim,
                 script: Arc::clone(&script),
@@ -234,9 +286,10 @@ impl<S: Store> Engine<S> {
             );
             calls.spawn(
                 async move {
+                    let started = std::time::Instant::now();
                     engine.attempt(plan).await;
                     drop(permit);
-                    engine.counters.call_ended();
+                    engine.counters.call_ended(started.elapsed());
                     call_ended.notify_one();
                 }
                 .instrument(span),

@@ -1,16 +1,25 @@
 //! Pacing per trunk: at most `max_cps` call starts in any one-second window and
-//! at most `max_channels` calls at once.
+//! at most `max_channels` calls at once, shared between the campaigns on the
+//! trunk by priority.
 //!
 //! The rate rule is pure ([`RateRule`]): starts are spaced evenly, one every
 //! `ceil(1 s / max_cps)`, and a late start never earns a burst to catch up, so
 //! no window of one second ever holds more than `max_cps` starts. Channels are
 //! a semaphore: a permit is held for the whole life of a call.
+//!
+//! Sharing is stride scheduling ([`FairShare`], pure): each start slot goes
+//! to the waiting campaign that has had the least service for its priority,
+//! so campaigns of priority 2 and 1 that both have calls waiting get starts
+//! in the ratio 2:1, and a campaign alone on the trunk gets every slot.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use crate::store::Id;
 
 /// Evenly spaced call starts.
 #[derive(Debug, Clone)]
@@ -30,6 +39,25 @@ impl RateRule {
         }
     }
 
+    /// A rate that need not be whole (a catch-up rate); at least one start
+    /// an hour.
+    pub fn per_second(cps: f64) -> RateRule {
+        let cps = if cps.is_finite() {
+            cps.max(1.0 / 3600.0)
+        } else {
+            1.0
+        };
+        RateRule {
+            interval: Duration::from_nanos((1e9 / cps).ceil() as u64),
+            next_free: None,
+        }
+    }
+
+    /// Changes the rate; the next start keeps its booked time.
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval;
+    }
+
     pub fn interval(&self) -> Duration {
         self.interval
     }
@@ -45,20 +73,78 @@ impl RateRule {
     }
 }
 
+/// Stride scheduling of start slots between campaigns by priority.
+#[derive(Debug, Default)]
+pub struct FairShare {
+    /// Service received per campaign, in slots divided by priority.
+    pass: HashMap<Id, f64>,
+    /// The pass of the last campaign served: a campaign that was idle
+    /// starts from here, so waiting earns it no burst.
+    floor: f64,
+}
+
+impl FairShare {
+    /// Picks who gets the next slot among `waiting` (campaign, priority) and
+    /// charges it; `None` when nobody waits. Ties go to the lower id.
+    pub fn pick(&mut self, waiting: &[(Id, u32)]) -> Option<Id> {
+        let floor = self.floor;
+        let (campaign, priority) = waiting
+            .iter()
+            .map(|(campaign, priority)| {
+                let pass = self.pass.entry(*campaign).or_insert(floor);
+                *pass = pass.max(floor);
+                (*campaign, *priority, *pass)
+            })
+            .min_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)))
+            .map(|(campaign, priority, _)| (campaign, priority))?;
+        let pass = self.pass.entry(campaign).or_insert(floor);
+        self.floor = *pass;
+        *pass += 1.0 / f64::from(priority.max(1));
+        Some(campaign)
+    }
+}
+
+/// A campaign waiting for a start slot.
+struct Waiter {
+    campaign: Id,
+    priority: u32,
+    ready: oneshot::Sender<()>,
+}
+
+/// What the gate and its dispatcher share.
+struct Slots {
+    waiting: std::sync::Mutex<Vec<Waiter>>,
+    arrived: Notify,
+}
+
 /// The pacing of one trunk, shared by every campaign that uses it.
 pub struct TrunkGate {
-    rate: Mutex<RateRule>,
+    slots: Arc<Slots>,
     channels: Arc<Semaphore>,
     max_channels: u32,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TrunkGate {
+    fn drop(&mut self) {
+        self.dispatcher.abort();
+    }
 }
 
 impl TrunkGate {
+    /// Starts the gate's dispatcher on the current tokio runtime.
     pub fn new(max_cps: u32, max_channels: u32) -> TrunkGate {
         let max_channels = max_channels.max(1);
+        let slots = Arc::new(Slots {
+            waiting: std::sync::Mutex::new(Vec::new()),
+            arrived: Notify::new(),
+        });
+        let dispatcher = tokio::spawn(dispatch(Arc::clone(&slots), RateRule::new(max_cps)));
         TrunkGate {
-            rate: Mutex::new(RateRule::new(max_cps)),
+            slots,
             channels: Arc::new(Semaphore::new(max_channels as usize)),
             max_channels,
+            dispatcher,
         }
     }
 
@@ -68,16 +154,62 @@ impl TrunkGate {
         Arc::clone(&self.channels).acquire_owned().await
     }
 
-    /// Waits until this trunk may start another call.
-    pub async fn start_slot(&self) {
-        let slot = self.rate.lock().await.book(Instant::now());
-        tokio::time::sleep_until(slot).await;
+    /// Waits until this trunk may start another call for `campaign`.
+    pub async fn start_slot(&self, campaign: Id, priority: u32) {
+        let (ready, granted) = oneshot::channel();
+        lock(&self.slots.waiting).push(Waiter {
+            campaign,
+            priority,
+            ready,
+        });
+        self.slots.arrived.notify_one();
+        // The dispatcher lives as long as the gate; if it is gone, do not
+        // hang.
+        granted.await.ok();
     }
 
     /// Calls in progress on this trunk.
     pub fn busy_channels(&self) -> u32 {
         self.max_channels
             .saturating_sub(self.channels.available_permits() as u32)
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Hands out start slots at the trunk's rate, each to the campaign
+/// [`FairShare`] picks among those waiting at that moment.
+async fn dispatch(slots: Arc<Slots>, mut rate: RateRule) {
+    let mut share = FairShare::default();
+    loop {
+        if lock(&slots.waiting).is_empty() {
+            slots.arrived.notified().await;
+            continue;
+        }
+        let slot = rate.book(Instant::now());
+        tokio::time::sleep_until(slot).await;
+        loop {
+            let mut waiting = lock(&slots.waiting);
+            // A waiter that gave up (its campaign stopped) is dropped.
+            waiting.retain(|w| !w.ready.is_closed());
+            let candidates: Vec<(Id, u32)> =
+                waiting.iter().map(|w| (w.campaign, w.priority)).collect();
+            let Some(campaign) = share.pick(&candidates) else {
+                break;
+            };
+            let Some(at) = waiting.iter().position(|w| w.campaign == campaign) else {
+                break;
+            };
+            let waiter = waiting.remove(at);
+            if waiter.ready.send(()).is_ok() {
+                break;
+            }
+        }
     }
 }
 
@@ -105,6 +237,66 @@ mod tests {
     fn three_per_second_never_four_in_a_second() {
         let s = starts(3, &[0, 0, 0, 0, 0, 0]);
         assert!(s[3] >= Duration::from_secs(1), "{s:?}");
+    }
+
+    #[test]
+    fn priorities_share_slots_in_proportion() {
+        let mut share = FairShare::default();
+        let waiting = [(1, 2), (2, 1)];
+        let picks: Vec<Id> = (0..300).filter_map(|_| share.pick(&waiting)).collect();
+        let first = picks.iter().filter(|c| **c == 1).count();
+        assert_eq!(first, 200, "{picks:?}");
+    }
+
+    #[test]
+    fn an_idle_campaign_earns_no_burst() {
+        let mut share = FairShare::default();
+        for _ in 0..100 {
+            share.pick(&[(1, 1)]);
+        }
+        // Campaign 2 arrives late: from then on the two alternate.
+        let picks: Vec<Id> = (0..10)
+            .filter_map(|_| share.pick(&[(1, 1), (2, 1)]))
+            .collect();
+        assert_eq!(picks.iter().filter(|c| **c == 2).count(), 5, "{picks:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_gives_a_lone_campaign_the_trunk_rate() {
+        let gate = Arc::new(TrunkGate::new(10, 5));
+        let started = Instant::now();
+        for _ in 0..11 {
+            gate.start_slot(1, 1).await;
+        }
+        // Ten intervals of 100 ms after the first start.
+        assert_eq!(started.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_shares_by_priority_under_contention() {
+        let gate = Arc::new(TrunkGate::new(100, 5));
+        let counts = Arc::new(std::sync::Mutex::new([0u32; 2]));
+        let stop = Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for (campaign, priority) in [(0i64, 3u32), (1, 1)] {
+            let gate = Arc::clone(&gate);
+            let counts = Arc::clone(&counts);
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < stop {
+                    gate.start_slot(campaign, priority).await;
+                    lock(&counts)[campaign as usize] += 1;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let [high, low] = *lock(&counts);
+        assert!(high + low <= 302, "{high} + {low}");
+        assert!(
+            (2.7..=3.3).contains(&(f64::from(high) / f64::from(low))),
+            "{high}:{low}"
+        );
     }
 
     proptest! {

@@ -1,5 +1,8 @@
 //! Which call statuses end a record and which are tried again: a pure rule,
-//! tested without a clock or a database.
+//! tested without a clock or a database. Not reached (no_answer, busy,
+//! unavailable, answered_no_success: hung up before the point of success),
+//! failed and interrupted are tried again until the campaign's attempts are
+//! used; when the next one may start is [`super::schedule`]'s call.
 
 use crate::store::{EpochMs, NextStep};
 
@@ -8,13 +11,7 @@ use crate::store::{EpochMs, NextStep};
 pub fn is_final_status(status: &str) -> bool {
     matches!(
         status,
-        "success"
-            | "forwarded"
-            | "voicemail"
-            | "answered_no_success"
-            | "invalid_number"
-            | "rejected"
-            | "blocked"
+        "success" | "forwarded" | "voicemail" | "invalid_number" | "rejected" | "blocked"
     )
 }
 
@@ -39,12 +36,7 @@ mod tests {
 
     #[test]
     fn reached_and_invalid_are_final() {
-        for status in [
-            "success",
-            "voicemail",
-            "answered_no_success",
-            "invalid_number",
-        ] {
+        for status in ["success", "voicemail", "invalid_number", "blocked"] {
             assert_eq!(
                 next_step(status, 1, 3, 1000, 0),
                 NextStep::Final,
@@ -55,7 +47,14 @@ mod tests {
 
     #[test]
     fn not_reached_is_retried_until_the_last_attempt() {
-        for status in ["no_answer", "busy", "unavailable", "failed", "interrupted"] {
+        for status in [
+            "no_answer",
+            "busy",
+            "unavailable",
+            "answered_no_success",
+            "failed",
+            "interrupted",
+        ] {
             assert_eq!(next_step(status, 1, 3, 1000, 50), NextStep::RetryAt(1050));
             assert_eq!(next_step(status, 2, 3, 1000, 50), NextStep::RetryAt(1050));
             assert_eq!(next_step(status, 3, 3, 1000, 50), NextStep::Final);

@@ -15,6 +15,7 @@
 //!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
 //! ```
 
+pub mod schedule;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,10 @@ use serde::Serialize;
 use crate::import::ImportedRecord;
 use crate::results::ResultRow;
 
+pub use schedule::{OrganisationCalendar, ScheduleSettings, DEFAULT_NUMBER_ORDER};
 pub use sqlite::SqliteStore;
+
+use crate::campaign::schedule::{Candidate, Decision};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +77,14 @@ pub struct CampaignSettings {
     pub max_call_ms: i64,
     /// Detect answering machines before the script starts.
     pub amd: bool,
+    /// Call windows, daily and weekly limits, number order, rate, priority.
+    pub schedule: ScheduleSettings,
 }
 
 impl Default for CampaignSettings {
+    /// Three attempts half an hour apart, AMD on, and calls at any hour
+    /// ([`ScheduleSettings::around_the_clock`]): a default for tests and
+    /// demos. `dialcast import` takes the windows from the configuration.
     fn default() -> Self {
         CampaignSettings {
             max_attempts: 3,
@@ -83,6 +92,7 @@ impl Default for CampaignSettings {
             ring_timeout_ms: 30_000,
             max_call_ms: 5 * 60 * 1000,
             amd: true,
+            schedule: ScheduleSettings::around_the_clock(),
         }
     }
 }
@@ -124,8 +134,17 @@ impl CampaignState {
 #[derive(Clone, Debug)]
 pub struct Campaign {
     pub id: Id,
+    pub organisation: Id,
     pub name: String,
     pub state: CampaignState,
+    /// The organisation's days.
+    pub calendar: OrganisationCalendar,
+    /// When voice was last paused and resumed.
+    pub paused_at: Option<EpochMs>,
+    pub resumed_at: Option<EpochMs>,
+    /// While set, the script takes its "outside opening hours" branch
+    /// instead of forwarding.
+    pub forwarding_paused: bool,
     pub script_name: String,
     pub script_file: String,
     pub script_source: String,
@@ -152,6 +171,17 @@ pub struct Claim {
     pub attempt_no: u32,
     pub number: String,
     pub fields: BTreeMap<String, String>,
+}
+
+/// What [`Store::claim_next`] found.
+#[derive(Clone, Debug)]
+pub enum ClaimResult {
+    /// An attempt committed as dialing: dial it exactly once.
+    Claimed(Claim),
+    /// No record may be dialled now.
+    NothingDue,
+    /// The campaign is not running (paused, or stopped from elsewhere).
+    NotRunning,
 }
 
 /// How an attempt ended.
@@ -250,12 +280,36 @@ pub trait Store: Send + Sync + 'static {
         state: CampaignState,
     ) -> impl Future<Output = StoreResult<Vec<Campaign>>> + Send;
 
+    /// Moves the campaign to `state`; pausing and resuming note the time.
     fn set_campaign_state(
         &self,
         campaign: Id,
         state: CampaignState,
         now: EpochMs,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Stores the organisation's time zone, workdays and holidays.
+    fn set_organisation_calendar(
+        &self,
+        organisation: Id,
+        calendar: &OrganisationCalendar,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Pauses or resumes forwarding for the campaign's script.
+    fn set_forwarding_paused(
+        &self,
+        campaign: Id,
+        paused: bool,
+        now: EpochMs,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Pending records of the campaign due before `until`: the attempts a
+    /// resumed campaign still has to start in its window.
+    fn pending_due_before(
+        &self,
+        campaign: Id,
+        until: EpochMs,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Adds imported records in one transaction. Records without a dialable
     /// number are stored done, with an undialled `invalid_number` attempt.
@@ -275,13 +329,16 @@ pub trait Store: Send + Sync + 'static {
         next_step: &(dyn Fn(&str, u32, u32) -> NextStep + Sync),
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Takes the next due record of the campaign and commits a new dialing
-    /// attempt for it; `None` when nothing is due.
+    /// Takes the next due record of a running campaign that `decide` lets
+    /// dial and commits a new dialing attempt for it. Due records that
+    /// `decide` defers get their new time, and those it finishes their final
+    /// status, in the same transaction.
     fn claim_next(
         &self,
         campaign: Id,
         now: EpochMs,
-    ) -> impl Future<Output = StoreResult<Option<Claim>>> + Send;
+        decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
+    ) -> impl Future<Output = StoreResult<ClaimResult>> + Send;
 
     /// The point of success was reached on this attempt (committed before it
     /// is announced).

@@ -17,9 +17,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 use super::{
-    AttemptOutcome, Campaign, CampaignSettings, CampaignState, CampaignStatus, Claim, EpochMs, Id,
-    InsertSummary, NextStep, RecordFinal, Store, StoreError, StoreResult, TrunkSettings,
+    AttemptOutcome, Campaign, CampaignSettings, CampaignState, CampaignStatus, Claim, ClaimResult,
+    EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, RecordFinal, Store, StoreError,
+    StoreResult, TrunkSettings,
 };
+use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
 
@@ -105,11 +107,21 @@ fn to_u32(value: i64) -> u32 {
 
 fn campaign_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Campaign> {
     let state: String = row.try_get("state")?;
+    let mut calendar: OrganisationCalendar = from_json(
+        &row.try_get::<String, _>("calendar_json")?,
+        "organisation calendar",
+    )?;
+    calendar.time_zone = row.try_get("time_zone")?;
     Ok(Campaign {
         id: row.try_get("id")?,
+        organisation: row.try_get("organisation_id")?,
         name: row.try_get("name")?,
         state: CampaignState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("campaign state {state:?}")))?,
+        calendar,
+        paused_at: row.try_get("paused_at")?,
+        resumed_at: row.try_get("resumed_at")?,
+        forwarding_paused: row.try_get::<i64, _>("forwarding_paused")? != 0,
         script_name: row.try_get("script_name")?,
         script_file: row.try_get("file_name")?,
         script_source: row.try_get("source")?,
@@ -127,6 +139,10 @@ fn campaign_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Campaign> {
             ring_timeout_ms: row.try_get("ring_timeout_ms")?,
             max_call_ms: row.try_get("max_call_ms")?,
             amd: row.try_get::<i64, _>("amd")? != 0,
+            schedule: from_json(
+                &row.try_get::<String, _>("schedule_json")?,
+                "campaign schedule",
+            )?,
         },
     })
 }
@@ -135,10 +151,13 @@ fn campaign_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Campaign> {
 macro_rules! campaign_select {
     ($tail:literal) => {
         concat!(
-            "SELECT c.id, c.name, c.state, c.max_attempts, c.retry_delay_ms, \
-             c.ring_timeout_ms, c.max_call_ms, c.amd, s.name AS script_name, s.file_name, s.source, \
+            "SELECT c.id, c.organisation_id, c.name, c.state, c.max_attempts, c.retry_delay_ms, \
+             c.ring_timeout_ms, c.max_call_ms, c.amd, c.schedule_json, c.paused_at, c.resumed_at, \
+             c.forwarding_paused, o.time_zone, o.calendar_json, \
+             s.name AS script_name, s.file_name, s.source, \
              t.name AS trunk_name, t.uri, t.transport, t.max_cps, t.max_channels, t.caller_id \
-             FROM campaigns c JOIN scripts s ON s.id = c.script_id JOIN trunks t ON t.id = c.trunk_id",
+             FROM campaigns c JOIN organisations o ON o.id = c.organisation_id \
+             JOIN scripts s ON s.id = c.script_id JOIN trunks t ON t.id = c.trunk_id",
             " ",
             $tail
         )
@@ -233,13 +252,13 @@ impl Store for SqliteStore {
         trunk: Id,
         settings: &CampaignSettings,
     ) -> StoreResult<Id> {
-        // The no-op update keeps an existing campaign's settings and still
-        // returns its id.
+        // An existing campaign keeps its attempt settings; its schedule
+        // (windows, limits, rate, priority) follows the latest setup.
         Ok(sqlx::query_scalar(
             "INSERT INTO campaigns (organisation_id, name, script_id, trunk_id, state, max_attempts, \
-             retry_delay_ms, ring_timeout_ms, max_call_ms, amd, created_at) \
-             VALUES (?, ?, ?, ?, 'idle', ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (organisation_id, name) DO UPDATE SET name = excluded.name \
+             retry_delay_ms, ring_timeout_ms, max_call_ms, amd, schedule_json, created_at) \
+             VALUES (?, ?, ?, ?, 'idle', ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (organisation_id, name) DO UPDATE SET schedule_json = excluded.schedule_json \
              RETURNING id",
         )
         .bind(organisation)
@@ -251,6 +270,7 @@ impl Store for SqliteStore {
         .bind(settings.ring_timeout_ms)
         .bind(settings.max_call_ms)
         .bind(i64::from(settings.amd))
+        .bind(json(&settings.schedule)?)
         .bind(Utc::now().timestamp_millis())
         .fetch_one(&self.pool)
         .await?)
@@ -284,18 +304,26 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let query = match state {
+            // A resume is a move to running from paused.
             CampaignState::Running => sqlx::query(
-                "UPDATE campaigns SET state = ?, started_at = COALESCE(started_at, ?), \
-                 finished_at = NULL WHERE id = ?",
+                "UPDATE campaigns SET started_at = COALESCE(started_at, ?), finished_at = NULL, \
+                 resumed_at = CASE WHEN state = 'paused' THEN ? ELSE resumed_at END, \
+                 state = ? WHERE id = ?",
             )
-            .bind(state.as_str())
-            .bind(now),
+            .bind(now)
+            .bind(now)
+            .bind(state.as_str()),
             CampaignState::Finished => {
                 sqlx::query("UPDATE campaigns SET state = ?, finished_at = ? WHERE id = ?")
                     .bind(state.as_str())
                     .bind(now)
             }
-            CampaignState::Idle | CampaignState::Paused => {
+            CampaignState::Paused => {
+                sqlx::query("UPDATE campaigns SET state = ?, paused_at = ? WHERE id = ?")
+                    .bind(state.as_str())
+                    .bind(now)
+            }
+            CampaignState::Idle => {
                 sqlx::query("UPDATE campaigns SET state = ? WHERE id = ?").bind(state.as_str())
             }
         };
@@ -443,66 +471,189 @@ impl Store for SqliteStore {
         Ok(rows.len() as u64)
     }
 
-    async fn claim_next(&self, campaign: Id, now: EpochMs) -> StoreResult<Option<Claim>> {
+    async fn claim_next(
+        &self,
+        campaign: Id,
+        now: EpochMs,
+        decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
+    ) -> StoreResult<ClaimResult> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE records SET state = 'dialing', attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM records WHERE campaign_id = ? AND state = 'pending' \
-                         AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) \
-             RETURNING id, record_id, attempts, fields_json, phones_json",
+        // Checked inside the write transaction: once a pause has committed,
+        // no attempt of this campaign starts.
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
+            .bind(campaign)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if state.as_deref() != Some(CampaignState::Running.as_str()) {
+            tx.rollback().await?;
+            return Ok(ClaimResult::NotRunning);
+        }
+        let due = sqlx::query(
+            "SELECT id, record_id, attempts, fields_json, phones_json FROM records \
+             WHERE campaign_id = ? AND state = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
         )
         .bind(campaign)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .bind(CLAIM_SCAN)
+        .fetch_all(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let record: Id = row.try_get("id")?;
-        let record_id: String = row.try_get("record_id")?;
-        let attempt_no = to_u32(row.try_get("attempts")?);
-        let fields: BTreeMap<String, String> =
-            from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
-        let phones: Vec<String> =
-            from_json(&row.try_get::<String, _>("phones_json")?, "record phones")?;
-        if phones.is_empty() {
-            return Err(StoreError::Corrupt(format!(
-                "record {record_id} is pending without a number"
-            )));
+        for row in due {
+            let record: Id = row.try_get("id")?;
+            let record_id: String = row.try_get("record_id")?;
+            let attempts_so_far = to_u32(row.try_get("attempts")?);
+            let fields: BTreeMap<String, String> =
+                from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
+            let phones: Vec<String> =
+                from_json(&row.try_get::<String, _>("phones_json")?, "record phones")?;
+            let recent: Vec<EpochMs> = sqlx::query_scalar(
+                "SELECT started_at FROM attempts WHERE record_id = ? AND dialled = 1 \
+                 AND started_at > ? ORDER BY started_at",
+            )
+            .bind(record)
+            .bind(now.saturating_sub(LOOKBACK_MS))
+            .fetch_all(&mut *tx)
+            .await?;
+            let dialled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM attempts WHERE record_id = ? AND dialled = 1",
+            )
+            .bind(record)
+            .fetch_one(&mut *tx)
+            .await?;
+            let blocked = blocked_numbers(&mut tx, campaign, &phones).await?;
+            let candidate = Candidate {
+                fields: &fields,
+                phones: &phones,
+                dialled: to_u32(dialled),
+                recent_starts: &recent,
+                blocked: &blocked,
+            };
+            let attempt_no = attempts_so_far + 1;
+            match decide(&candidate) {
+                Decision::Defer { until, .. } => {
+                    sqlx::query("UPDATE records SET next_attempt_at = ? WHERE id = ?")
+                        .bind(until.max(now + 1))
+                        .bind(record)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Decision::Finish { status } => {
+                    sqlx::query(
+                        "UPDATE records SET state = 'done', final_status = ?, attempts = ? \
+                         WHERE id = ?",
+                    )
+                    .bind(status)
+                    .bind(i64::from(attempt_no))
+                    .bind(record)
+                    .execute(&mut *tx)
+                    .await?;
+                    let number = phones.first().cloned().unwrap_or_default();
+                    insert_undialled_attempt(&mut tx, record, attempt_no, &number, status, now)
+                        .await?;
+                    insert_event(
+                        &mut tx,
+                        campaign,
+                        Some(record),
+                        None,
+                        "record_done",
+                        &serde_json::json!({ "record_id": record_id, "status": status }),
+                        now,
+                    )
+                    .await?;
+                }
+                Decision::Dial { number } => {
+                    sqlx::query("UPDATE records SET state = 'dialing', attempts = ? WHERE id = ?")
+                        .bind(i64::from(attempt_no))
+                        .bind(record)
+                        .execute(&mut *tx)
+                        .await?;
+                    let attempt_id: Id = sqlx::query_scalar(
+                        "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, \
+                         started_at, success_point, dtmf, outputs_json) \
+                         VALUES (?, ?, ?, 1, 'dialing', ?, 0, '', '[]') RETURNING id",
+                    )
+                    .bind(record)
+                    .bind(i64::from(attempt_no))
+                    .bind(&number)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    insert_event(
+                        &mut tx,
+                        campaign,
+                        Some(record),
+                        Some(attempt_id),
+                        "attempt_started",
+                        &serde_json::json!({ "record_id": record_id, "attempt_no": attempt_no }),
+                        now,
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(ClaimResult::Claimed(Claim {
+                        attempt_id,
+                        record,
+                        record_id,
+                        attempt_no,
+                        number,
+                        fields,
+                    }));
+                }
+            }
         }
-        // Attempts go round the record's numbers in order.
-        let number = phones[(attempt_no.saturating_sub(1) as usize) % phones.len()].clone();
-        let attempt_id: Id = sqlx::query_scalar(
-            "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, started_at, \
-             success_point, dtmf, outputs_json) VALUES (?, ?, ?, 1, 'dialing', ?, 0, '', '[]') \
-             RETURNING id",
-        )
-        .bind(record)
-        .bind(i64::from(attempt_no))
-        .bind(&number)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        tx.commit().await?;
+        Ok(ClaimResult::NothingDue)
+    }
+
+    async fn set_organisation_calendar(
+        &self,
+        organisation: Id,
+        calendar: &OrganisationCalendar,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE organisations SET time_zone = ?, calendar_json = ? WHERE id = ?")
+            .bind(&calendar.time_zone)
+            .bind(json(calendar)?)
+            .bind(organisation)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_forwarding_paused(
+        &self,
+        campaign: Id,
+        paused: bool,
+        now: EpochMs,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE campaigns SET forwarding_paused = ? WHERE id = ?")
+            .bind(i64::from(paused))
+            .bind(campaign)
+            .execute(&mut *tx)
+            .await?;
         insert_event(
             &mut tx,
             campaign,
-            Some(record),
-            Some(attempt_id),
-            "attempt_started",
-            &serde_json::json!({ "record_id": record_id, "attempt_no": attempt_no }),
+            None,
+            None,
+            "forwarding",
+            &serde_json::json!({ "paused": paused }),
             now,
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(Claim {
-            attempt_id,
-            record,
-            record_id,
-            attempt_no,
-            number,
-            fields,
-        }))
+        Ok(())
+    }
+
+    async fn pending_due_before(&self, campaign: Id, until: EpochMs) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM records WHERE campaign_id = ? AND state = 'pending' \
+             AND next_attempt_at < ?",
+        )
+        .bind(campaign)
+        .bind(until)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn mark_success_point(&self, attempt: Id, at: EpochMs) -> StoreResult<()> {
@@ -742,6 +893,46 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Due records [`Store::claim_next`] looks at in one transaction; those it
+/// defers get a later time, so the next call sees others.
+const CLAIM_SCAN: i64 = 32;
+
+/// An attempt that reports a status without a call (a number that is
+/// invalid or blocked), so results and statistics show the record.
+async fn insert_undialled_attempt(
+    tx: &mut sqlx::SqliteConnection,
+    record: Id,
+    attempt_no: u32,
+    number: &str,
+    status: &str,
+    now: EpochMs,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, \
+         started_at, ended_at, ring_ms, talk_ms, success_point, dtmf, outputs_json) \
+         VALUES (?, ?, ?, 0, 'ended', ?, ?, ?, 0, 0, 0, '', '[]')",
+    )
+    .bind(record)
+    .bind(i64::from(attempt_no))
+    .bind(number)
+    .bind(status)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Which of `numbers` the campaign's organisation has blocked. (No
+/// blocklist table yet: none.)
+async fn blocked_numbers(
+    _tx: &mut sqlx::SqliteConnection,
+    _campaign: Id,
+    _numbers: &[String],
+) -> StoreResult<std::collections::BTreeSet<String>> {
+    Ok(std::collections::BTreeSet::new())
 }
 
 /// Moves a record on after an attempt ended with `status`.

@@ -99,6 +99,8 @@ inactivity_timeout_s = 30
 [organisation]
 name = "Dialcast loadtest"
 default_country = "NL"
+time_zone = "UTC"
+workdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 [audio]
 roots = []
@@ -124,6 +126,17 @@ retry_delay_s = 60
 ring_timeout_s = {ring}
 max_call_s = 300
 amd = {amd}
+max_attempts_per_day = 0
+
+# A benchmark runs at any hour.
+[campaign.windows]
+mon = ["00:00-24:00"]
+tue = ["00:00-24:00"]
+wed = ["00:00-24:00"]
+thu = ["00:00-24:00"]
+fri = ["00:00-24:00"]
+sat = ["00:00-24:00"]
+sun = ["00:00-24:00"]
 "#,
         database = toml_string(&c.database.display().to_string()),
         sip_port = c.sip_port,
