@@ -41,7 +41,8 @@ pub struct Window {
 }
 
 impl Window {
-    /// Reads `HH:MM-HH:MM`; an end of `24:00` is the end of the day.
+    /// Reads `HH:MM-HH:MM` (seconds allowed: `HH:MM:SS`); an end of `24:00`
+    /// is the end of the day.
     pub fn parse(text: &str) -> Result<Window, String> {
         let expected = || format!("{text:?}: expected a window such as 09:00-17:30");
         let (start, end) = text.split_once('-').ok_or_else(expected)?;
@@ -50,7 +51,9 @@ impl Window {
             if part == "24:00" {
                 return NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).ok_or_else(expected);
             }
-            NaiveTime::parse_from_str(part, "%H:%M").map_err(|_| expected())
+            NaiveTime::parse_from_str(part, "%H:%M")
+                .or_else(|_| NaiveTime::parse_from_str(part, "%H:%M:%S"))
+                .map_err(|_| expected())
         };
         let window = Window {
             start: time(start)?,

@@ -1,0 +1,301 @@
+//! Operators' controls against the callee farm over real SIP and RTP on
+//! loopback: a campaign paused mid-run starts no call once the pause is
+//! committed and shows as paused; resumed inside the same call window, it
+//! speeds up to finish before the window closes; afterwards every record has
+//! its final status and the result file agrees with the attempts table.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Timelike as _, Utc};
+use dialcast_engine::campaign::catch_up::{catch_up_cps, Limits};
+use dialcast_engine::campaign::now_ms;
+use dialcast_engine::import::ImportedRecord;
+use dialcast_engine::loopback::start_engine;
+use dialcast_engine::service::{prepare_campaign, write_result_file, CampaignSetup};
+use dialcast_engine::store::{
+    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
+    TrunkSettings,
+};
+use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
+use sqlx::Row as _;
+use tokio_util::sync::CancellationToken;
+
+const SCRIPT: &str = "payment_reminder";
+const RECORDS: usize = 80;
+/// The campaign's normal rate; the trunk allows far more.
+const BASE_CPS: u32 = 1;
+const TRUNK_CPS: u32 = 20;
+const CHANNELS: u32 = 60;
+
+fn record(i: usize, number: &str, zone: &str) -> ImportedRecord {
+    let mut fields = BTreeMap::new();
+    for (k, v) in [
+        ("IDENTIFICATION_RECORD_ID", format!("R{i}")),
+        ("PERSON_LANGUAGE", "en".to_string()),
+        ("PERSON_TIME_ZONE", zone.to_string()),
+        ("CONTACT_PHONE_1", number.to_string()),
+        ("INVOICE_AMOUNT_OPEN", format!("{}.50", 20 + i)),
+        ("INVOICE_CURRENCY", "EUR".to_string()),
+        ("INVOICE_DUE_DATE", "2026-12-24".to_string()),
+        ("INVOICE_NUMBER", format!("INV{i}")),
+    ] {
+        fields.insert(k.to_string(), v);
+    }
+    ImportedRecord {
+        line: i as u64 + 2,
+        record_id: format!("R{i}"),
+        client_reference: None,
+        script: SCRIPT.to_string(),
+        fields,
+        phones: vec![number.to_string()],
+        rejected_phones: Vec::new(),
+        invalid_number: false,
+    }
+}
+
+/// A fixed-offset zone in which it is now between 06:00 and 18:00, so the
+/// test's windows never cross midnight, whenever it runs.
+fn daytime_zone() -> (String, chrono::FixedOffset) {
+    let hour = i32::try_from(Utc::now().hour()).unwrap_or(0);
+    let offset = (12 - hour).clamp(-12, 14);
+    // Etc/GMT-5 is five hours ahead of UTC (POSIX signs are inverted).
+    let name = match offset {
+        0 => "Etc/GMT".to_string(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    let fixed = chrono::FixedOffset::east_opt(offset * 3600).expect("offset");
+    (name, fixed)
+}
+
+async fn attempt_starts(db: &sqlx::SqlitePool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT started_at FROM attempts WHERE dialled = 1 ORDER BY started_at")
+        .fetch_all(db)
+        .await
+        .expect("attempts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
+    let dir = std::env::temp_dir().join(format!("dialcast-control-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mix: Mix = "busy=1,human=1".parse().expect("mix");
+    let dialled = numbers(&mix, RECORDS, 5);
+    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    farm_config.media.port_min = 51000;
+    farm_config.media.port_max = 51999;
+    let farm = Farm::start(farm_config).await.expect("farm");
+
+    // Window A ends 45 s from now; window B runs from there to midnight.
+    let (zone, offset) = daytime_zone();
+    let window_end = Utc::now() + chrono::Duration::seconds(45);
+    let end_local = window_end.with_timezone(&offset).format("%H:%M:%S");
+    let mut schedule = ScheduleSettings::around_the_clock();
+    schedule.windows =
+        std::array::from_fn(|_| vec![format!("00:00-{end_local}"), format!("{end_local}-24:00")]);
+    schedule.cps = Some(BASE_CPS);
+    let database = dir.join("dialcast.db");
+    let store = Arc::new(SqliteStore::open(&database).await.expect("store"));
+    let reader = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("reader");
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let campaign = prepare_campaign(
+        &*store,
+        &CampaignSetup {
+            organisation: "Control",
+            default_country: "NL",
+            calendar: &OrganisationCalendar::every_day(&zone),
+            trunk: &TrunkSettings {
+                name: "farm".into(),
+                uri: format!("sip:{}", farm.local_addr()),
+                transport: "udp".into(),
+                max_cps: TRUNK_CPS,
+                max_channels: CHANNELS,
+                caller_id: Some("+31201234567".into()),
+            },
+            settings: &CampaignSettings {
+                max_attempts: 1,
+                retry_delay_ms: 0,
+                ring_timeout_ms: 9_000,
+                max_call_ms: 60_000,
+                amd: false,
+                schedule,
+            },
+            script_name: SCRIPT,
+            script_file: "payment_reminder.toml",
+            script_source: &source,
+            campaign: SCRIPT,
+        },
+    )
+    .await
+    .expect("campaign");
+    let records: Vec<ImportedRecord> = dialled
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| record(i, n, &zone))
+        .collect();
+    store
+        .insert_records(campaign, &records, now_ms())
+        .await
+        .expect("records");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("running");
+    let (engine, sip) = start_engine(Arc::clone(&store), (52000, 52999))
+        .await
+        .expect("engine");
+
+    // Run at the normal rate for a while, then pause.
+    let first = {
+        let engine = Arc::clone(&engine);
+        let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+        tokio::spawn(async move { engine.run_campaign(running, CancellationToken::new()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    store
+        .set_campaign_state(campaign, CampaignState::Paused, now_ms())
+        .await
+        .expect("pause");
+    let paused_at = now_ms();
+    let before_pause = attempt_starts(&reader).await;
+    assert!(
+        (3..=6).contains(&before_pause.len()),
+        "about one start a second before the pause: {}",
+        before_pause.len()
+    );
+    tokio::time::timeout(Duration::from_secs(60), first)
+        .await
+        .expect("calls in progress finish")
+        .expect("task")
+        .expect("run");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let during_pause = attempt_starts(&reader).await;
+    assert_eq!(
+        during_pause, before_pause,
+        "no call starts once the pause is committed"
+    );
+    assert!(during_pause.iter().all(|t| *t <= paused_at));
+    let status = store.campaign_status(campaign).await.expect("status");
+    assert_eq!(status.state, "paused");
+
+    // Resume inside window A: the rate needed to finish in it.
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("resume");
+    let resumed_at = now_ms();
+    let remaining = (RECORDS - during_pause.len()) as u64;
+    let time_left = Duration::from_millis((window_end.timestamp_millis() - resumed_at) as u64);
+    let expected_cps = catch_up_cps(
+        remaining,
+        time_left,
+        Limits {
+            base_cps: f64::from(BASE_CPS),
+            max_cps: f64::from(TRUNK_CPS),
+            channels: CHANNELS,
+            mean_call: engine
+                .counters
+                .mean_call()
+                .unwrap_or(Duration::from_secs(30)),
+        },
+    );
+    assert!(
+        expected_cps > 1.5 * f64::from(BASE_CPS),
+        "the test must need a catch-up: {expected_cps}"
+    );
+    let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    let second = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move { engine.run_campaign(running, CancellationToken::new()).await })
+    };
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after_resume = attempt_starts(&reader).await;
+    let measured: Vec<i64> = after_resume
+        .iter()
+        .copied()
+        .filter(|t| *t >= resumed_at && *t < resumed_at + 8_000)
+        .collect();
+    let rate = measured.len() as f64 / 8.0;
+    eprintln!(
+        "resume: {remaining} left, {:.1} s of window A left; {rate:.2} calls/s measured, \
+         {expected_cps:.2} expected, {BASE_CPS} normal",
+        time_left.as_secs_f64()
+    );
+    assert!(
+        rate > 1.5 * f64::from(BASE_CPS) && rate > 0.7 * expected_cps,
+        "after the resume {rate:.2} calls/s, expected about {expected_cps:.2} (normal {BASE_CPS})"
+    );
+    assert!(
+        rate < 1.3 * expected_cps + 0.5,
+        "not faster than needed: {rate:.2} vs {expected_cps:.2}"
+    );
+
+    tokio::time::timeout(Duration::from_secs(120), second)
+        .await
+        .expect("the campaign finishes")
+        .expect("task")
+        .expect("run");
+    let finished = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    assert_eq!(finished.state, CampaignState::Finished);
+
+    // Every record ended as its callee behaved, dialled once.
+    let finals = store.record_finals(campaign).await.expect("finals");
+    for (i, (_, behaviour)) in dialled.iter().enumerate() {
+        let got = finals
+            .iter()
+            .find(|f| f.record_id == format!("R{i}"))
+            .expect("stored");
+        assert_eq!(
+            got.final_status.as_deref(),
+            Some(behaviour.expected_status()),
+            "R{i} ({behaviour})"
+        );
+        assert_eq!(got.attempts, 1, "R{i} dialled once");
+    }
+    assert_eq!(farm.stats().total().calls, RECORDS as u64);
+
+    // The result file against the attempts table.
+    let results = dir.join("results");
+    let day = Utc::now().date_naive();
+    let path = write_result_file(&*store, campaign, SCRIPT, day, &results)
+        .await
+        .expect("result file");
+    let mut file = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_path(&path)
+        .expect("csv");
+    let header = file.headers().expect("header").clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (id_col, status_col) = (
+        column("IDENTIFICATION_RECORD_ID"),
+        column("CALLRESULTS_CALL_1_STATUS"),
+    );
+    let mut from_file = BTreeMap::new();
+    for row in file.records() {
+        let row = row.expect("row");
+        from_file.insert(row[id_col].to_string(), row[status_col].to_string());
+    }
+    let from_table: BTreeMap<String, String> = sqlx::query(
+        "SELECT r.record_id, a.status FROM attempts a JOIN records r ON r.id = a.record_id",
+    )
+    .fetch_all(&reader)
+    .await
+    .expect("attempts")
+    .iter()
+    .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))
+    .collect();
+    assert_eq!(from_file, from_table);
+    assert_eq!(from_table.len(), RECORDS);
+    sip.shutdown();
+    farm.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
