@@ -35,6 +35,10 @@ use crate::script::{BlockId, Menu, Step, Test, MAIN};
 use crate::speak::{self, Amount, SayOptions};
 use crate::{ClipRef, RecordFields, Script, SpeakError};
 
+/// The block a script runs for a person who calls back
+/// ([`Run::start_inbound`]); without it, inbound calls run the main steps.
+pub const INBOUND_BLOCK: &str = "inbound";
+
 /// Something that happened on the call.
 ///
 /// Planned additions (not yet produced by the engine): an answering-machine
@@ -179,6 +183,22 @@ impl Run {
     /// `PERSON_LANGUAGE` (its primary subtag, any case) when the script has
     /// it, else the script's default language.
     pub fn start(script: Arc<Script>, record: &dyn RecordFields) -> Run {
+        Self::start_at(script, record, MAIN)
+    }
+
+    /// Prepares a run for a person who called back: the block named
+    /// [`INBOUND_BLOCK`] when the script has one, else the main steps.
+    /// Otherwise as [`Run::start`].
+    pub fn start_inbound(script: Arc<Script>, record: &dyn RecordFields) -> Run {
+        let block = script
+            .blocks
+            .iter()
+            .position(|b| b.name == INBOUND_BLOCK)
+            .unwrap_or(MAIN);
+        Self::start_at(script, record, block)
+    }
+
+    fn start_at(script: Arc<Script>, record: &dyn RecordFields, block: usize) -> Run {
         let values: BTreeMap<String, String> = script
             .fields
             .iter()
@@ -194,10 +214,7 @@ impl Run {
             language,
             language_warning,
             actions: VecDeque::new(),
-            stack: vec![Frame {
-                block: MAIN,
-                next: 0,
-            }],
+            stack: vec![Frame { block, next: 0 }],
             state: State::Ringing,
             last_timer: 0,
             success: false,
@@ -577,6 +594,41 @@ mod tests {
 
     fn is_warning(a: &Action) -> bool {
         matches!(a, Action::Warning(_))
+    }
+
+    #[test]
+    fn a_callback_runs_the_inbound_block_or_else_the_main_steps() {
+        let body = r#"steps = [{ step = "play", prompt = "a" }]
+            [[blocks.inbound]]
+            step = "play"
+            prompt = "b"
+            [[blocks.inbound]]
+            step = "branch"
+            field = "CALL_FORWARDING_OPEN"
+            equals = "Y"
+            then = "open"
+            else = "closed"
+            [[blocks.open]]
+            step = "play"
+            prompt = "c"
+            [[blocks.closed]]
+            step = "play"
+            prompt = "q"
+            "#;
+        let mut run = Run::start_inbound(script(body), &record(&[("CALL_FORWARDING_OPEN", "N")]));
+        run.handle(Event::Answered);
+        assert_eq!(drain(&mut run), vec![play(&["b"])]);
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), vec![play(&["q"])], "outside opening hours");
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), vec![Action::Hangup, Action::Finished]);
+
+        let mut run = Run::start_inbound(
+            script(r#"steps = [{ step = "play", prompt = "a" }]"#),
+            &record(&[]),
+        );
+        run.handle(Event::Answered);
+        assert_eq!(drain(&mut run), vec![play(&["a"])]);
     }
 
     #[test]

@@ -252,6 +252,11 @@
 //! may appear in a block, including `hangup` and `success_point`. An empty
 //! block is written `blocks.<name> = []` in the header.
 //!
+//! A block named `inbound` ([`INBOUND_BLOCK`]) is what a person who calls
+//! back after a missed call hears (the engine matches their number to the
+//! record, so the record's fields are there); without it, they hear the
+//! main steps.
+//!
 //! # Speaking values
 //!
 //! A `say` step turns the field's text into a list of recorded segments.
@@ -376,5 +381,5 @@ pub use fields::{
     LANGUAGE_FIELD, STANDARD_FIELDS,
 };
 pub use format::STEP_NAMES;
-pub use interpreter::{Action, Event, Run};
+pub use interpreter::{Action, Event, Run, INBOUND_BLOCK};
 pub use script::Script;
