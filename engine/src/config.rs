@@ -39,6 +39,8 @@ pub struct Config {
     pub results: ResultsConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaign: CampaignDefaults,
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
     /// Per-script overrides of the campaign defaults, by script name.
     #[serde(default)]
     pub script_settings: BTreeMap<String, ScriptOverrides>,
@@ -172,6 +174,21 @@ impl WeekWindows {
             self.sat.clone(),
             self.sun.clone(),
         ]
+    }
+}
+
+/// People who call back after a missed call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// A call from a number dialled within this many days is matched to
+    /// its record.
+    pub match_days: u32,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig { match_days: 14 }
     }
 }
 

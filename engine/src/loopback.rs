@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialcast_media::{MediaConfig, MediaEngine};
-use dialcast_sip::{SipConfig, SipEndpoint};
+use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
 
 use crate::campaign::{Engine, EngineParts};
 use crate::service::audio_catalog;
@@ -20,7 +20,16 @@ pub async fn start_engine<S: Store>(
     store: Arc<S>,
     rtp_ports: (u16, u16),
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint)> {
-    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+    let (engine, sip, _inbound) = start_engine_with_inbound(store, rtp_ports).await?;
+    Ok((engine, sip))
+}
+
+/// As [`start_engine`], with the stream of inbound calls (for callbacks).
+pub async fn start_engine_with_inbound<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
+    let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         tcp: false,
         ..SipConfig::default()
@@ -41,5 +50,5 @@ pub async fn start_engine<S: Store>(
         credentials: Default::default(),
         rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
     })?;
-    Ok((engine, sip))
+    Ok((engine, sip, inbound))
 }

@@ -12,10 +12,11 @@ use anyhow::Context as _;
 use chrono::{NaiveDate, TimeZone as _, Utc};
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_scripts::{default_audio_root, AudioCatalog, Script};
-use dialcast_sip::{SipConfig, SipEndpoint};
+use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::campaign::callback::CallbackSettings;
 use crate::campaign::target::Credentials;
 use crate::campaign::{now_ms, Engine, EngineParts};
 use crate::config::Config;
@@ -210,8 +211,10 @@ pub async fn write_result_file<S: Store>(
 }
 
 /// Starts SIP and media as configured.
-pub async fn start_network(config: &Config) -> anyhow::Result<(SipEndpoint, MediaEngine)> {
-    let (sip, _inbound) = SipEndpoint::start(SipConfig {
+pub async fn start_network(
+    config: &Config,
+) -> anyhow::Result<(SipEndpoint, InboundCalls, MediaEngine)> {
+    let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: config.sip.bind,
         tcp: config.sip.tcp,
         ..SipConfig::default()
@@ -225,7 +228,7 @@ pub async fn start_network(config: &Config) -> anyhow::Result<(SipEndpoint, Medi
         inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
         ..MediaConfig::default()
     })?;
-    Ok((sip, media))
+    Ok((sip, inbound, media))
 }
 
 /// Holds `<database>.serve.lock` exclusively while a service runs on that
@@ -270,7 +273,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let _lock = ServeLock::acquire(&config.storage.database)?;
     let store = open_store(&config).await?;
     let catalog = audio_catalog(&config.audio.roots)?;
-    let (sip, media) = start_network(&config).await?;
+    let (sip, mut inbound, media) = start_network(&config).await?;
     let mut credentials = HashMap::new();
     for trunk in &config.trunks {
         credentials.insert(
@@ -294,6 +297,37 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         tracing::warn!("{recovered} attempts were cut off by the last stop: marked interrupted");
     }
     tracing::info!(sip = %sip.local_addr(), "dialcast serving");
+
+    let organisation = store
+        .ensure_organisation(
+            &config.organisation.name,
+            &config.organisation.default_country,
+        )
+        .await?;
+    let callbacks = Arc::new(CallbackSettings {
+        organisation,
+        default_country: config.organisation.default_country.clone(),
+        match_days: config.callbacks.match_days,
+    });
+    let inbound_task = {
+        let engine = Arc::clone(&engine);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let calls = tokio_util::task::TaskTracker::new();
+            loop {
+                let call = tokio::select! {
+                    call = inbound.next() => call,
+                    _ = cancel.cancelled() => None,
+                };
+                let Some(call) = call else { break };
+                let engine = Arc::clone(&engine);
+                let callbacks = Arc::clone(&callbacks);
+                calls.spawn(async move { engine.answer_callback(call, &callbacks).await });
+            }
+            calls.close();
+            calls.wait().await;
+        })
+    };
 
     let mut running: HashMap<Id, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
@@ -345,6 +379,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
     for (_, task) in running {
         task.await.ok();
     }
+    inbound_task.await.ok();
     sip.shutdown();
     Ok(())
 }

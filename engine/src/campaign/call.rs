@@ -16,7 +16,10 @@ use chrono::Utc;
 use dialcast_media::{AmdConfig, AmdVerdict, MediaEngine, MediaEvent, MediaSession};
 use dialcast_scripts::{Action, Event, Run, Script};
 use dialcast_sip::sdp::{LocalMedia, NegotiatedMedia};
-use dialcast_sip::{CallEvent, CallRequest, OutboundCall, SipEndpoint};
+use dialcast_sip::{
+    CallEnd, CallEvent, CallRequest, CallStatus, InboundCall, InboundEvent, OutboundCall,
+    SipEndpoint,
+};
 use tokio::time::Instant as TokioInstant;
 
 use super::clips::ClipLibrary;
@@ -77,7 +80,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
     };
     let run = Run::start(Arc::clone(&plan.script), &plan.claim.fields);
     let leg = Leg {
-        call,
+        call: SipSide::Out(call),
         session,
         run,
         clips: Arc::clone(&ctx.clips),
@@ -91,7 +94,154 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         amd: None,
         amd_deadline: None,
     };
-    leg.drive(ctx, &plan).await
+    leg.drive(
+        ctx,
+        LegPlan {
+            claim: &plan.claim,
+            settings: &plan.settings,
+        },
+    )
+    .await
+}
+
+/// Answers a matched callback and runs the script's inbound flow (no AMD:
+/// the person called us). Never fails: a local problem becomes `failed`.
+pub async fn run_callback<S: Store>(
+    ctx: &CallContext<S>,
+    mut call: InboundCall,
+    claim: &Claim,
+    script: Arc<Script>,
+    settings: &CampaignSettings,
+    rtp_bind: std::net::IpAddr,
+) -> AttemptOutcome {
+    let offer_addr = dialcast_sip::sdp::parse_answer(call.offer())
+        .ok()
+        .map(|m| m.remote);
+    let rtp_ip = offer_addr.map_or(rtp_bind, |addr| {
+        crate::single_call::advertised_ip(rtp_bind, addr)
+    });
+    let settings = CampaignSettings {
+        amd: false,
+        ..settings.clone()
+    };
+    let failed = |detail: String| {
+        tracing::warn!(record = %claim.record_id, "callback: {detail}");
+        AttemptOutcome {
+            status: "failed".to_string(),
+            ended_at: Utc::now().timestamp_millis(),
+            ..AttemptOutcome::default()
+        }
+    };
+    let session = match ctx.media.open_session() {
+        Ok(session) => session,
+        Err(e) => {
+            call.reject(503).ok();
+            return failed(format!("no RTP port: {e}"));
+        }
+    };
+    let local = LocalMedia {
+        ip: rtp_ip,
+        port: session.local_addr().port(),
+    };
+    let media = match call.answer(local) {
+        Ok(media) => media,
+        Err(e) => {
+            call.reject(488).ok();
+            session.close().await;
+            return failed(format!("cannot answer: {e}"));
+        }
+    };
+    let leg = Leg {
+        call: SipSide::In {
+            call,
+            answered: Some(media),
+        },
+        session,
+        run: Run::start_inbound(script, &claim.fields),
+        clips: Arc::clone(&ctx.clips),
+        pending_clips: 0,
+        stopping: false,
+        timer: None,
+        success: false,
+        outputs: Vec::new(),
+        dtmf_info: String::new(),
+        hung_up: false,
+        amd: None,
+        amd_deadline: None,
+    };
+    leg.drive(
+        ctx,
+        LegPlan {
+            claim,
+            settings: &settings,
+        },
+    )
+    .await
+}
+
+/// What a leg needs to know of its attempt.
+#[derive(Clone, Copy)]
+struct LegPlan<'a> {
+    claim: &'a Claim,
+    settings: &'a CampaignSettings,
+}
+
+/// The SIP side of a leg: a call we placed, or an inbound call we answered.
+enum SipSide {
+    Out(OutboundCall),
+    In {
+        call: InboundCall,
+        /// The answer's media, handed to the leg as its first event.
+        answered: Option<NegotiatedMedia>,
+    },
+}
+
+impl SipSide {
+    /// The next event, inbound ones told in the outbound call's terms.
+    async fn next_event(&mut self) -> Option<CallEvent> {
+        match self {
+            SipSide::Out(call) => call.next_event().await,
+            SipSide::In { call, answered } => {
+                if let Some(media) = answered.take() {
+                    return Some(CallEvent::Answered(Some(media)));
+                }
+                Some(match call.next_event().await? {
+                    InboundEvent::Confirmed => CallEvent::Progress { code: 200 },
+                    InboundEvent::MediaUpdated(media) => CallEvent::MediaUpdated(media),
+                    InboundEvent::InfoDtmf(digit) => CallEvent::InfoDtmf(digit),
+                    InboundEvent::Ended(cause) => CallEvent::Ended(CallEnd {
+                        status: CallStatus::Answered,
+                        sip_code: 200,
+                        cause,
+                        retry_after: None,
+                        from_network: true,
+                        detail: None,
+                    }),
+                })
+            }
+        }
+    }
+
+    async fn hangup(&mut self) {
+        match self {
+            SipSide::Out(call) => call.hangup().await,
+            SipSide::In { call, .. } => call.hangup().await,
+        }
+    }
+
+    fn ring_time(&self) -> Duration {
+        match self {
+            SipSide::Out(call) => call.ring_time(),
+            SipSide::In { .. } => Duration::ZERO,
+        }
+    }
+
+    fn call_id(&self) -> String {
+        match self {
+            SipSide::Out(call) => call.call_id().to_string(),
+            SipSide::In { call, .. } => call.call_id(),
+        }
+    }
 }
 
 fn local_failure(plan: &CallPlan, detail: String) -> AttemptOutcome {
@@ -105,7 +255,7 @@ fn local_failure(plan: &CallPlan, detail: String) -> AttemptOutcome {
 
 /// The live call: its SIP side, its media side and its script.
 struct Leg {
-    call: OutboundCall,
+    call: SipSide,
     session: MediaSession,
     run: Run,
     clips: Arc<ClipLibrary>,
@@ -125,7 +275,7 @@ struct Leg {
 }
 
 impl Leg {
-    async fn drive<S: Store>(mut self, ctx: &CallContext<S>, plan: &CallPlan) -> AttemptOutcome {
+    async fn drive<S: Store>(mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) -> AttemptOutcome {
         let mut answered_wall: Option<i64> = None;
         let mut answered_at: Option<Instant> = None;
         let mut max_call_at: Option<TokioInstant> = None;
@@ -233,7 +383,7 @@ impl Leg {
         let ended_at = Utc::now().timestamp_millis();
         let talk_ms = answered_at.map_or(0, |t| t.elapsed().as_millis() as i64);
         let ring_ms = self.call.ring_time().as_millis() as i64;
-        let call_id = self.call.call_id().to_string();
+        let call_id = self.call.call_id();
         let outputs = std::mem::take(&mut self.outputs);
         let stats = self.session.close().await;
         let mut dtmf = stats.dtmf;
@@ -259,7 +409,7 @@ impl Leg {
     }
 
     /// The callee is a person (or we could not tell): the script begins.
-    async fn start_script<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan) {
+    async fn start_script<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) {
         self.feed(ctx, plan, Event::Answered).await;
     }
 
@@ -276,13 +426,13 @@ impl Leg {
     }
 
     /// Gives the script an event and carries out what it asks.
-    async fn feed<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan, event: Event) {
+    async fn feed<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>, event: Event) {
         self.run.handle(event);
         self.perform(ctx, plan).await;
     }
 
     /// Carries out the script's actions until it waits for an event.
-    async fn perform<S: Store>(&mut self, ctx: &CallContext<S>, plan: &CallPlan) {
+    async fn perform<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) {
         while let Some(action) = self.run.poll_action() {
             match action {
                 Action::Play(list) => {

@@ -10,6 +10,7 @@
 
 pub mod calendar;
 pub mod call;
+pub mod callback;
 pub mod callee_zone;
 pub mod catch_up;
 pub mod clips;
@@ -137,6 +138,14 @@ impl<S: Store> Engine<S> {
 
     pub fn catalog(&self) -> &AudioCatalog {
         &self.catalog
+    }
+
+    pub(crate) fn context(&self) -> &CallContext<S> {
+        &self.ctx
+    }
+
+    pub(crate) fn rtp_bind(&self) -> IpAddr {
+        self.rtp_bind
     }
 
     /// After a crash: ends attempts left dialing as interrupted and

@@ -168,9 +168,20 @@ pub struct Claim {
     pub attempt_id: Id,
     pub record: Id,
     pub record_id: String,
+    /// Which dialled attempt of the record this is (1-based): what the
+    /// retry rule counts. Inbound calls and undialled reports do not count.
     pub attempt_no: u32,
     pub number: String,
     pub fields: BTreeMap<String, String>,
+}
+
+/// A call from a number the engine dialled recently, matched to the record
+/// it dialled it for, with an inbound attempt committed for it.
+#[derive(Clone, Debug)]
+pub struct CallbackClaim {
+    /// The campaign of the record: its script runs the call.
+    pub campaign: Campaign,
+    pub claim: Claim,
 }
 
 /// What [`Store::claim_next`] found.
@@ -339,6 +350,25 @@ pub trait Store: Send + Sync + 'static {
         now: EpochMs,
         decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
     ) -> impl Future<Output = StoreResult<ClaimResult>> + Send;
+
+    /// Matches a call from `number` to the record of the organisation's
+    /// latest outbound attempt to that number started at or after `since`,
+    /// and commits an inbound attempt for it; `None` when nobody dialled it.
+    fn claim_callback(
+        &self,
+        organisation: Id,
+        number: &str,
+        since: EpochMs,
+        now: EpochMs,
+    ) -> impl Future<Output = StoreResult<Option<CallbackClaim>>> + Send;
+
+    /// Ends an inbound attempt. A callback that reached the point of success
+    /// ends its record as `success` unless an outbound call is in flight.
+    fn finish_callback(
+        &self,
+        callback: &CallbackClaim,
+        outcome: &AttemptOutcome,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// The point of success was reached on this attempt (committed before it
     /// is announced).

@@ -17,9 +17,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row as _, SqlitePool};
 
 use super::{
-    AttemptOutcome, Campaign, CampaignSettings, CampaignState, CampaignStatus, Claim, ClaimResult,
-    EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, RecordFinal, Store, StoreError,
-    StoreResult, TrunkSettings,
+    AttemptOutcome, CallbackClaim, Campaign, CampaignSettings, CampaignState, CampaignStatus,
+    Claim, ClaimResult, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, RecordFinal,
+    Store, StoreError, StoreResult, TrunkSettings,
 };
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
@@ -430,8 +430,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
-            "SELECT a.id, a.record_id, a.attempt_no, a.success_point, a.started_at, r.campaign_id, \
-             c.max_attempts FROM attempts a JOIN records r ON r.id = a.record_id \
+            "SELECT a.id, a.record_id, a.direction, a.success_point, a.started_at, r.campaign_id, \
+             c.max_attempts, (SELECT COUNT(*) FROM attempts d WHERE d.record_id = a.record_id \
+             AND d.dialled = 1) AS dialled_no FROM attempts a JOIN records r ON r.id = a.record_id \
              JOIN campaigns c ON c.id = r.campaign_id WHERE a.state = 'dialing'",
         )
         .fetch_all(&mut *tx)
@@ -440,8 +441,9 @@ impl Store for SqliteStore {
             let attempt: Id = row.try_get("id")?;
             let record: Id = row.try_get("record_id")?;
             let campaign: Id = row.try_get("campaign_id")?;
-            let attempt_no = to_u32(row.try_get("attempt_no")?);
+            let attempt_no = to_u32(row.try_get("dialled_no")?);
             let max_attempts = to_u32(row.try_get("max_attempts")?);
+            let inbound = row.try_get::<String, _>("direction")? == "in";
             let reached = row.try_get::<i64, _>("success_point")? != 0;
             // A callee who heard the core of the message was reached: the
             // attempt counts as a success even though the call was cut.
@@ -454,15 +456,18 @@ impl Store for SqliteStore {
             .bind(attempt)
             .execute(&mut *tx)
             .await?;
-            let next = next_step(status, attempt_no, max_attempts);
-            update_record_after(&mut tx, record, status, next).await?;
+            // A cut-off callback leaves its record as it was.
+            if !inbound {
+                let next = next_step(status, attempt_no, max_attempts);
+                update_record_after(&mut tx, record, status, next).await?;
+            }
             insert_event(
                 &mut tx,
                 campaign,
                 Some(record),
                 Some(attempt),
                 "attempt_ended",
-                &serde_json::json!({ "status": status, "recovered": true }),
+                &serde_json::json!({ "status": status, "recovered": true, "inbound": inbound }),
                 now,
             )
             .await?;
@@ -593,7 +598,7 @@ impl Store for SqliteStore {
                         attempt_id,
                         record,
                         record_id,
-                        attempt_no,
+                        attempt_no: to_u32(dialled) + 1,
                         number,
                         fields,
                     }));
@@ -654,6 +659,134 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn claim_callback(
+        &self,
+        organisation: Id,
+        number: &str,
+        since: EpochMs,
+        now: EpochMs,
+    ) -> StoreResult<Option<CallbackClaim>> {
+        let mut tx = self.begin_write().await?;
+        let found = sqlx::query(
+            "SELECT r.id, r.record_id, r.attempts, r.fields_json, r.campaign_id FROM attempts a \
+             JOIN records r ON r.id = a.record_id JOIN campaigns c ON c.id = r.campaign_id \
+             WHERE a.number = ? AND a.direction = 'out' AND a.dialled = 1 AND a.started_at >= ? \
+             AND c.organisation_id = ? ORDER BY a.started_at DESC, a.id DESC LIMIT 1",
+        )
+        .bind(number)
+        .bind(since)
+        .bind(organisation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = found else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let record: Id = row.try_get("id")?;
+        let record_id: String = row.try_get("record_id")?;
+        let campaign_id: Id = row.try_get("campaign_id")?;
+        let row_no = to_u32(row.try_get("attempts")?) + 1;
+        let fields: BTreeMap<String, String> =
+            from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
+        sqlx::query("UPDATE records SET attempts = ? WHERE id = ?")
+            .bind(i64::from(row_no))
+            .bind(record)
+            .execute(&mut *tx)
+            .await?;
+        let attempt_id: Id = sqlx::query_scalar(
+            "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, started_at, \
+             success_point, dtmf, outputs_json, direction) \
+             VALUES (?, ?, ?, 0, 'dialing', ?, 0, '', '[]', 'in') RETURNING id",
+        )
+        .bind(record)
+        .bind(i64::from(row_no))
+        .bind(number)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            campaign_id,
+            Some(record),
+            Some(attempt_id),
+            "callback_started",
+            &serde_json::json!({ "record_id": record_id }),
+            now,
+        )
+        .await?;
+        let campaign_row = sqlx::query(campaign_select!("WHERE c.id = ?"))
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let campaign = campaign_from_row(&campaign_row)?;
+        tx.commit().await?;
+        Ok(Some(CallbackClaim {
+            campaign,
+            claim: Claim {
+                attempt_id,
+                record,
+                record_id,
+                attempt_no: 0,
+                number: number.to_string(),
+                fields,
+            },
+        }))
+    }
+
+    async fn finish_callback(
+        &self,
+        callback: &CallbackClaim,
+        outcome: &AttemptOutcome,
+    ) -> StoreResult<()> {
+        let claim = &callback.claim;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
+             ended_at = ?, ring_ms = ?, talk_ms = ?, dtmf = ?, outputs_json = ?, call_id = ? \
+             WHERE id = ?",
+        )
+        .bind(&outcome.status)
+        .bind(outcome.sip_code.map(i64::from))
+        .bind(outcome.answered_at)
+        .bind(outcome.ended_at)
+        .bind(outcome.ring_ms)
+        .bind(outcome.talk_ms)
+        .bind(&outcome.dtmf)
+        .bind(json(&outcome.outputs)?)
+        .bind(&outcome.call_id)
+        .bind(claim.attempt_id)
+        .execute(&mut *tx)
+        .await?;
+        let reached = outcome.status == "success";
+        if reached {
+            // The person heard the message: no more calls. A call in flight
+            // (state dialing) settles the record itself when it ends.
+            sqlx::query(
+                "UPDATE records SET state = 'done', final_status = 'success' \
+                 WHERE id = ? AND state <> 'dialing'",
+            )
+            .bind(claim.record)
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_event(
+            &mut tx,
+            callback.campaign.id,
+            Some(claim.record),
+            Some(claim.attempt_id),
+            "callback_ended",
+            &serde_json::json!({
+                "record_id": claim.record_id,
+                "status": outcome.status,
+                "record_done": reached,
+            }),
+            outcome.ended_at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn mark_success_point(&self, attempt: Id, at: EpochMs) -> StoreResult<()> {
@@ -838,8 +971,8 @@ impl Store for SqliteStore {
         to: EpochMs,
     ) -> StoreResult<Vec<ResultRow>> {
         let rows = sqlx::query(
-            "SELECT r.id AS rid, r.record_id, r.client_reference, a.number, a.status, a.sip_code, \
-             a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json \
+            "SELECT r.id AS rid, r.record_id, r.client_reference, a.number, a.direction, a.status, \
+             a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json \
              FROM attempts a JOIN records r ON r.id = a.record_id \
              WHERE r.campaign_id = ? AND a.state = 'ended' AND a.started_at >= ? AND a.started_at < ? \
              ORDER BY r.id, a.attempt_no",
@@ -874,7 +1007,11 @@ impl Store for SqliteStore {
             current.calls.push(CallResult {
                 started_at: DateTime::<Utc>::from_timestamp_millis(started).unwrap_or_default(),
                 number: row.try_get("number")?,
-                direction: Direction::Out,
+                direction: if row.try_get::<String, _>("direction")? == "in" {
+                    Direction::In
+                } else {
+                    Direction::Out
+                },
                 status: row
                     .try_get::<Option<String>, _>("status")?
                     .unwrap_or_else(|| "failed".to_string()),
