@@ -11,4 +11,5 @@ pub mod loopback;
 pub mod results;
 pub mod service;
 pub mod single_call;
+pub mod stats;
 pub mod store;

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod sqlite;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::import::ImportedRecord;
 use crate::results::ResultRow;
 
 pub use sqlite::SqliteStore;
+pub use stats::{ResultFile, ScriptCampaigns, StatsStore};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -207,8 +209,9 @@ pub struct RecordFinal {
     pub success_point: bool,
 }
 
-/// What the engine needs from storage.
-pub trait Store: Send + Sync + 'static {
+/// What the engine needs from storage (the statistics included, see
+/// [`StatsStore`]).
+pub trait Store: StatsStore + Send + Sync + 'static {
     /// Creates the organisation if needed; returns its id.
     fn ensure_organisation(
         &self,

@@ -22,6 +22,10 @@ use super::{
 };
 use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
+use crate::stats::ImportTally;
+
+pub mod stats;
+pub use stats::{count_attempt_end, count_event};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -321,6 +325,7 @@ impl Store for SqliteStore {
         now: EpochMs,
     ) -> StoreResult<InsertSummary> {
         let mut summary = InsertSummary::default();
+        let mut tally = ImportTally::default();
         let mut tx = self.begin_write().await?;
         for record in records {
             let invalid = record.invalid_number || record.phones.is_empty();
@@ -349,9 +354,11 @@ impl Store for SqliteStore {
                 continue;
             };
             summary.inserted += 1;
+            tally.record(&record.fields);
             let record_row: Id = row.try_get(0)?;
             if invalid {
                 summary.invalid_number += 1;
+                tally.undialled("invalid_number");
                 // Reported like a call result, without a call.
                 let number = first_phone_field(&record.fields).unwrap_or_default();
                 sqlx::query(
@@ -391,6 +398,7 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
+        stats::count_import(&mut tx, campaign, now, &tally).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -418,6 +426,9 @@ impl Store for SqliteStore {
             // A callee who heard the core of the message was reached: the
             // attempt counts as a success even though the call was cut.
             let status = if reached { "success" } else { "interrupted" };
+            let next = next_step(status, attempt_no, max_attempts);
+            let done = next == NextStep::Final;
+            count_attempt_end(&mut tx, campaign, attempt, status, false, done, now).await?;
             sqlx::query(
                 "UPDATE attempts SET state = 'ended', status = ?, ended_at = ? WHERE id = ?",
             )
@@ -426,7 +437,6 @@ impl Store for SqliteStore {
             .bind(attempt)
             .execute(&mut *tx)
             .await?;
-            let next = next_step(status, attempt_no, max_attempts);
             update_record_after(&mut tx, record, status, next).await?;
             insert_event(
                 &mut tx,
@@ -550,6 +560,15 @@ impl Store for SqliteStore {
             .bind(claim.record)
             .fetch_one(&mut *tx)
             .await?;
+        // No voicemail step yet, so no message is ever left.
+        let done = next == NextStep::Final;
+        let (status, at) = (&outcome.status, outcome.ended_at);
+        if !count_attempt_end(&mut tx, campaign, claim.attempt_id, status, false, done, at).await? {
+            // Ended already (a retried commit that had gone through): the
+            // record may have moved on since, so nothing is applied twice.
+            tx.rollback().await?;
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
              ended_at = ?, ring_ms = ?, talk_ms = ?, amd = ?, dtmf = ?, outputs_json = ?, \
