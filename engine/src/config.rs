@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::store::{CampaignSettings, TrunkSettings};
 
+mod clock;
+pub use clock::{LocalTime, TimeZone};
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "DIALCAST__";
 
@@ -85,6 +88,10 @@ pub struct OrganisationConfig {
     pub name: String,
     /// ISO 3166-1 alpha-2 country for numbers without a country code.
     pub default_country: String,
+    /// The organisation's days (statistics, result files) are in this
+    /// zone; UTC when absent.
+    #[serde(default)]
+    pub time_zone: TimeZone,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -116,12 +123,32 @@ impl Default for ScriptsConfig {
 pub struct ResultsConfig {
     /// Where result files are written.
     pub dir: PathBuf,
+    /// When `serve` writes the previous local day's files.
+    #[serde(default = "default_nightly_at")]
+    pub nightly_at: LocalTime,
+    /// The organisation's outbox: a copy of every result file goes here.
+    #[serde(default)]
+    pub outbox_dir: Option<PathBuf>,
+    /// Write XML result files beside the CSV for every script.
+    #[serde(default)]
+    pub xml: bool,
+    /// Scripts that get XML result files even when `xml` is false.
+    #[serde(default)]
+    pub xml_scripts: Vec<String>,
+}
+
+fn default_nightly_at() -> LocalTime {
+    LocalTime(chrono::NaiveTime::MIN + chrono::Duration::hours(2))
 }
 
 impl Default for ResultsConfig {
     fn default() -> Self {
         ResultsConfig {
             dir: PathBuf::from("results"),
+            nightly_at: default_nightly_at(),
+            outbox_dir: None,
+            xml: false,
+            xml_scripts: Vec::new(),
         }
     }
 }

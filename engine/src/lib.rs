@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod loopback;
+pub mod result_files;
 pub mod results;
 pub mod service;
 pub mod single_call;
