@@ -3,6 +3,12 @@
 //! read back from the store and sent to every subscriber. The store stays
 //! the truth; an update is a hint that a bucket changed, carrying what the
 //! store said right after the commit.
+//!
+//! Two calls ending at once may read their bucket back in one order and
+//! send in the other, so an update can be older than one received before
+//! it. Counters only grow: of two updates of one bucket, the one with more
+//! `attempts` (or any counter larger) is the newer; when in doubt, re-read
+//! the bucket from the store.
 
 use serde::Serialize;
 use tokio::sync::broadcast;
