@@ -262,6 +262,12 @@ async fn totals_sum_the_buckets_of_a_range() {
     assert_eq!((all.green, all.yellow, all.red), (1, 1, 1));
     assert_eq!(all.records_done, 3);
     assert_eq!(all.imported.get("voice"), Some(&3));
+    let everyone = store
+        .stats_totals_all(t0, t0 + BUCKET_MS)
+        .await
+        .expect("all campaigns");
+    assert_eq!(everyone.imported.get("voice"), Some(&3));
+    assert_eq!(everyone.attempts, 1);
     // A range that starts inside the first bucket still counts all of it.
     let first = store
         .stats_totals(campaign, t0 + 1, t0 + BUCKET_MS)

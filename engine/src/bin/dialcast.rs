@@ -672,7 +672,9 @@ async fn run_stats(args: StatsArgs) -> anyhow::Result<()> {
     };
     let store = service::open_store_read_only(&config).await?;
     let campaign = store.campaign_by_name(&args.name).await?;
-    let report = stats::campaign_report(&*store, &campaign, period, tz, args.buckets).await?;
+    let report = stats::campaign_report(&*store, &campaign, period, tz, args.buckets)
+        .await
+        .context("cannot read the statistics (a database not yet opened by this version's serve or import has none)")?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

@@ -97,4 +97,32 @@ mod tests {
         assert!(err.contains("25:00"), "{err}");
         assert_eq!(TimeZone::default(), TimeZone(Tz::UTC));
     }
+
+    #[test]
+    fn the_environment_can_set_zone_and_nightly_time() {
+        let example = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/dialcast.example.toml"
+        ))
+        .unwrap_or_default();
+        let env = [
+            ("DIALCAST__ORGANISATION__TIME_ZONE", "America/New_York"),
+            ("DIALCAST__RESULTS__NIGHTLY_AT", "03:15"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = crate::config::Config::parse(&example, "x.toml", env).expect("parses");
+        assert_eq!(
+            config.organisation.time_zone.0,
+            chrono_tz::America::New_York
+        );
+        assert_eq!(config.results.nightly_at.to_string(), "03:15");
+        let bad = [(
+            "DIALCAST__RESULTS__NIGHTLY_AT".to_string(),
+            "late".to_string(),
+        )];
+        let err = crate::config::Config::parse(&example, "x.toml", bad)
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("late"), "{err}");
+    }
 }

@@ -60,6 +60,14 @@ pub trait StatsStore: Send + Sync + 'static {
         to: EpochMs,
     ) -> impl Future<Output = StoreResult<Counters>> + Send;
 
+    /// The counters of every campaign summed over the buckets overlapping
+    /// `[from, to)` (e.g. today's imported records per service).
+    fn stats_totals_all(
+        &self,
+        from: EpochMs,
+        to: EpochMs,
+    ) -> impl Future<Output = StoreResult<Counters>> + Send;
+
     /// The campaign's bucket holding `at`, as committed now.
     fn bucket_update(
         &self,

@@ -204,6 +204,22 @@ impl StatsStore for SqliteStore {
         Ok(totals)
     }
 
+    async fn stats_totals_all(&self, from: EpochMs, to: EpochMs) -> StoreResult<Counters> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT counter, SUM(n) FROM stats_counters \
+             WHERE bucket_start >= ? AND bucket_start < ? GROUP BY counter",
+        )
+        .bind(bucket_start(from))
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = Counters::default();
+        for (counter, n) in rows {
+            totals.add(&counter, count(n));
+        }
+        Ok(totals)
+    }
+
     async fn bucket_update(&self, campaign: Id, at: EpochMs) -> StoreResult<BucketUpdate> {
         let names: Option<(String, String)> = sqlx::query_as(
             "SELECT c.name, s.name FROM campaigns c JOIN scripts s ON s.id = c.script_id \
