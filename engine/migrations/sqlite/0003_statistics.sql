@@ -10,7 +10,8 @@
 -- call matched, a forward, a callback), never recomputed from the attempts.
 -- Counter names (see engine/src/stats/counters.rs): attempts, dialled,
 -- colour.green|yellow|red|other, status.<call status>, voicemail_left,
--- records_done, inbound, forwards, callbacks, imported.voice|sms|email.
+-- records_done, records_imported, inbound, forwards, callbacks,
+-- imported.voice|sms|email.
 -- Attempt counters go to the bucket of the attempt's start (as result files
 -- do); import and event counters to the bucket of the moment they happened.
 CREATE TABLE stats_counters (

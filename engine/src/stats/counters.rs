@@ -73,6 +73,8 @@ pub mod name {
     pub const VOICEMAIL_LEFT: &str = "voicemail_left";
     /// Records that got their final status from an attempt of this bucket.
     pub const RECORDS_DONE: &str = "records_done";
+    /// Records stored by an import (whatever their services).
+    pub const RECORDS_IMPORTED: &str = "records_imported";
     /// Inbound calls matched to a record of the campaign.
     pub const INBOUND: &str = "inbound";
     /// Calls forwarded to a person.
@@ -100,6 +102,7 @@ pub struct Counters {
     /// Ended attempts per call status.
     pub statuses: BTreeMap<String, u64>,
     pub records_done: u64,
+    pub records_imported: u64,
     pub inbound: u64,
     pub forwards: u64,
     pub callbacks: u64,
@@ -128,6 +131,7 @@ impl Counters {
             "colour.other" => &mut self.other,
             name::VOICEMAIL_LEFT => &mut self.voicemail_left,
             name::RECORDS_DONE => &mut self.records_done,
+            name::RECORDS_IMPORTED => &mut self.records_imported,
             name::INBOUND => &mut self.inbound,
             name::FORWARDS => &mut self.forwards,
             name::CALLBACKS => &mut self.callbacks,
@@ -154,6 +158,7 @@ impl Counters {
             ("colour.other", self.other),
             (name::VOICEMAIL_LEFT, self.voicemail_left),
             (name::RECORDS_DONE, self.records_done),
+            (name::RECORDS_IMPORTED, self.records_imported),
             (name::INBOUND, self.inbound),
             (name::FORWARDS, self.forwards),
             (name::CALLBACKS, self.callbacks),
@@ -229,6 +234,7 @@ impl ImportTally {
     /// unless `SERVICES_VOICE` is `N`, SMS and e-mail when `Y`.
     pub fn record(&mut self, fields: &BTreeMap<String, String>) {
         let flag = |key: &str| fields.get(key).map(String::as_str);
+        self.counters.add(name::RECORDS_IMPORTED, 1);
         if flag("SERVICES_VOICE") != Some("N") {
             self.counters.add("imported.voice", 1);
         }
@@ -323,6 +329,7 @@ mod tests {
         assert_eq!(c.imported.get("voice"), Some(&2));
         assert_eq!(c.imported.get("sms"), Some(&1));
         assert_eq!(c.imported.get("email"), Some(&1));
+        assert_eq!(c.records_imported, 3);
         assert_eq!((c.attempts, c.dialled, c.red, c.records_done), (1, 0, 1, 1));
     }
 }

@@ -29,8 +29,8 @@ impl Share {
     }
 }
 
-/// Records of the campaign done against records imported for voice, as of
-/// the end of the period.
+/// Records of the campaign done (final status) against records imported,
+/// as of the end of the period.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Completion {
     pub done: u64,
@@ -100,7 +100,7 @@ impl StatsReport {
     /// counters summed from the campaign's start to the period's end.
     pub fn build(period: &Period<'_>, totals: &Counters, to_end: &Counters) -> StatsReport {
         let whole = totals.attempts;
-        let voice = to_end.imported.get("voice").copied().unwrap_or(0);
+        let records = to_end.records_imported;
         let local = |ms: EpochMs| {
             chrono::DateTime::from_timestamp_millis(ms)
                 .map(|t| t.with_timezone(&period.time_zone).to_rfc3339())
@@ -128,8 +128,8 @@ impl StatsReport {
             imported: totals.imported.clone(),
             voice_completed: Completion {
                 done: to_end.records_done,
-                records: voice,
-                percent: Share::of(to_end.records_done, voice).percent,
+                records,
+                percent: Share::of(to_end.records_done, records).percent,
             },
             buckets: None,
         }
@@ -168,7 +168,7 @@ mod tests {
         totals.callbacks = 2;
         let mut to_end = totals.clone();
         to_end.records_done = 6;
-        to_end.imported.insert("voice".into(), 8);
+        to_end.records_imported = 8;
         let report = StatsReport::build(
             &Period {
                 campaign: "c",

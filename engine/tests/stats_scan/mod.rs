@@ -54,12 +54,9 @@ pub async fn scanned(db: &sqlx::SqlitePool, campaign: i64) -> BTreeMap<i64, Coun
     .await
     .expect("scan imports");
     for (bucket, n) in imported {
-        *buckets
-            .entry(bucket)
-            .or_default()
-            .imported
-            .entry("voice".into())
-            .or_default() += n as u64;
+        let counters = buckets.entry(bucket).or_default();
+        *counters.imported.entry("voice".into()).or_default() += n as u64;
+        counters.records_imported += n as u64;
     }
     buckets
 }
