@@ -19,6 +19,9 @@ use crate::store::{
     CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
 };
 
+mod clock;
+pub use clock::{LocalTime, TimeZone};
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "DIALCAST__";
 
@@ -95,9 +98,10 @@ pub struct OrganisationConfig {
     pub name: String,
     /// ISO 3166-1 alpha-2 country for numbers without a country code.
     pub default_country: String,
-    /// IANA time zone of the organisation's calendar.
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
+    /// The organisation's time zone: its calendar, statistics days and
+    /// result-file days are local days of this zone; UTC when absent.
+    #[serde(default)]
+    pub time_zone: TimeZone,
     /// Days on which calls are made, e.g. `["mon", "tue"]`.
     #[serde(default = "default_workdays")]
     pub workdays: Vec<String>,
@@ -107,10 +111,6 @@ pub struct OrganisationConfig {
     /// Holidays every year, `MM-DD`.
     #[serde(default)]
     pub yearly_holidays: Vec<String>,
-}
-
-fn default_time_zone() -> String {
-    "UTC".to_string()
 }
 
 fn default_workdays() -> Vec<String> {
@@ -134,7 +134,7 @@ impl OrganisationConfig {
             workdays[at] = true;
         }
         Ok(OrganisationCalendar {
-            time_zone: self.time_zone.clone(),
+            time_zone: self.time_zone.0.name().to_string(),
             workdays,
             holidays: self.holidays.clone(),
             yearly_holidays: self.yearly_holidays.clone(),
@@ -231,12 +231,32 @@ impl Default for ScriptsConfig {
 pub struct ResultsConfig {
     /// Where result files are written.
     pub dir: PathBuf,
+    /// When `serve` writes the previous local day's files.
+    #[serde(default = "default_nightly_at")]
+    pub nightly_at: LocalTime,
+    /// The organisation's outbox: a copy of every result file goes here.
+    #[serde(default)]
+    pub outbox_dir: Option<PathBuf>,
+    /// Write XML result files beside the CSV for every script.
+    #[serde(default)]
+    pub xml: bool,
+    /// Scripts that get XML result files even when `xml` is false.
+    #[serde(default)]
+    pub xml_scripts: Vec<String>,
+}
+
+fn default_nightly_at() -> LocalTime {
+    LocalTime(chrono::NaiveTime::MIN + chrono::Duration::hours(2))
 }
 
 impl Default for ResultsConfig {
     fn default() -> Self {
         ResultsConfig {
             dir: PathBuf::from("results"),
+            nightly_at: default_nightly_at(),
+            outbox_dir: None,
+            xml: false,
+            xml_scripts: Vec::new(),
         }
     }
 }

@@ -266,6 +266,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         campaign_id,
         DEMO_SCRIPT,
         Utc::now().date_naive(),
+        chrono_tz::Tz::UTC,
         &options.dir.join("results"),
     )
     .await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::{NaiveDate, TimeZone as _, Utc};
+use chrono::{NaiveDate, Utc};
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_scripts::{default_audio_root, AudioCatalog, Script};
 use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
@@ -21,6 +21,7 @@ use crate::campaign::target::Credentials;
 use crate::campaign::{now_ms, Engine, EngineParts};
 use crate::config::Config;
 use crate::import::{read_csv, ImportIssue, ImportOptions};
+use crate::result_files::{self, ResultFileSettings};
 use crate::results;
 use crate::store::{
     CampaignSettings, CampaignState, Id, InsertSummary, OrganisationCalendar, SqliteStore, Store,
@@ -180,20 +181,22 @@ pub async fn prepare_campaign<S: Store>(
         .await?)
 }
 
-/// Writes the result file of `campaign` for `day` (UTC) into `dir`, atomically
-/// (a temporary file renamed into place). Returns its path.
+/// Writes the result file of `campaign` alone for the local `day` of
+/// `time_zone` into `dir`, atomically (a temporary file renamed into
+/// place), without registering it. Returns its path. `serve` and
+/// `dialcast campaign results` write per script instead, see
+/// [`crate::result_files`].
 pub async fn write_result_file<S: Store>(
     store: &S,
     campaign: Id,
     script_name: &str,
     day: NaiveDate,
+    time_zone: chrono_tz::Tz,
     dir: &Path,
 ) -> anyhow::Result<PathBuf> {
-    let from = Utc
-        .from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
-        .timestamp_millis();
-    let to = from + 24 * 3600 * 1000;
-    let rows = store.result_rows(campaign, from, to).await?;
+    let range = crate::stats::range::day_range(day, time_zone)
+        .with_context(|| format!("no range for day {day}"))?;
+    let rows = store.result_rows(campaign, range.from, range.to).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(results::file_name(script_name, day, "csv"));
     let temporary = path.with_extension("csv.partial");
@@ -297,6 +300,13 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         tracing::warn!("{recovered} attempts were cut off by the last stop: marked interrupted");
     }
     tracing::info!(sip = %sip.local_addr(), "dialcast serving");
+    let files = Arc::new(ResultFileSettings::from_config(&config));
+    let nightly = tokio::spawn(result_files::nightly::run(
+        Arc::clone(&store),
+        (*files).clone(),
+        config.results.nightly_at.0,
+        cancel.child_token(),
+    ));
 
     let organisation = store
         .ensure_organisation(
@@ -338,13 +348,12 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
             }
             let engine = Arc::clone(&engine);
             let cancel = cancel.child_token();
-            let results_dir = config.results.dir.clone();
+            let files = Arc::clone(&files);
             let id = campaign.id;
             running.insert(
                 id,
                 tokio::spawn(async move {
                     let name = campaign.name.clone();
-                    let script = campaign.script_name.clone();
                     if let Err(e) = engine.run_campaign(campaign, cancel).await {
                         tracing::error!(campaign = %name, "campaign stopped: {e:#}");
                         return;
@@ -355,12 +364,9 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
                         .await
                         .is_ok_and(|c| c.state == CampaignState::Finished);
                     if finished {
-                        let day = Utc::now().date_naive();
-                        match write_result_file(&**engine.store(), id, &script, day, &results_dir)
-                            .await
-                        {
-                            Ok(path) => {
-                                tracing::info!(campaign = %name, "result file {}", path.display())
+                        match write_today(&**engine.store(), &files, id).await {
+                            Ok(paths) => {
+                                tracing::info!(campaign = %name, "result files {paths:?}")
                             }
                             Err(e) => {
                                 tracing::error!(campaign = %name, "result file not written: {e:#}")
@@ -380,6 +386,22 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         task.await.ok();
     }
     inbound_task.await.ok();
+    nightly.await.ok();
     sip.shutdown();
     Ok(())
+}
+
+/// Writes the files of the campaign's script for today so far (local day).
+pub async fn write_today<S: Store>(
+    store: &S,
+    settings: &ResultFileSettings,
+    campaign: Id,
+) -> anyhow::Result<Vec<String>> {
+    let now = Utc::now();
+    let day = crate::stats::range::today(now, settings.time_zone);
+    let script = store.script_of_campaign(campaign).await?;
+    let files =
+        result_files::write_script_day(store, settings, &script, day, now.timestamp_millis())
+            .await?;
+    Ok(files.into_iter().map(|f| f.path).collect())
 }

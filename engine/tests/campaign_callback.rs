@@ -18,8 +18,8 @@ use dialcast_engine::results::Direction;
 use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::single_call::{self, DialOptions};
 use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
-    TrunkSettings,
+    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore,
+    StatsStore as _, Store, TrunkSettings,
 };
 use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
 use dialcast_media::{MediaConfig, MediaEngine};
@@ -225,6 +225,17 @@ async fn a_callback_is_matched_heard_and_ends_the_record() {
     assert_eq!(calls[1].status, "success");
     assert_eq!(calls[1].number, number);
     assert!(calls[1].success_point);
+    // The 5-minute statistics: one outbound attempt, one matched callback.
+    let totals = store
+        .stats_totals(campaign, 0, i64::MAX)
+        .await
+        .expect("stats");
+    assert_eq!(
+        (totals.attempts, totals.inbound, totals.callbacks),
+        (1, 1, 1),
+        "{totals:?}"
+    );
+    assert_eq!(totals.statuses.get("no_answer"), Some(&1));
     // Nothing is left to dial.
     assert_eq!(store.next_due(campaign).await.expect("due"), None);
     cancel.cancel();

@@ -16,8 +16,8 @@ use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
 use dialcast_engine::service::{prepare_campaign, write_result_file, CampaignSetup};
 use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
-    TrunkSettings,
+    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore,
+    StatsStore as _, Store, TrunkSettings,
 };
 use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
 use sqlx::Row as _;
@@ -265,8 +265,9 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
 
     // The result file against the attempts table.
     let results = dir.join("results");
-    let day = Utc::now().date_naive();
-    let path = write_result_file(&*store, campaign, SCRIPT, day, &results)
+    let tz: chrono_tz::Tz = zone.parse().expect("zone");
+    let day = Utc::now().with_timezone(&tz).date_naive();
+    let path = write_result_file(&*store, campaign, SCRIPT, day, tz, &results)
         .await
         .expect("result file");
     let mut file = csv::ReaderBuilder::new()
@@ -295,6 +296,40 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
     .collect();
     assert_eq!(from_file, from_table);
     assert_eq!(from_table.len(), RECORDS);
+
+    // The 5-minute buckets, kept as calls ended, against a scan of the
+    // attempts table.
+    let buckets = store
+        .stats_buckets(campaign, 0, i64::MAX)
+        .await
+        .expect("buckets");
+    let counted: BTreeMap<(i64, String), u64> = buckets
+        .iter()
+        .flat_map(|(start, counters)| {
+            counters
+                .statuses
+                .iter()
+                .map(move |(status, n)| ((*start, status.clone()), *n))
+        })
+        .collect();
+    let scanned: BTreeMap<(i64, String), u64> = sqlx::query(
+        "SELECT (started_at / 300000) * 300000 AS bucket, status, COUNT(*) AS n \
+         FROM attempts GROUP BY bucket, status",
+    )
+    .fetch_all(&reader)
+    .await
+    .expect("scan")
+    .iter()
+    .map(|row| {
+        (
+            (row.get::<i64, _>(0), row.get::<String, _>(1)),
+            row.get::<i64, _>(2) as u64,
+        )
+    })
+    .collect();
+    assert_eq!(counted, scanned);
+    let attempts: u64 = buckets.iter().map(|(_, c)| c.attempts).sum();
+    assert_eq!(attempts, RECORDS as u64);
     sip.shutdown();
     farm.shutdown().await;
     std::fs::remove_dir_all(&dir).ok();

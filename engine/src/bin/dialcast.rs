@@ -9,8 +9,10 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use dialcast_engine::campaign::now_ms;
 use dialcast_engine::config::Config;
+use dialcast_engine::result_files::{self, ResultFileSettings};
 use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
-use dialcast_engine::store::{CampaignState, Store as _};
+use dialcast_engine::stats::{self, range};
+use dialcast_engine::store::{CampaignState, StatsStore as _, Store as _};
 use dialcast_engine::{demo, service};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
@@ -44,6 +46,52 @@ enum Command {
     Import(ImportArgs),
     /// Start a campaign, or show its status.
     Campaign(CampaignArgs),
+    /// A campaign's statistics over a local day or a range.
+    Stats(StatsArgs),
+    /// The result files written.
+    Results(ResultsArgs),
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// The campaign.
+    name: String,
+    #[arg(long, default_value = "dialcast.toml")]
+    config: PathBuf,
+    /// today, yesterday, day-before or YYYY-MM-DD: a local day of
+    /// organisation.time_zone (default: today).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    day: Option<String>,
+    /// Start of a range: RFC 3339, or local YYYY-MM-DDTHH:MM or YYYY-MM-DD.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// End of the range (excluded), written like --from.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// List the 5-minute buckets too.
+    #[arg(long)]
+    buckets: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ResultsArgs {
+    #[command(subcommand)]
+    action: ResultsAction,
+}
+
+#[derive(Subcommand)]
+enum ResultsAction {
+    /// List the result files written, newest day first, with size and time.
+    List {
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        /// Print one JSON object: {"files": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -100,13 +148,14 @@ enum CampaignAction {
         #[arg(long, default_value = "dialcast.toml")]
         config: PathBuf,
     },
-    /// Write the campaign's result file for a day (default: today, UTC) into
-    /// the configured results directory; a day without calls gives a header-only file.
+    /// Write the result files of the campaign's script for a day (default:
+    /// today) into the configured results directory (and outbox); a day
+    /// without calls gives a header-only file.
     Results {
         name: String,
         #[arg(long, default_value = "dialcast.toml")]
         config: PathBuf,
-        /// The day, YYYY-MM-DD (UTC).
+        /// The day, YYYY-MM-DD, a local day of organisation.time_zone.
         #[arg(long)]
         day: Option<chrono::NaiveDate>,
     },
@@ -274,6 +323,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => run_serve(args).await,
             Command::Import(args) => run_import(args).await,
             Command::Campaign(args) => run_campaign(args).await,
+            Command::Stats(args) => run_stats(args).await,
+            Command::Results(args) => run_results(args).await,
         }
     });
     match result {
@@ -632,16 +683,21 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let store = service::open_store(&config).await?;
             let campaign = store.campaign_by_name(&name).await?;
-            let day = day.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let path = service::write_result_file(
+            let settings = ResultFileSettings::from_config(&config);
+            let now = chrono::Utc::now();
+            let day = day.unwrap_or_else(|| range::today(now, settings.time_zone));
+            let script = store.script_of_campaign(campaign.id).await?;
+            let files = result_files::write_script_day(
                 &*store,
-                campaign.id,
-                &campaign.script_name,
+                &settings,
+                &script,
                 day,
-                &config.results.dir,
+                now.timestamp_millis(),
             )
             .await?;
-            println!("{}", path.display());
+            for file in files {
+                println!("{}", file.path);
+            }
         }
         CampaignAction::Status { name, config, json } => {
             let config = Config::load(&config)?;
@@ -665,6 +721,85 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
                 for (state, count) in &status.statuses {
                     println!("  {state:<22} {count}");
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_stats(args: StatsArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let tz = config.organisation.time_zone.0;
+    let now = chrono::Utc::now();
+    let period = match (&args.day, &args.from, &args.to) {
+        (_, Some(from), Some(to)) => range::instant_range(
+            range::parse_time(from, tz).map_err(|e| anyhow::anyhow!("--from: {e}"))?,
+            range::parse_time(to, tz).map_err(|e| anyhow::anyhow!("--to: {e}"))?,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?,
+        (day, _, _) => {
+            let day = range::parse_day(day.as_deref().unwrap_or("today"), now, tz)
+                .map_err(|e| anyhow::anyhow!("--day: {e}"))?;
+            range::day_range(day, tz).with_context(|| format!("no range for day {day}"))?
+        }
+    };
+    let store = service::open_store_read_only(&config).await?;
+    let campaign = store.campaign_by_name(&args.name).await?;
+    let report = stats::campaign_report(&*store, &campaign, period, tz, args.buckets)
+        .await
+        .context("cannot read the statistics (a database not yet opened by this version's serve or import has none)")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "campaign {} (script {}) from {} to {}: {} attempts ({} dialled)",
+        report.campaign, report.script, report.from, report.to, report.attempts, report.dialled
+    );
+    for (label, share) in [
+        ("delivered", report.delivered),
+        ("not reached", report.not_reached),
+        ("invalid", report.invalid),
+        ("other", report.other),
+        ("forwarded", report.forwarded),
+        ("called back", report.called_back),
+    ] {
+        println!("  {label:<12} {:>7} {:>6.1}%", share.count, share.percent);
+    }
+    let c = report.voice_completed;
+    println!(
+        "  voice completed {} of {} records ({:.1}%) · {} inbound · imported {:?}",
+        c.done, c.records, c.percent, report.inbound, report.imported
+    );
+    for bucket in report.buckets.iter().flatten() {
+        let n = &bucket.counters;
+        println!(
+            "  {} attempts {:>4} green {:>4} yellow {:>4} red {:>4} other {:>4}",
+            bucket.start, n.attempts, n.green, n.yellow, n.red, n.other
+        );
+    }
+    Ok(())
+}
+
+async fn run_results(args: ResultsArgs) -> anyhow::Result<()> {
+    match args.action {
+        ResultsAction::List { config, json } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store_read_only(&config).await?;
+            let files = store.result_files().await?;
+            if json {
+                println!("{}", serde_json::json!({ "files": files }));
+                return Ok(());
+            }
+            let tz = config.organisation.time_zone.0;
+            for file in files {
+                let written = chrono::DateTime::from_timestamp_millis(file.written_at)
+                    .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "{} {:<4} {:>10} B {:>6} rows  written {written}  {}",
+                    file.day, file.format, file.size, file.rows, file.path
+                );
             }
         }
     }

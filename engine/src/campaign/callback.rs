@@ -101,7 +101,14 @@ impl<S: Store> Engine<S> {
         .await;
         for attempt in 1..=FINISH_TRIES {
             match self.store().finish_callback(&callback, &outcome).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    let at = outcome.answered_at.unwrap_or(outcome.ended_at);
+                    match self.store().bucket_update(callback.campaign.id, at).await {
+                        Ok(update) => self.stats_feed().publish(update),
+                        Err(e) => tracing::warn!("callback statistics not published: {e}"),
+                    }
+                    return;
+                }
                 Err(e) if attempt < FINISH_TRIES => {
                     tracing::warn!("cannot store the callback yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;

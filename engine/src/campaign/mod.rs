@@ -45,6 +45,7 @@ use pacing::TrunkGate;
 use schedule::{Candidate, DialRules};
 use target::{Credentials, TrunkTarget};
 
+use crate::stats::{BucketUpdate, StatsFeed};
 use crate::store::{Campaign, CampaignState, ClaimResult, NextStep, Store, TrunkSettings};
 
 /// How often a running campaign re-reads its state (pause from another
@@ -96,6 +97,8 @@ pub struct Engine<S> {
     gates: std::sync::Mutex<HashMap<String, Arc<TrunkGate>>>,
     rtp_bind: IpAddr,
     pub counters: Arc<LiveCounters>,
+    /// Bucket updates, sent after the store committed them.
+    stats: StatsFeed,
 }
 
 /// What the engine is built from.
@@ -129,6 +132,7 @@ impl<S: Store> Engine<S> {
             gates: std::sync::Mutex::new(HashMap::new()),
             rtp_bind: parts.rtp_bind,
             counters: Arc::new(LiveCounters::default()),
+            stats: StatsFeed::default(),
         }))
     }
 
@@ -146,6 +150,18 @@ impl<S: Store> Engine<S> {
 
     pub(crate) fn rtp_bind(&self) -> IpAddr {
         self.rtp_bind
+    }
+
+    /// Every statistics bucket an ended attempt changed, as committed (see
+    /// [`crate::stats::feed`] for what a lagging receiver must do).
+    pub fn subscribe_stats(&self) -> tokio::sync::broadcast::Receiver<BucketUpdate> {
+        self.stats.subscribe()
+    }
+
+    /// The feed, for other committed changes (inbound calls, forwards,
+    /// callbacks) to publish their bucket on.
+    pub fn stats_feed(&self) -> &StatsFeed {
+        &self.stats
     }
 
     /// After a crash: ends attempts left dialing as interrupted and
@@ -333,7 +349,7 @@ impl<S: Store> Engine<S> {
         );
         for attempt in 1..=FINISH_TRIES {
             match self.ctx.store.finish_attempt(&claim, &outcome, next).await {
-                Ok(()) => return,
+                Ok(()) => return self.publish_attempt_bucket(&claim).await,
                 Err(e) if attempt < FINISH_TRIES => {
                     tracing::warn!(record = %claim.record_id, "cannot store the outcome yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
@@ -343,6 +359,17 @@ impl<S: Store> Engine<S> {
                     "outcome not stored (recovered as interrupted at the next start): {e}"
                 ),
             }
+        }
+    }
+
+    /// Reads back the bucket the committed attempt changed and sends it.
+    async fn publish_attempt_bucket(&self, claim: &crate::store::Claim) {
+        if !self.stats.has_subscribers() {
+            return;
+        }
+        match self.ctx.store.attempt_bucket(claim.attempt_id).await {
+            Ok(update) => self.stats.publish(update),
+            Err(e) => tracing::debug!(record = %claim.record_id, "bucket not read back: {e}"),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod schedule;
 pub mod sqlite;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::results::ResultRow;
 
 pub use schedule::{OrganisationCalendar, ScheduleSettings, DEFAULT_NUMBER_ORDER};
 pub use sqlite::SqliteStore;
+pub use stats::{ResultFile, ScriptCampaigns, StatsStore};
 
 use crate::campaign::schedule::{Candidate, Decision};
 
@@ -248,8 +250,9 @@ pub struct RecordFinal {
     pub success_point: bool,
 }
 
-/// What the engine needs from storage.
-pub trait Store: Send + Sync + 'static {
+/// What the engine needs from storage (the statistics included, see
+/// [`StatsStore`]).
+pub trait Store: StatsStore + Send + Sync + 'static {
     /// Creates the organisation if needed; returns its id.
     fn ensure_organisation(
         &self,

@@ -24,6 +24,10 @@ use super::{
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
+use crate::stats::{Counters, ImportTally, StatsEvent};
+
+pub mod stats;
+pub use stats::{add_counters, count_attempt_end, count_event};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -349,6 +353,7 @@ impl Store for SqliteStore {
         now: EpochMs,
     ) -> StoreResult<InsertSummary> {
         let mut summary = InsertSummary::default();
+        let mut tally = ImportTally::default();
         let mut tx = self.begin_write().await?;
         for record in records {
             let invalid = record.invalid_number || record.phones.is_empty();
@@ -377,9 +382,11 @@ impl Store for SqliteStore {
                 continue;
             };
             summary.inserted += 1;
+            tally.record(&record.fields);
             let record_row: Id = row.try_get(0)?;
             if invalid {
                 summary.invalid_number += 1;
+                tally.undialled("invalid_number");
                 // Reported like a call result, without a call.
                 let number = first_phone_field(&record.fields).unwrap_or_default();
                 sqlx::query(
@@ -419,6 +426,7 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
+        stats::count_import(&mut tx, campaign, now, &tally).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -448,6 +456,12 @@ impl Store for SqliteStore {
             // A callee who heard the core of the message was reached: the
             // attempt counts as a success even though the call was cut.
             let status = if reached { "success" } else { "interrupted" };
+            let next = next_step(status, attempt_no, max_attempts);
+            // A callback is counted as one, not as an attempt.
+            if !inbound {
+                let done = next == NextStep::Final;
+                count_attempt_end(&mut tx, campaign, attempt, status, false, done, now).await?;
+            }
             sqlx::query(
                 "UPDATE attempts SET state = 'ended', status = ?, ended_at = ? WHERE id = ?",
             )
@@ -458,7 +472,6 @@ impl Store for SqliteStore {
             .await?;
             // A cut-off callback leaves its record as it was.
             if !inbound {
-                let next = next_step(status, attempt_no, max_attempts);
                 update_record_after(&mut tx, record, status, next).await?;
             }
             insert_event(
@@ -555,6 +568,9 @@ impl Store for SqliteStore {
                     let number = phones.first().cloned().unwrap_or_default();
                     insert_undialled_attempt(&mut tx, record, attempt_no, &number, status, now)
                         .await?;
+                    let mut counters = Counters::attempts_ended(status, false, false, 1);
+                    counters.records_done = 1;
+                    add_counters(&mut tx, campaign, now, &counters, now).await?;
                     insert_event(
                         &mut tx,
                         campaign,
@@ -706,6 +722,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        count_event(&mut tx, campaign_id, now, StatsEvent::InboundMatched).await?;
         insert_event(
             &mut tx,
             campaign_id,
@@ -759,6 +776,15 @@ impl Store for SqliteStore {
         .bind(claim.attempt_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(answered) = outcome.answered_at {
+            count_event(
+                &mut tx,
+                callback.campaign.id,
+                answered,
+                StatsEvent::CalledBack,
+            )
+            .await?;
+        }
         let reached = outcome.status == "success";
         if reached {
             // The person heard the message: no more calls. A call in flight
@@ -834,6 +860,15 @@ impl Store for SqliteStore {
             .bind(claim.record)
             .fetch_one(&mut *tx)
             .await?;
+        // No voicemail step yet, so no message is ever left.
+        let done = next == NextStep::Final;
+        let (status, at) = (&outcome.status, outcome.ended_at);
+        if !count_attempt_end(&mut tx, campaign, claim.attempt_id, status, false, done, at).await? {
+            // Ended already (a retried commit that had gone through): the
+            // record may have moved on since, so nothing is applied twice.
+            tx.rollback().await?;
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
              ended_at = ?, ring_ms = ?, talk_ms = ?, amd = ?, dtmf = ?, outputs_json = ?, \

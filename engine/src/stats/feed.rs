@@ -1,0 +1,101 @@
+//! The in-process stream of bucket updates that the portal API will expose:
+//! after a change to the statistics is committed, the bucket it changed is
+//! read back from the store and sent to every subscriber. The store stays
+//! the truth; an update is a hint that a bucket changed, carrying what the
+//! store said right after the commit.
+//!
+//! Two calls ending at once may read their bucket back in one order and
+//! send in the other, so an update can be older than one received before
+//! it. Counters only grow: of two updates of one bucket, the one with more
+//! `attempts` (or any counter larger) is the newer; when in doubt, re-read
+//! the bucket from the store.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::counters::Counters;
+use crate::store::{EpochMs, Id};
+
+/// Updates a subscriber may fall behind by. Senders never wait: a receiver
+/// that is slower than this loses the oldest updates
+/// (`RecvError::Lagged`) and must re-read the buckets it shows from the
+/// store (`StatsStore::stats_buckets`).
+pub const STATS_FEED_CAPACITY: usize = 1024;
+
+/// One bucket of one campaign as committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BucketUpdate {
+    pub campaign_id: Id,
+    pub campaign: String,
+    pub script: String,
+    /// UTC milliseconds, floored to 5 minutes.
+    pub bucket_start: EpochMs,
+    /// The whole bucket (not the change).
+    pub counters: Counters,
+}
+
+/// The sending side, owned by the engine.
+#[derive(Clone, Debug)]
+pub struct StatsFeed {
+    sender: broadcast::Sender<BucketUpdate>,
+}
+
+impl Default for StatsFeed {
+    fn default() -> Self {
+        StatsFeed {
+            sender: broadcast::Sender::new(STATS_FEED_CAPACITY),
+        }
+    }
+}
+
+impl StatsFeed {
+    pub fn subscribe(&self) -> broadcast::Receiver<BucketUpdate> {
+        self.sender.subscribe()
+    }
+
+    /// Whether anyone listens (reading the bucket back can be skipped when not).
+    pub fn has_subscribers(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// Sends an update read from the store after its commit. Nobody
+    /// listening is not an error.
+    pub fn publish(&self, update: BucketUpdate) {
+        let _ = self.sender.send(update);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(n: u64) -> BucketUpdate {
+        BucketUpdate {
+            campaign_id: 1,
+            campaign: "c".into(),
+            script: "s".into(),
+            bucket_start: 0,
+            counters: Counters {
+                attempts: n,
+                ..Counters::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_receiver_lags_and_keeps_the_newest() {
+        let feed = StatsFeed::default();
+        assert!(!feed.has_subscribers());
+        feed.publish(update(0));
+        let mut rx = feed.subscribe();
+        assert!(feed.has_subscribers());
+        for n in 0..(STATS_FEED_CAPACITY as u64 + 5) {
+            feed.publish(update(n));
+        }
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(5))
+        ));
+        assert_eq!(rx.recv().await.expect("update").counters.attempts, 5);
+    }
+}
