@@ -15,9 +15,11 @@ use std::time::Duration;
 
 use common::sipp;
 use common::{ports, Verdict, Workdir};
+use dialcast_engine::campaign::callback::CallbackSettings;
 use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
-use dialcast_engine::loopback::start_engine;
+use dialcast_engine::loopback::{start_engine, start_engine_with_inbound};
+use dialcast_engine::results::Direction;
 use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::store::{
     CampaignSettings, CampaignState, OrganisationCalendar, RecordFinal, ScheduleSettings,
@@ -151,5 +153,131 @@ async fn records_refused_busy_by_sipp_end_busy_without_a_success_point() {
     let ended = server.wait(Duration::from_secs(30));
     server.check_passed(ended, &mut verdict);
     server.attach_logs(&mut verdict);
+    verdict.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sipp_caller_calling_back_is_matched_to_its_record_and_hears_the_script() {
+    sipp::require_sipp();
+    let work = Workdir::new("campaign_sipp_callback");
+    // The outbound attempt: SIPp refuses it busy.
+    let mut busy = sipp::uas(&work, "uas-486-busy.xml").calls(1).start();
+    let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let source = std::fs::read_to_string(
+        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
+    )
+    .expect("script");
+    let campaign = prepare_campaign(
+        &*store,
+        &CampaignSetup {
+            organisation: "Test",
+            default_country: "NL",
+            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
+            trunk: &TrunkSettings {
+                name: "sipp".into(),
+                uri: format!("sip:{}", busy.addr()),
+                transport: "udp".into(),
+                max_cps: 10,
+                max_channels: 10,
+                caller_id: Some("+31201234567".into()),
+            },
+            settings: &CampaignSettings {
+                max_attempts: 1,
+                retry_delay_ms: 0,
+                ring_timeout_ms: 10_000,
+                max_call_ms: 60_000,
+                amd: false,
+                schedule: ScheduleSettings::around_the_clock(),
+            },
+            script_name: SCRIPT,
+            script_file: "payment_reminder.toml",
+            script_source: &source,
+            campaign: SCRIPT,
+        },
+    )
+    .await
+    .expect("campaign");
+    let record = record(7);
+    let number = record.phones[0].clone();
+    store
+        .insert_records(campaign, &[record], now_ms())
+        .await
+        .expect("records");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("running");
+    let organisation = store
+        .ensure_organisation("Test", "NL")
+        .await
+        .expect("organisation");
+    let rtp = ports::block(200);
+    let (engine, sip, mut inbound) =
+        start_engine_with_inbound(Arc::clone(&store), (rtp, rtp + 199))
+            .await
+            .expect("engine");
+    let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine.run_campaign(running, CancellationToken::new()),
+    )
+    .await
+    .expect("finishes in time")
+    .expect("runs");
+    let mut verdict = Verdict::new("a SIPp caller calling back after a busy attempt");
+    let ended = busy.wait(Duration::from_secs(30));
+    busy.check_passed(ended, &mut verdict);
+
+    // The callee calls back from SIPp's UAC.
+    let answering = {
+        let engine = Arc::clone(&engine);
+        let settings = CallbackSettings {
+            organisation,
+            default_country: "NL".into(),
+            match_days: 14,
+        };
+        tokio::spawn(async move {
+            if let Some(call) = inbound.next().await {
+                engine.answer_callback(call, &settings).await;
+            }
+        })
+    };
+    let mut caller = sipp::uac(
+        &work,
+        "uac-callback-from-number-expect-bye.xml",
+        sip.local_addr(),
+    )
+    .set("caller", &number)
+    .start();
+    let ended = caller.wait(Duration::from_secs(90));
+    caller.check_passed(ended, &mut verdict);
+    tokio::time::timeout(Duration::from_secs(10), answering)
+        .await
+        .ok();
+    let finals = store.record_finals(campaign).await.expect("finals");
+    verdict.check(
+        finals[0].final_status.as_deref() == Some("success") && finals[0].success_point,
+        || format!("the callback ends the record as success: {:?}", finals[0]),
+    );
+    let rows = store
+        .result_rows(campaign, 0, i64::MAX)
+        .await
+        .expect("rows");
+    let calls: Vec<(Direction, String)> = rows[0]
+        .calls
+        .iter()
+        .map(|c| (c.direction, c.status.clone()))
+        .collect();
+    verdict.check(
+        calls
+            == vec![
+                (Direction::Out, "busy".to_string()),
+                (Direction::In, "success".to_string()),
+            ],
+        || format!("the results show the busy call and the callback: {calls:?}"),
+    );
+    busy.attach_logs(&mut verdict);
+    caller.attach_logs(&mut verdict);
+    sip.shutdown();
     verdict.finish();
 }
