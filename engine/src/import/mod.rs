@@ -468,4 +468,6 @@ pub fn read_csv(reader: impl Read, options: &ImportOptions) -> Result<ImportRepo
 }
 
 #[cfg(test)]
+mod format_tests;
+#[cfg(test)]
 mod tests;

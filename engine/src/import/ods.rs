@@ -255,11 +255,8 @@ pub(super) fn read_content(
                     other => {
                         if let Some(cell) = &mut cell {
                             match other {
-                                "annotation" => {
-                                    if !empty {
-                                        cell.annotation_depth += 1;
-                                    }
-                                }
+                                "annotation" if !empty => cell.annotation_depth += 1,
+                                "annotation" => {}
                                 _ if cell.annotation_depth > 0 => {}
                                 "p" | "h" => {
                                     if cell.paragraphs > 0 {
