@@ -102,7 +102,9 @@ impl ImportOptions {
 /// One imported row, normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportedRecord {
-    /// The physical line (1-based, header = 1) where the row starts.
+    /// Where the row is (1-based): for CSV the physical line where it
+    /// starts (header = 1), for XLSX and ODS the sheet row, for XML the line
+    /// where its `<record` starts.
     pub line: u64,
     /// `IDENTIFICATION_RECORD_ID`.
     pub record_id: String,
@@ -128,7 +130,7 @@ pub struct ImportedRecord {
 pub struct ImportIssue {
     /// [`ImportOptions::file_name`].
     pub file: String,
-    /// The physical line (1-based, header = 1) where the row starts.
+    /// The row's line, as [`ImportedRecord::line`].
     pub line: u64,
     /// The column, upper case, when the issue is about one.
     pub field: Option<String>,
@@ -257,6 +259,8 @@ pub enum ImportError {
     XmlNotUtf8 { file: String, line: u64 },
     #[error("{file}:{line}: the file ends in the middle of the data; it is cut off or damaged")]
     Truncated { file: String, line: u64 },
+    #[error("{file}:{line}: rows with values are repeated too often (more than 2,000,000 cells in all); write the rows out")]
+    TooManyRepeats { file: String, line: u64 },
 }
 
 /// The formats an import file can have.

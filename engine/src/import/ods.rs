@@ -23,6 +23,10 @@ use super::{ImportError, ImportOptions, ImportReport, RowResult};
 /// never sent more often than this.
 const MAX_ROWS: u64 = 1_048_576;
 
+/// The most cells repeated rows with values may add up to in one file: a
+/// few bytes of `table:number-rows-repeated` must not become gigabytes.
+const MAX_REPEATED_CELLS: u64 = 2_000_000;
+
 /// The part of an ODS file that holds the cells.
 const CONTENT: &str = "content.xml";
 
@@ -209,6 +213,7 @@ pub(super) fn read_content(
     let mut sheet_row: u64 = 1;
     let mut row: Option<RowState> = None;
     let mut cell: Option<CellState> = None;
+    let mut repeated_cells: u64 = 0;
     loop {
         buf.clear();
         let event = reader
@@ -290,6 +295,17 @@ pub(super) fn read_content(
                     _ if table_depth != 1 => {}
                     "table-row" => {
                         if let Some(done) = row.take() {
+                            if done.repeat > 1 && !done.cells.is_empty() {
+                                let width = u64::try_from(done.cells.len()).unwrap_or(u64::MAX);
+                                repeated_cells = repeated_cells
+                                    .saturating_add(width.saturating_mul(done.repeat));
+                                if repeated_cells > MAX_REPEATED_CELLS {
+                                    return Err(ImportError::TooManyRepeats {
+                                        file: file.to_owned(),
+                                        line: sheet_row,
+                                    });
+                                }
+                            }
                             if !done.cells.is_empty() {
                                 for copy in 0..done.repeat.min(MAX_ROWS) {
                                     let cells = done.cells.clone();
@@ -424,5 +440,19 @@ mod tests {
         let err = read_content(format!("{HEAD}{TAIL}").as_bytes(), "t.ods", &mut |_| true)
             .expect_err("no table");
         assert!(matches!(err, ImportError::NoSheet { .. }), "{err}");
+    }
+
+    #[test]
+    fn repeated_rows_with_values_are_capped() {
+        let content = format!(
+            "{HEAD}<table:table><table:table-row table:number-rows-repeated=\"1000000\">\
+             <table:table-cell table:number-columns-repeated=\"3\"><text:p>x</text:p></table:table-cell>\
+             </table:table-row></table:table>{TAIL}"
+        );
+        let err = read_content(content.as_bytes(), "t.ods", &mut |_| true).expect_err("capped");
+        assert!(
+            matches!(err, ImportError::TooManyRepeats { line: 1, .. }),
+            "{err}"
+        );
     }
 }

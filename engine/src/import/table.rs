@@ -20,7 +20,7 @@ pub(super) const MAX_COLUMNS: usize = 16_384;
 
 /// Rows buffered between a spreadsheet reader thread and [`SheetRows`]; the
 /// reader waits when it is full.
-const SHEET_ROW_CAPACITY: usize = 256;
+const SHEET_ROW_CAPACITY: usize = 64;
 
 /// The default region of the options, or the error naming the bad code.
 pub(super) fn default_region(options: &ImportOptions) -> Result<country::Id, ImportError> {
