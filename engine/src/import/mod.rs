@@ -24,6 +24,12 @@
 //! [`ImportOptions::script`] names the script. Cells are trimmed; an empty
 //! cell is an absent value. Rows whose cells are all empty are skipped.
 //!
+//! XLSX and ODS: the first sheet, the header in its first row with a value;
+//! missing trailing cells are empty, and a value right of the header's last
+//! column rejects the row. XML: see the `xml` module. With
+//! [`ImportOptions::profile`] header names are first renamed, and the
+//! profile's defaults fill empty or absent fields (see [`ColumnProfile`]).
+//!
 //! # What happens to a row
 //!
 //! - **Rejected** (not imported, reported in [`ImportReport::rejected`]): a
@@ -46,8 +52,10 @@
 //!
 //! Problems with the whole file (empty, not UTF-8, a missing required
 //! column, a column named twice, a read error) are an [`ImportError`] and
-//! nothing is imported. Streaming keeps one row at a time plus the record
-//! ids seen so far (to report repeats).
+//! nothing is imported; so are damaged spreadsheets and XML that is not
+//! well-formed. Streaming keeps one row at a time plus the record ids seen
+//! so far (to report repeats); XLSX and ODS are read on a helper thread at
+//! most 64 rows ahead.
 
 pub mod columns;
 mod csv;

@@ -59,7 +59,7 @@ pub(super) fn ods_rows(path: &Path, options: &ImportOptions) -> Result<SheetRows
 }
 
 /// Reads an ODS `content.xml` whole into a report, without a zip or a
-/// thread: for tests and fuzzing. Files go through [`ods_rows`].
+/// thread: for tests and fuzzing. Files go through [`open_rows`](super::open_rows).
 pub fn read_ods_content(
     content: impl BufRead,
     options: &ImportOptions,

@@ -2,7 +2,7 @@
 //! the standard fields of the formats README, plus constant values for
 //! fields its files leave out. This module owns the profile type, its TOML
 //! form and the checks made when a profile is loaded; applying it to a
-//! header is done by [`super::table`].
+//! header is done by the `table` module.
 //!
 //! # TOML form
 //!
