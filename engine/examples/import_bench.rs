@@ -1,6 +1,6 @@
 //! Reading a large import file in bounded memory: writes a delivery of N
 //! rows (default 1,000,000) as CSV, XLSX (rust_xlsxwriter's constant-memory
-//! mode) and ODS (content.xml streamed into the zip), then reads one of
+//! mode), ODS (content.xml streamed into the zip) and XML, then reads one of
 //! them with `import::open_rows` and prints rows/s and the peak resident
 //! memory (`VmHWM`). Generate and read in separate runs so that the peak is
 //! the reader's own:
@@ -68,7 +68,15 @@ fn generate(dir: &Path, rows: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     write_ods(&dir.join("delivery.ods"), rows)?;
     println!("ods written in {:.1} s", started.elapsed().as_secs_f64());
-    for name in ["delivery.csv", "delivery.xlsx", "delivery.ods"] {
+    let started = Instant::now();
+    write_xml(&dir.join("delivery.xml"), rows)?;
+    println!("xml written in {:.1} s", started.elapsed().as_secs_f64());
+    for name in [
+        "delivery.csv",
+        "delivery.xlsx",
+        "delivery.ods",
+        "delivery.xml",
+    ] {
         let size = std::fs::metadata(dir.join(name))?.len();
         println!("{name}: {:.1} MB", size as f64 / 1e6);
     }
@@ -88,6 +96,35 @@ fn write_csv(path: &Path, rows: u64) -> anyhow::Result<()> {
             cents % 100
         )?;
     }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_xml(path: &Path, rows: u64) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(out, "<records>")?;
+    for n in 0..rows {
+        let (id, script, name, phone, cents, day, description) = row(n);
+        writeln!(
+            out,
+            concat!(
+                "<record><IDENTIFICATION><RECORD_ID>{}</RECORD_ID></IDENTIFICATION>",
+                "<CONTROL><SCRIPT>{}</SCRIPT></CONTROL><PERSON><FIRST_NAME>{}</FIRST_NAME></PERSON>",
+                "<CONTACT><PHONE_1>{}</PHONE_1></CONTACT><INVOICE><AMOUNT_OPEN>{}.{:02}</AMOUNT_OPEN>",
+                "<DUE_DATE>2024-03-{:02}</DUE_DATE><DESCRIPTION>{}</DESCRIPTION></INVOICE></record>"
+            ),
+            id,
+            script,
+            name,
+            phone,
+            cents / 100,
+            cents % 100,
+            day,
+            description
+        )?;
+    }
+    writeln!(out, "</records>")?;
     out.flush()?;
     Ok(())
 }
