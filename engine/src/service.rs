@@ -20,7 +20,7 @@ use crate::campaign::callback::CallbackSettings;
 use crate::campaign::target::Credentials;
 use crate::campaign::{now_ms, Engine, EngineParts};
 use crate::config::Config;
-use crate::import::{read_csv, ImportIssue, ImportOptions};
+use crate::import::{read_file, ImportIssue, ImportOptions};
 use crate::result_files::{self, ResultFileSettings};
 use crate::results;
 use crate::store::{
@@ -92,11 +92,10 @@ pub async fn import_file<S: Store>(
     let source = std::fs::read_to_string(target.script_path)
         .with_context(|| format!("cannot read {}", target.script_path.display()))?;
     let file_name = file.display().to_string();
-    let reader = std::fs::File::open(file).with_context(|| format!("cannot open {file_name}"))?;
     let mut options = ImportOptions::new(file_name.clone());
     options.default_country = target.default_country.to_string();
     options.script = Some(script_name.clone());
-    let report = read_csv(std::io::BufReader::new(reader), &options)?;
+    let report = read_file(file, &options)?;
 
     let mut rejected: Vec<String> = report.rejected.iter().map(ImportIssue::to_string).collect();
     let (records, other_script): (Vec<_>, Vec<_>) = report

@@ -4,8 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Chain, Cursor, Read};
 
-use super::normalise::phone_region;
-use super::record::{parse_header, RowBuilder};
+use super::table::{default_region, Table, Width};
 use super::{ImportError, ImportIssue, ImportOptions, RowResult};
 
 /// The UTF-8 byte order mark.
@@ -70,7 +69,7 @@ pub struct CsvRows<R: Read> {
     reader: ::csv::Reader<Source<R>>,
     lines: Lines,
     row: ::csv::ByteRecord,
-    builder: RowBuilder,
+    table: Table,
     header_warnings: Vec<ImportIssue>,
     done: bool,
 }
@@ -89,12 +88,7 @@ impl<R: Read> std::fmt::Debug for CsvRows<R> {
 /// the rows follow from the iterator.
 pub fn csv_rows<R: Read>(reader: R, options: &ImportOptions) -> Result<CsvRows<R>, ImportError> {
     let file = options.file_name.clone();
-    let default_region = phone_region(&options.default_country).ok_or_else(|| {
-        ImportError::UnknownDefaultCountry {
-            file: file.clone(),
-            country: options.default_country.clone(),
-        }
-    })?;
+    default_region(options)?;
     let mut buffered = BufReader::new(reader);
     let (prefix, delimiter) = sniff(&mut buffered).map_err(|source| ImportError::Read {
         file: file.clone(),
@@ -127,12 +121,12 @@ pub fn csv_rows<R: Read>(reader: R, options: &ImportOptions) -> Result<CsvRows<R
             file: file.clone(),
             line,
         })?;
-    let (header, header_warnings) = parse_header(&cells, line, options)?;
+    let (table, header_warnings) = Table::new(&cells, line, options, Width::Exact)?;
     Ok(CsvRows {
         reader,
         lines,
         row: ::csv::ByteRecord::new(),
-        builder: RowBuilder::new(header, options, default_region),
+        table,
         header_warnings,
         done: false,
     })
@@ -155,7 +149,7 @@ impl<R: Read> Iterator for CsvRows<R> {
                 Ok(false) => self.done = true,
                 Err(err) => {
                     self.done = true;
-                    return Some(Err(read_failed(self.builder.file(), err)));
+                    return Some(Err(read_failed(self.table.file(), err)));
                 }
             }
             if self.done {
@@ -171,11 +165,11 @@ impl<R: Read> Iterator for CsvRows<R> {
             let Ok(cells) = cells else {
                 self.done = true;
                 return Some(Err(ImportError::NotUtf8 {
-                    file: self.builder.file().to_owned(),
+                    file: self.table.file().to_owned(),
                     line,
                 }));
             };
-            if let Some(result) = self.builder.row(line, &cells) {
+            if let Some(result) = self.table.row(line, &cells) {
                 return Some(Ok(result));
             }
         }

@@ -35,23 +35,24 @@ pub(super) struct Header {
     country: Option<usize>,
 }
 
-/// Checks a header row (cells as read): required columns present, no name
-/// twice. Returns the header and one warning per unknown column.
-pub(super) fn parse_header(
+/// Reads a header row (cells as read, already renamed by any profile): no
+/// name twice. Returns the header and one warning per unknown column; the
+/// required columns are not checked (see [`check_required`]).
+pub(super) fn header_of(
     cells: &[&str],
     line: u64,
-    options: &ImportOptions,
+    file: &str,
 ) -> Result<(Header, Vec<ImportIssue>), ImportError> {
-    let file = &options.file_name;
     let mut columns = Vec::with_capacity(cells.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut warnings = Vec::new();
+    let mut country = None;
     for (index, cell) in cells.iter().enumerate() {
         let name = canonical_name(cell);
         if !name.is_empty() {
             if let Some(first) = seen.insert(name.clone(), index) {
                 return Err(ImportError::DuplicateColumn {
-                    file: file.clone(),
+                    file: file.to_owned(),
                     line,
                     column: name,
                     first: first + 1,
@@ -60,30 +61,50 @@ pub(super) fn parse_header(
             }
             if kind_of(&name).is_none() {
                 warnings.push(ImportIssue {
-                    file: file.clone(),
+                    file: file.to_owned(),
                     line,
                     field: Some(name.clone()),
                     message: "unknown column; its values are kept as a custom field".to_owned(),
                 });
             }
+            if name == COUNTRY {
+                country = Some(index);
+            }
         }
         let kind = read_as(&name);
         columns.push(Column { name, kind });
     }
+    Ok((Header { columns, country }, warnings))
+}
+
+impl Header {
+    /// The index of the column with this canonical name.
+    pub(super) fn position(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|column| column.name == name)
+    }
+}
+
+/// Fails unless the header has the columns every file needs:
+/// `IDENTIFICATION_RECORD_ID`, and `CONTROL_SCRIPT` unless the options name
+/// the script.
+pub(super) fn check_required(
+    header: &Header,
+    line: u64,
+    options: &ImportOptions,
+) -> Result<(), ImportError> {
     let missing = |column, why| ImportError::MissingColumn {
-        file: file.clone(),
+        file: options.file_name.clone(),
         line,
         column,
         why,
     };
-    if !seen.contains_key(RECORD_ID) {
+    if header.position(RECORD_ID).is_none() {
         return Err(missing(RECORD_ID, WHY_RECORD_ID));
     }
-    if !seen.contains_key(SCRIPT) && script_option(options).is_none() {
+    if header.position(SCRIPT).is_none() && script_option(options).is_none() {
         return Err(missing(SCRIPT, WHY_SCRIPT));
     }
-    let country = seen.get(COUNTRY).copied();
-    Ok((Header { columns, country }, warnings))
+    Ok(())
 }
 
 fn script_option(options: &ImportOptions) -> Option<String> {
@@ -126,6 +147,21 @@ impl RowBuilder {
 
     pub(super) fn file(&self) -> &str {
         &self.file
+    }
+
+    /// The header rows are read against from now on (XML: each record has
+    /// its own).
+    pub(super) fn set_header(&mut self, header: Header) {
+        self.header = header;
+    }
+
+    /// A row rejected for one reason that is not about a column.
+    pub(super) fn reject(&self, line: u64, message: String) -> RowResult {
+        RowResult::Rejected {
+            line,
+            errors: vec![self.issue(line, None, message)],
+            warnings: Vec::new(),
+        }
     }
 
     fn issue(&self, line: u64, field: Option<&str>, message: String) -> ImportIssue {
