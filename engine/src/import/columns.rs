@@ -44,6 +44,8 @@ pub enum Kind {
     Country,
     /// `Y` or `N`.
     YesNo,
+    /// An IANA time zone name such as `Europe/Amsterdam`.
+    TimeZone,
 }
 
 /// Every standard column with its kind, section by section.
@@ -57,6 +59,9 @@ const STANDARD: &[(&str, Kind)] = &[
     ("PERSON_GENDER", Kind::Text),
     ("PERSON_DATE_OF_BIRTH", Kind::Date),
     ("PERSON_LANGUAGE", Kind::Language),
+    // Dialcast's own: where the person lives in time, when the number's
+    // country does not say it well enough (calls respect its local hours).
+    ("PERSON_TIME_ZONE", Kind::TimeZone),
     ("ADDRESS_STREET", Kind::Text),
     ("ADDRESS_HOUSE_NUMBER", Kind::Text),
     ("ADDRESS_HOUSE_NUMBER_ADDITION", Kind::Text),

@@ -279,7 +279,8 @@ pub fn normalise_phone(value: &str, region: country::Id) -> Result<String, Phone
     Ok(number.format().mode(Mode::E164).to_string())
 }
 
-/// Why a code (currency, language, country, Y/N) is not acceptable.
+/// Why a code (currency, language, country, Y/N, time zone) is not
+/// acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
     #[error("{} is not a currency code; expected three letters (ISO 4217), e.g. EUR", quoted(.value))]
@@ -293,6 +294,11 @@ pub enum CodeError {
     Country { value: String },
     #[error("{} is not Y or N; expected Y or N", quoted(.value))]
     YesNo { value: String },
+    #[error(
+        "{} is not a time zone; expected an IANA name, e.g. Europe/Amsterdam",
+        quoted(.value)
+    )]
+    TimeZone { value: String },
 }
 
 fn letters(value: &str, count: usize) -> bool {
@@ -341,6 +347,17 @@ pub fn country(value: &str) -> Result<String, CodeError> {
 }
 
 /// `Y` or `N` in any case, returned upper-cased.
+/// An IANA time zone name, spelled as the database spells it.
+pub fn time_zone(value: &str) -> Result<String, CodeError> {
+    value
+        .trim()
+        .parse::<chrono_tz::Tz>()
+        .map(|zone| zone.name().to_string())
+        .map_err(|_| CodeError::TimeZone {
+            value: value.trim().to_owned(),
+        })
+}
+
 pub fn yes_no(value: &str) -> Result<String, CodeError> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("y") || value.eq_ignore_ascii_case("n") {
@@ -377,6 +394,16 @@ fn render(cents: u64, group: Option<char>, decimal: char, always_decimals: bool)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(
+            super::time_zone(" America/Chicago ").as_deref(),
+            Ok("America/Chicago")
+        );
+        let err = super::time_zone("Mars/Olympus").expect_err("unknown");
+        assert!(err.to_string().contains("Europe/Amsterdam"), "{err}");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

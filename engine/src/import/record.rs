@@ -230,6 +230,7 @@ impl RowBuilder {
                 Kind::Language => normalise::language(value).map_err(|err| err.to_string()),
                 Kind::Country => normalise::country(value).map_err(|err| err.to_string()),
                 Kind::YesNo => normalise::yes_no(value).map_err(|err| err.to_string()),
+                Kind::TimeZone => normalise::time_zone(value).map_err(|err| err.to_string()),
                 Kind::Phone => match normalise::normalise_phone(value, region) {
                     Ok(number) => Ok(number),
                     Err(err) => {
