@@ -7,6 +7,7 @@ pub mod campaign;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod inbox;
 pub mod loopback;
 pub mod result_files;
 pub mod results;
