@@ -15,6 +15,8 @@
 //!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
 //! ```
 
+pub mod blocklist;
+pub mod imports;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,8 @@ use serde::Serialize;
 use crate::import::ImportedRecord;
 use crate::results::ResultRow;
 
+pub use blocklist::{BlockEntry, BlockOutcome, BlocklistStore};
+pub use imports::{ImportInfo, ImportStatus, ImportStore};
 pub use sqlite::SqliteStore;
 
 /// Errors from the store.
@@ -36,6 +40,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{kind} {name:?} does not exist")]
     NotFound { kind: &'static str, name: String },
+    #[error("{kind} {id} is {state}; expected {expected}")]
+    WrongState {
+        kind: &'static str,
+        id: Id,
+        state: String,
+        expected: &'static str,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -23,6 +23,9 @@ use super::{
 use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
 
+mod blocklist;
+mod imports;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Connections in the pool: writes are serialised by SQLite anyway; a few
@@ -613,7 +616,8 @@ impl Store for SqliteStore {
             ..CampaignStatus::default()
         };
         let by_state: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM records WHERE campaign_id = ? GROUP BY state",
+            "SELECT state, COUNT(*) FROM records WHERE campaign_id = ? AND state <> 'staged' \
+             GROUP BY state",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -662,7 +666,7 @@ impl Store for SqliteStore {
             "SELECT r.record_id, r.state, r.final_status, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.dialled = 1) AS dialled, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.success_point = 1) AS reached \
-             FROM records r WHERE r.campaign_id = ? ORDER BY r.id",
+             FROM records r WHERE r.campaign_id = ? AND r.state <> 'staged' ORDER BY r.id",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
