@@ -139,7 +139,7 @@ fn partial() -> PassOptions {
     }
 }
 
-fn issue_at<'a>(report: &'a ValidationReport, row: u64) -> &'a imports::Issue {
+fn issue_at(report: &ValidationReport, row: u64) -> &imports::Issue {
     report
         .errors
         .iter()

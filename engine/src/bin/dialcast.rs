@@ -689,7 +689,7 @@ async fn run_import_action(action: ImportAction) -> anyhow::Result<()> {
         ImportAction::List { config, json } => {
             let config = Config::load(&config)?;
             let store = service::open_store(&config).await?;
-            let organisation = organisation_id(&*store, &config).await?;
+            let organisation = organisation_id(&store, &config).await?;
             let list = store.imports(organisation).await?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);

@@ -43,6 +43,7 @@
 pub mod columns;
 mod csv;
 pub mod normalise;
+mod phone_check;
 mod record;
 
 use std::collections::BTreeMap;

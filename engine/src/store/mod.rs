@@ -1,5 +1,6 @@
 //! Storage: the one place the engine's state lives. The [`Store`] trait says
-//! what the engine needs; [`sqlite::SqliteStore`] is the embedded default (one
+//! what the engine needs, [`ImportStore`] and [`BlocklistStore`] what imports
+//! and the blocklist need; [`sqlite::SqliteStore`] is the embedded default (one
 //! file, migrations run at open). PostgreSQL follows the same trait and the same
 //! portable SQL.
 //!
@@ -8,9 +9,12 @@
 //! losing a record or dialling an attempt twice:
 //!
 //! ```text
+//! record: staged ──publish_import──► pending (or done: invalid_number, blocked)
+//!         staged ──discard_import──► deleted
 //! record: pending ──claim_next──► dialing ──finish_attempt──► done
 //!            ▲                        │   (final status)
 //!            └──── retry later ───────┘
+//! record: pending ──block_number (no other number)──► done (blocked)
 //! attempt: dialing ──finish_attempt──► ended
 //!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
 //! ```
