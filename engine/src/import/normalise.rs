@@ -271,6 +271,9 @@ pub fn normalise_phone(value: &str, region: country::Id) -> Result<String, Phone
             region: region_name,
         });
     }
+    if let Some(e164) = super::phone_check::fast_e164(value, region) {
+        return Ok(e164);
+    }
     let number = phonenumber::parse(Some(region), value).map_err(|_| PhoneError::NotANumber {
         value: value.to_owned(),
         region: region_name.clone(),

@@ -22,8 +22,8 @@ const ROWS_PER_INSERT: usize = 500;
 /// Record ids per lookup of existing ones.
 const IDS_PER_LOOKUP: usize = 500;
 
-/// `INSERT` of `rows` staged records; returns the row id and line of each
-/// record stored (record ids the campaign has are skipped).
+/// `INSERT` of `rows` staged records (record ids the campaign has are
+/// skipped).
 fn insert_records_sql(rows: usize) -> String {
     let mut sql = String::with_capacity(300 + rows * 40);
     sql.push_str(
@@ -36,22 +36,7 @@ fn insert_records_sql(rows: usize) -> String {
         }
         sql.push_str("(?, ?, ?, ?, ?, ?, ?, 'staged', 0, ?, ?, ?)");
     }
-    sql.push_str(" ON CONFLICT (campaign_id, record_id) DO NOTHING RETURNING id, import_line");
-    sql
-}
-
-/// `INSERT` of `rows` undialled attempts (state `staged` until published).
-fn insert_attempts_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, started_at, \
-         ended_at, ring_ms, talk_ms, success_point, dtmf, outputs_json) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?, 1, ?, 0, 'staged', ?, ?, ?, 0, 0, 0, '', '[]')");
-    }
+    sql.push_str(" ON CONFLICT (campaign_id, record_id) DO NOTHING");
     sql
 }
 
@@ -100,6 +85,31 @@ async fn campaign_if(
     } else {
         Err(wrong_state(import, &status, expected))
     }
+}
+
+/// Which of `ids` are staged rows of this import (the others were already
+/// in the campaign).
+async fn staged_ids(
+    conn: &mut sqlx::SqliteConnection,
+    import: Id,
+    campaign: Id,
+    ids: &[(u64, String)],
+) -> StoreResult<HashSet<String>> {
+    let mut sql = String::from(
+        "SELECT record_id FROM records WHERE campaign_id = ? AND state = 'staged' \
+         AND import_id = ? AND record_id IN (",
+    );
+    for i in 0..ids.len() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql))
+        .bind(campaign)
+        .bind(import);
+    for (_, id) in ids {
+        query = query.bind(id.clone());
+    }
+    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
 }
 
 /// Deletes the staged rows of an import (attempts first).
@@ -279,9 +289,9 @@ impl ImportStore for SqliteStore {
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             let chunk: Vec<StagedRecord> = records.by_ref().take(ROWS_PER_INSERT).collect();
-            // (line, final status, number to report) of records done at once.
-            let mut done: Vec<(u64, &'static str, String)> = Vec::new();
-            let mut lines: Vec<u64> = Vec::with_capacity(chunk.len());
+            // (record id, final status, number to report) of records done at once.
+            let mut done: Vec<(String, &'static str, String)> = Vec::new();
+            let mut ids: Vec<(u64, String)> = Vec::with_capacity(chunk.len());
             let mut query = sqlx::query(AssertSqlSafe(insert_records_sql(chunk.len())));
             for staged in chunk {
                 let record = staged.record;
@@ -294,15 +304,15 @@ impl ImportStore for SqliteStore {
                             .map(|(_, value)| value.clone())
                             .or_else(|| super::first_phone_field(&record.fields))
                             .unwrap_or_default();
-                        done.push((record.line, "invalid_number", number));
+                        done.push((record.record_id.clone(), "invalid_number", number));
                         Some("invalid_number")
                     }
                     StagedOutcome::Blocked { number } => {
-                        done.push((record.line, "blocked", number));
+                        done.push((record.record_id.clone(), "blocked", number));
                         Some("blocked")
                     }
                 };
-                lines.push(record.line);
+                ids.push((record.line, record.record_id.clone()));
                 let fields = json(&record.fields)?;
                 let phones = json(&record.phones)?;
                 query = query
@@ -317,39 +327,33 @@ impl ImportStore for SqliteStore {
                     .bind(final_status)
                     .bind(now);
             }
-            let stored = query.fetch_all(&mut *tx).await?;
-            summary.staged += stored.len() as u64;
-            let needs_map = stored.len() != lines.len() || !done.is_empty();
-            if !needs_map {
-                continue;
+            let stored = query.execute(&mut *tx).await?.rows_affected();
+            summary.staged += stored;
+            if stored != ids.len() as u64 {
+                let ours = staged_ids(&mut tx, import, campaign, &ids).await?;
+                summary.existing_lines.extend(
+                    ids.iter()
+                        .filter(|(_, id)| !ours.contains(id))
+                        .map(|(line, _)| *line),
+                );
             }
-            let mut ids: std::collections::HashMap<u64, Id> =
-                std::collections::HashMap::with_capacity(stored.len());
-            for row in &stored {
-                ids.insert(u64_of(row.try_get("import_line")?), row.try_get("id")?);
+            for (record_id, status, number) in done {
+                sqlx::query(
+                    "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, \
+                     started_at, ended_at, ring_ms, talk_ms, success_point, dtmf, outputs_json) \
+                     SELECT id, 1, ?, 0, 'staged', ?, ?, ?, 0, 0, 0, '', '[]' FROM records \
+                     WHERE campaign_id = ? AND record_id = ? AND state = 'staged' AND import_id = ?",
+                )
+                .bind(number)
+                .bind(status)
+                .bind(now)
+                .bind(now)
+                .bind(campaign)
+                .bind(record_id)
+                .bind(import)
+                .execute(&mut *tx)
+                .await?;
             }
-            if stored.len() != lines.len() {
-                summary
-                    .existing_lines
-                    .extend(lines.iter().filter(|line| !ids.contains_key(line)));
-            }
-            let attempts: Vec<(Id, &'static str, String)> = done
-                .into_iter()
-                .filter_map(|(line, status, number)| ids.get(&line).map(|id| (*id, status, number)))
-                .collect();
-            if attempts.is_empty() {
-                continue;
-            }
-            let mut query = sqlx::query(AssertSqlSafe(insert_attempts_sql(attempts.len())));
-            for (record, status, number) in attempts {
-                query = query
-                    .bind(record)
-                    .bind(number)
-                    .bind(status)
-                    .bind(now)
-                    .bind(now);
-            }
-            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(summary)
