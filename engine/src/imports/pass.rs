@@ -15,7 +15,7 @@ use crate::campaign::now_ms;
 use crate::import::columns::{DIALABLE_PHONES, RECORD_ID, SCRIPT};
 use crate::import::{csv_rows, ImportError, ImportIssue, ImportOptions, ImportedRecord, RowResult};
 use crate::store::imports::{StagedOutcome, StagedRecord};
-use crate::store::{Id, ImportStore};
+use crate::store::{EpochMs, Id, ImportStore};
 
 /// Rows per message from the reading thread. A chunk's buffer stays under
 /// 64 KiB: glibc's malloc consolidates its free lists whenever a larger
@@ -135,6 +135,7 @@ pub async fn run<S: ImportStore>(
     }
     let mut pass = Pass {
         store,
+        started_at: now_ms(),
         setup: &setup,
         mode,
         batch: Vec::with_capacity(setup.batch_rows.min(100_000)),
@@ -155,6 +156,9 @@ pub async fn run<S: ImportStore>(
 
 struct Pass<'a, S> {
     store: &'a S,
+    /// Every record of the pass is stamped with its start (and the staging
+    /// statement stays the same text, so it is prepared once).
+    started_at: EpochMs,
     setup: &'a PassSetup<'a>,
     mode: Mode,
     batch: Vec<StagedRecord>,
@@ -269,7 +273,12 @@ impl<S: ImportStore> Pass<'_, S> {
             Mode::Stage => {
                 let summary = self
                     .store
-                    .stage_records(self.setup.import, self.setup.campaign, batch, now_ms())
+                    .stage_records(
+                        self.setup.import,
+                        self.setup.campaign,
+                        batch,
+                        self.started_at,
+                    )
                     .await?;
                 let existing = summary
                     .existing_lines
