@@ -299,37 +299,27 @@ async fn staged_rows_of_an_interrupted_import_are_deleted_at_start_up() {
         .begin_pass(import, ImportStatus::Importing, 2_000)
         .await
         .expect("begin");
-    let record = dialcast_engine::import::ImportedRecord {
-        line: 2,
-        record_id: "A".into(),
+    let staged = |record_id: &str, line: u64, outcome: StagedOutcome| StagedRecord {
+        line,
+        record_id: record_id.into(),
         client_reference: None,
-        script: "s".into(),
-        fields: Default::default(),
-        phones: vec!["+31612345678".into()],
-        rejected_phones: Vec::new(),
-        invalid_number: false,
-    };
-    let blocked = dialcast_engine::import::ImportedRecord {
-        record_id: "B".into(),
-        line: 3,
-        phones: Vec::new(),
-        ..record.clone()
+        fields_json: "{}".into(),
+        phones_json: "[\"+31612345678\"]".into(),
+        outcome,
     };
     f.store
         .stage_records(
             import,
             f.campaign,
             vec![
-                StagedRecord {
-                    record,
-                    outcome: StagedOutcome::Dial,
-                },
-                StagedRecord {
-                    record: blocked,
-                    outcome: StagedOutcome::Blocked {
+                staged("A", 2, StagedOutcome::Dial),
+                staged(
+                    "B",
+                    3,
+                    StagedOutcome::Blocked {
                         number: "+31612345679".into(),
                     },
-                },
+                ),
             ],
             2_000,
         )

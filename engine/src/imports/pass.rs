@@ -1,10 +1,12 @@
-//! One pass over an import file: rows are read and checked on a thread of
-//! their own and handed over in chunks through a bounded channel, so reading
-//! and storing overlap and memory stays bounded (a few chunks, one batch and
-//! the record ids seen, which duplicates within the file need). The async
-//! side checks what needs the store (script, blocklist, RECORD_IDs the
-//! campaign has) and either only counts ([`Mode::Validate`]) or stages each
-//! batch of rows ([`Mode::Stage`]).
+//! One pass over an import file. Rows are read, checked (the reader's rules,
+//! then the import's script and the blocklist) and turned into
+//! [`StagedRecord`]s on a thread of their own, which frees each row's many
+//! small strings where it allocated them; chunks of records and their issues
+//! go through a bounded channel, so reading and storing overlap and memory
+//! stays bounded (a few chunks, one batch and the record ids seen, which
+//! duplicates within the file need). The async side checks what needs the
+//! store (RECORD_IDs the campaign has) and either only counts
+//! ([`Mode::Validate`]) or stages each batch ([`Mode::Stage`]).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -14,7 +16,7 @@ use super::report::{Issue, ValidationReport};
 use crate::campaign::now_ms;
 use crate::import::columns::{DIALABLE_PHONES, RECORD_ID, SCRIPT};
 use crate::import::{csv_rows, ImportError, ImportIssue, ImportOptions, ImportedRecord, RowResult};
-use crate::store::imports::{StagedOutcome, StagedRecord};
+use crate::store::imports::{reported_number, StagedOutcome, StagedRecord};
 use crate::store::{EpochMs, Id, ImportStore};
 
 /// Rows per message from the reading thread. A chunk's buffer stays under
@@ -59,13 +61,27 @@ fn open_import_rows(path: &Path, options: &ImportOptions) -> Result<FileRows, Im
     })
 }
 
-type Chunk = Result<Vec<RowResult>, ImportError>;
+/// What the reading thread hands over: checked records and what was found.
+struct Checked {
+    records: Vec<StagedRecord>,
+    report: ValidationReport,
+}
+
+type Chunk = Result<Checked, anyhow::Error>;
+
+/// What the reading thread checks rows against.
+struct Screen {
+    script: String,
+    blocked: HashSet<String>,
+    mode: Mode,
+}
 
 /// Opens the file (its header is checked here) and starts the thread that
-/// reads its rows.
+/// reads and checks its rows.
 fn spawn_reader(
     path: &Path,
     options: &ImportOptions,
+    screen: Screen,
 ) -> Result<(Vec<ImportIssue>, tokio::sync::mpsc::Receiver<Chunk>), ImportError> {
     let FileRows {
         header_warnings,
@@ -75,22 +91,31 @@ fn spawn_reader(
     std::thread::Builder::new()
         .name("dialcast-import".into())
         .spawn(move || loop {
-            let mut chunk = Vec::with_capacity(ROWS_PER_CHUNK);
+            let mut checked = Checked {
+                records: Vec::with_capacity(ROWS_PER_CHUNK),
+                report: ValidationReport::new(0, "", "", ""),
+            };
             let mut failed = None;
+            let mut read = 0;
             for row in rows.by_ref() {
-                match row {
-                    Ok(row) => chunk.push(row),
+                read += 1;
+                match row
+                    .map_err(anyhow::Error::from)
+                    .and_then(|row| screen_row(row, &screen, &mut checked.report))
+                {
+                    Ok(Some(record)) => checked.records.push(record),
+                    Ok(None) => {}
                     Err(err) => {
                         failed = Some(err);
                         break;
                     }
                 }
-                if chunk.len() == ROWS_PER_CHUNK {
+                if read == ROWS_PER_CHUNK {
                     break;
                 }
             }
-            let last = chunk.len() < ROWS_PER_CHUNK || failed.is_some();
-            if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
+            let last = read < ROWS_PER_CHUNK || failed.is_some();
+            if read > 0 && tx.blocking_send(Ok(checked)).is_err() {
                 return;
             }
             if let Some(err) = failed {
@@ -106,6 +131,105 @@ fn spawn_reader(
             source,
         })?;
     Ok((header_warnings, rx))
+}
+
+/// Checks one row: a failing one is counted and its issues kept; a passing
+/// one becomes a record to stage.
+fn screen_row(
+    row: RowResult,
+    screen: &Screen,
+    report: &mut ValidationReport,
+) -> anyhow::Result<Option<StagedRecord>> {
+    report.records += 1;
+    match row {
+        RowResult::Rejected {
+            errors, warnings, ..
+        } => {
+            if errors.iter().any(|e| {
+                e.field.as_deref() == Some(RECORD_ID) && e.message.contains(REPEATED_ID_MARK)
+            }) {
+                report.duplicates += 1;
+                report.duplicates_in_file += 1;
+            }
+            report.fail_row(errors.into_iter().map(Issue::from));
+            for warning in warnings {
+                report.warn(warning.into());
+            }
+            Ok(None)
+        }
+        RowResult::Imported { record, warnings } => {
+            report.invalid_numbers += record.rejected_phones.len() as u64;
+            for warning in warnings {
+                report.warn(warning.into());
+            }
+            if record.script != screen.script {
+                report.fail_row([Issue {
+                    row: record.line,
+                    column: Some(SCRIPT.to_owned()),
+                    reason: format!(
+                        "{:?} is not the script of this import ({}); import those rows \
+                         with --script {}",
+                        record.script, screen.script, record.script
+                    ),
+                }]);
+                return Ok(None);
+            }
+            let (record, outcome) = screen_numbers(record, &screen.blocked, report);
+            Ok(Some(StagedRecord::new(
+                record,
+                outcome,
+                screen.mode == Mode::Stage,
+            )?))
+        }
+    }
+}
+
+/// Discards blocklisted numbers and decides what the record becomes.
+fn screen_numbers(
+    mut record: ImportedRecord,
+    blocked: &HashSet<String>,
+    report: &mut ValidationReport,
+) -> (ImportedRecord, StagedOutcome) {
+    let mut first_blocked: Option<String> = None;
+    if !blocked.is_empty() {
+        let mut discarded = Vec::new();
+        record.phones.retain(|number| {
+            let is_blocked = blocked.contains(number);
+            if is_blocked {
+                discarded.push(number.clone());
+            }
+            !is_blocked
+        });
+        for number in discarded {
+            report.blocklisted += 1;
+            let column = column_of(&record, &number);
+            let left = if record.phones.is_empty() {
+                "the record has no other number: it is stored as blocked and not dialled"
+            } else {
+                "the record's other numbers are dialled"
+            };
+            report.warn(Issue {
+                row: record.line,
+                column,
+                reason: format!("{number} is on the blocklist and is discarded; {left}"),
+            });
+            first_blocked.get_or_insert(number);
+        }
+    }
+    let outcome = match (record.phones.is_empty(), first_blocked) {
+        (false, _) => StagedOutcome::Dial,
+        (true, Some(number)) => {
+            report.blocked_records += 1;
+            StagedOutcome::Blocked { number }
+        }
+        (true, None) => {
+            report.without_valid_number += 1;
+            StagedOutcome::InvalidNumber {
+                number: reported_number(&record),
+            }
+        }
+    };
+    (record, outcome)
 }
 
 /// What a pass needs to know.
@@ -124,12 +248,17 @@ pub struct PassSetup<'a> {
 /// discards what was staged.
 pub async fn run<S: ImportStore>(
     store: &S,
-    setup: PassSetup<'_>,
+    mut setup: PassSetup<'_>,
     mode: Mode,
     report: &mut ValidationReport,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (header_warnings, mut rx) = spawn_reader(setup.path, &setup.options)?;
+    let screen = Screen {
+        script: setup.script.to_owned(),
+        blocked: std::mem::take(&mut setup.blocked),
+        mode,
+    };
+    let (header_warnings, mut rx) = spawn_reader(setup.path, &setup.options, screen)?;
     for issue in header_warnings {
         report.warn(issue.into());
     }
@@ -142,9 +271,8 @@ pub async fn run<S: ImportStore>(
     };
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;
-        for row in chunk {
-            pass.take(row, report);
-        }
+        report.absorb(chunk.report);
+        pass.batch.extend(chunk.records);
         if pass.batch.len() >= setup.batch_rows {
             pass.flush(report).await?;
         }
@@ -165,89 +293,6 @@ struct Pass<'a, S> {
 }
 
 impl<S: ImportStore> Pass<'_, S> {
-    /// Checks one row; a passing one joins the batch.
-    fn take(&mut self, row: RowResult, report: &mut ValidationReport) {
-        report.records += 1;
-        match row {
-            RowResult::Rejected {
-                errors, warnings, ..
-            } => {
-                if errors.iter().any(|e| {
-                    e.field.as_deref() == Some(RECORD_ID) && e.message.contains(REPEATED_ID_MARK)
-                }) {
-                    report.duplicates += 1;
-                    report.duplicates_in_file += 1;
-                }
-                report.fail_row(errors.into_iter().map(Issue::from));
-                for warning in warnings {
-                    report.warn(warning.into());
-                }
-            }
-            RowResult::Imported { record, warnings } => {
-                report.invalid_numbers += record.rejected_phones.len() as u64;
-                for warning in warnings {
-                    report.warn(warning.into());
-                }
-                if record.script != self.setup.script {
-                    report.fail_row([Issue {
-                        row: record.line,
-                        column: Some(SCRIPT.to_owned()),
-                        reason: format!(
-                            "{:?} is not the script of this import ({}); import those rows \
-                             with --script {}",
-                            record.script, self.setup.script, record.script
-                        ),
-                    }]);
-                    return;
-                }
-                let staged = self.screen(record, report);
-                self.batch.push(staged);
-            }
-        }
-    }
-
-    /// Discards blocklisted numbers and decides what the record becomes.
-    fn screen(&self, mut record: ImportedRecord, report: &mut ValidationReport) -> StagedRecord {
-        let mut first_blocked: Option<String> = None;
-        if !self.setup.blocked.is_empty() {
-            let mut discarded = Vec::new();
-            record.phones.retain(|number| {
-                let blocked = self.setup.blocked.contains(number);
-                if blocked {
-                    discarded.push(number.clone());
-                }
-                !blocked
-            });
-            for number in discarded {
-                report.blocklisted += 1;
-                let column = column_of(&record, &number);
-                let left = if record.phones.is_empty() {
-                    "the record has no other number: it is stored as blocked and not dialled"
-                } else {
-                    "the record's other numbers are dialled"
-                };
-                report.warn(Issue {
-                    row: record.line,
-                    column,
-                    reason: format!("{number} is on the blocklist and is discarded; {left}"),
-                });
-                first_blocked.get_or_insert(number);
-            }
-        }
-        let outcome = match (record.phones.is_empty(), first_blocked) {
-            (false, _) => StagedOutcome::Dial,
-            (true, Some(number)) => {
-                report.blocked_records += 1;
-                StagedOutcome::Blocked { number }
-            }
-            (true, None) => {
-                report.without_valid_number += 1;
-                StagedOutcome::InvalidNumber
-            }
-        };
-        StagedRecord { record, outcome }
-    }
-
     /// Checks the batch against the campaign, and stages it in
     /// [`Mode::Stage`].
     async fn flush(&mut self, report: &mut ValidationReport) -> anyhow::Result<()> {
@@ -257,15 +302,15 @@ impl<S: ImportStore> Pass<'_, S> {
         let batch = std::mem::take(&mut self.batch);
         let (existing, staged) = match self.mode {
             Mode::Validate => {
-                let ids: Vec<&str> = batch.iter().map(|s| s.record.record_id.as_str()).collect();
+                let ids: Vec<&str> = batch.iter().map(|s| s.record_id.as_str()).collect();
                 let found = self
                     .store
                     .existing_record_ids(self.setup.campaign, &ids)
                     .await?;
                 let existing: Vec<(u64, String)> = batch
                     .iter()
-                    .filter(|s| found.contains(&s.record.record_id))
-                    .map(|s| (s.record.line, s.record.record_id.clone()))
+                    .filter(|s| found.contains(&s.record_id))
+                    .map(|s| (s.line, s.record_id.clone()))
                     .collect();
                 let staged = (batch.len() - existing.len()) as u64;
                 (existing, staged)

@@ -122,6 +122,25 @@ impl ValidationReport {
         }
     }
 
+    /// Adds the counts and issues of part of the file (checked elsewhere).
+    pub fn absorb(&mut self, part: ValidationReport) {
+        self.records += part.records;
+        self.will_fail += part.will_fail;
+        self.duplicates += part.duplicates;
+        self.duplicates_in_file += part.duplicates_in_file;
+        self.already_in_campaign += part.already_in_campaign;
+        self.blocklisted += part.blocklisted;
+        self.blocked_records += part.blocked_records;
+        self.invalid_numbers += part.invalid_numbers;
+        self.without_valid_number += part.without_valid_number;
+        self.errors_total += part.errors_total;
+        self.warnings_total += part.warnings_total;
+        let room = MAX_LISTED_ISSUES.saturating_sub(self.errors.len());
+        self.errors.extend(part.errors.into_iter().take(room));
+        let room = MAX_LISTED_ISSUES.saturating_sub(self.warnings.len());
+        self.warnings.extend(part.warnings.into_iter().take(room));
+    }
+
     /// Every issue as `file:row: COLUMN: reason`, errors first.
     pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
         self.errors

@@ -136,18 +136,70 @@ pub struct PassCounts {
 pub enum StagedOutcome {
     /// `pending`: dialled.
     Dial,
-    /// `done` with an undialled `invalid_number` attempt: no valid number.
-    InvalidNumber,
+    /// `done` with an undialled `invalid_number` attempt naming `number` (the
+    /// first phone cell as given, or empty): no valid number.
+    InvalidNumber { number: String },
     /// `done` with an undialled `blocked` attempt: every number it had is on
     /// the blocklist (the first is named).
     Blocked { number: String },
 }
 
-/// One record to stage.
-#[derive(Clone, Debug)]
+/// One record to stage, its fields already serialised (on the thread that
+/// read them, so that the many small strings of a row are freed where they
+/// were allocated).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StagedRecord {
-    pub record: ImportedRecord,
+    /// The line the row starts on.
+    pub line: u64,
+    pub record_id: String,
+    pub client_reference: Option<String>,
+    /// The fields as a JSON object (empty when only validating).
+    pub fields_json: String,
+    /// The dialable numbers as a JSON list (empty when only validating).
+    pub phones_json: String,
     pub outcome: StagedOutcome,
+}
+
+impl StagedRecord {
+    /// A record with its fields serialised; `with_json` false leaves them
+    /// out (a validation pass stores nothing).
+    pub fn new(
+        record: ImportedRecord,
+        outcome: StagedOutcome,
+        with_json: bool,
+    ) -> Result<StagedRecord, serde_json::Error> {
+        let (fields_json, phones_json) = if with_json {
+            (
+                serde_json::to_string(&record.fields)?,
+                serde_json::to_string(&record.phones)?,
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        Ok(StagedRecord {
+            line: record.line,
+            record_id: record.record_id,
+            client_reference: record.client_reference,
+            fields_json,
+            phones_json,
+            outcome,
+        })
+    }
+}
+
+/// The number an undialled `invalid_number` attempt names: the first phone
+/// cell as given, else the first dialable column's value, else empty.
+pub fn reported_number(record: &ImportedRecord) -> String {
+    record
+        .rejected_phones
+        .first()
+        .map(|(_, value)| value.clone())
+        .or_else(|| {
+            crate::import::columns::DIALABLE_PHONES
+                .iter()
+                .find_map(|column| record.fields.get(*column).cloned())
+        })
+        .unwrap_or_default()
 }
 
 /// What the store did with staged records.

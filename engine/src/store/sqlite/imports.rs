@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::{insert_event, json, SqliteStore};
+use super::{insert_event, SqliteStore};
 use crate::store::imports::{
     ExpiredFile, ImportInfo, ImportStatus, ImportStore, NewImport, PassCounts, StageSummary,
     StagedOutcome, StagedRecord,
@@ -297,33 +297,24 @@ impl ImportStore for SqliteStore {
             let sql = insert_records_sql(chunk.len(), campaign, import, now);
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for staged in chunk {
-                let record = staged.record;
                 let final_status = match staged.outcome {
                     StagedOutcome::Dial => None,
-                    StagedOutcome::InvalidNumber => {
-                        let number = record
-                            .rejected_phones
-                            .first()
-                            .map(|(_, value)| value.clone())
-                            .or_else(|| super::first_phone_field(&record.fields))
-                            .unwrap_or_default();
-                        done.push((record.record_id.clone(), "invalid_number", number));
+                    StagedOutcome::InvalidNumber { number } => {
+                        done.push((staged.record_id.clone(), "invalid_number", number));
                         Some("invalid_number")
                     }
                     StagedOutcome::Blocked { number } => {
-                        done.push((record.record_id.clone(), "blocked", number));
+                        done.push((staged.record_id.clone(), "blocked", number));
                         Some("blocked")
                     }
                 };
-                ids.push((record.line, record.record_id.clone()));
-                let fields = json(&record.fields)?;
-                let phones = json(&record.phones)?;
+                ids.push((staged.line, staged.record_id.clone()));
                 query = query
-                    .bind(record.record_id)
-                    .bind(record.client_reference)
-                    .bind(fields)
-                    .bind(phones)
-                    .bind(i64_of(record.line))
+                    .bind(staged.record_id)
+                    .bind(staged.client_reference)
+                    .bind(staged.fields_json)
+                    .bind(staged.phones_json)
+                    .bind(i64_of(staged.line))
                     .bind(final_status);
             }
             let stored = query.execute(&mut *tx).await?.rows_affected();
