@@ -85,7 +85,7 @@ struct ServeArgs {
     subcommand_negates_reqs = true,
     after_help = "Exit status: 0 when the file was validated (--validate-only) or imported; \
                   1 when nothing was imported (rows fail without --accept-partial, or an error). \
-                  With --json the report is one JSON object on stdout either way: records, \
+                  With --json, once the file was read, the report is one JSON object on stdout either way: records, \
                   will_import, will_fail, inserted, duplicates, blocklisted, invalid_numbers, \
                   errors and warnings as {row, column, reason}, row being the line the row \
                   starts on (header = 1)."

@@ -35,6 +35,9 @@ const POOL_SIZE: u32 = 4;
 /// few MiB with their index entries) fits, so pages are not spilled to the
 /// WAL before the batch commits.
 const PAGE_CACHE_KIB: u32 = 32 * 1024;
+/// The WAL file is truncated to this many bytes after a checkpoint (a
+/// million-row import's publish grows it to over 600 MB).
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -54,7 +57,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"))
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         Self::connect(options).await
     }
 
