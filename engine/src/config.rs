@@ -40,6 +40,8 @@ pub struct Config {
     pub scripts: ScriptsConfig,
     #[serde(default)]
     pub results: ResultsConfig,
+    #[serde(default)]
+    pub imports: ImportsConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaign: CampaignDefaults,
     #[serde(default)]
@@ -258,6 +260,38 @@ impl Default for ResultsConfig {
             xml: false,
             xml_scripts: Vec::new(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportsConfig {
+    /// Where the original of every import file is kept (default: `imports`
+    /// beside the database file).
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
+    /// Archived originals older than this many days are deleted.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    92
+}
+
+impl Default for ImportsConfig {
+    fn default() -> Self {
+        ImportsConfig {
+            archive_dir: None,
+            retention_days: default_retention_days(),
+        }
+    }
+}
+
+impl ImportsConfig {
+    /// The retention period in milliseconds.
+    pub fn retention_ms(&self) -> i64 {
+        i64::from(self.retention_days) * 24 * 3600 * 1000
     }
 }
 
@@ -485,6 +519,17 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// Where import originals are archived.
+    pub fn import_archive_dir(&self) -> PathBuf {
+        self.imports.archive_dir.clone().unwrap_or_else(|| {
+            self.storage
+                .database
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("imports")
+        })
     }
 
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {

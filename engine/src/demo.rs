@@ -204,16 +204,21 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             settings,
             script_path: &script_path,
             campaign: None,
+            archive_dir: &options.dir.join("imports"),
+        },
+        service::ImportMode {
+            validate_only: false,
+            accept_partial: true,
         },
     )
     .await?;
-    for line in imported.rejected.iter().chain(&imported.warnings) {
+    for line in imported.lines() {
         eprintln!("{line}");
     }
     if options.progress {
         eprintln!(
             "imported {} records from {} ({} with an invalid number); calling the farm at {farm_addr}",
-            imported.stored.inserted, imported.file, imported.stored.invalid_number
+            imported.inserted, imported.file, imported.without_valid_number
         );
     }
 

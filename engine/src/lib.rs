@@ -3,10 +3,12 @@
 //! result files. The single-call controller behind `dialcast dial` and
 //! `dialcast listen` lives in [`single_call`].
 
+pub mod blocklist;
 pub mod campaign;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod imports;
 pub mod inbox;
 pub mod loopback;
 pub mod result_files;

@@ -1,5 +1,6 @@
 //! The long-lived service and its shell commands: `dialcast serve` runs every
-//! campaign that is `running` in the store; `dialcast import` and
+//! campaign that is `running` in the store (and, at start and hourly, cleans
+//! up imports: see [`crate::imports`]); `dialcast import` and
 //! `dialcast campaign start|status` change the store it reads (the same SQLite
 //! file, from another process), so the shell drives a running service.
 
@@ -13,23 +14,24 @@ use chrono::{NaiveDate, Utc};
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_scripts::{default_audio_root, AudioCatalog, Script};
 use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::campaign::callback::CallbackSettings;
 use crate::campaign::target::Credentials;
 use crate::campaign::{now_ms, Engine, EngineParts};
 use crate::config::Config;
-use crate::import::{read_file, ImportIssue, ImportOptions};
+use crate::imports::{self, ValidationReport};
 use crate::result_files::{self, ResultFileSettings};
 use crate::results;
 use crate::store::{
-    CampaignSettings, CampaignState, Id, InsertSummary, OrganisationCalendar, SqliteStore, Store,
-    TrunkSettings,
+    BlocklistStore, CampaignSettings, CampaignState, Id, ImportStore, OrganisationCalendar,
+    SqliteStore, Store, TrunkSettings,
 };
 
 /// How often `serve` looks for campaigns to start.
 const CAMPAIGN_POLL: Duration = Duration::from_secs(1);
+/// How often `serve` deletes archived import files past their retention.
+const IMPORT_PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The built-in audio set, then the organisation's roots.
 pub fn audio_catalog(extra_roots: &[PathBuf]) -> anyhow::Result<AudioCatalog> {
@@ -53,17 +55,6 @@ pub async fn open_store_read_only(config: &Config) -> anyhow::Result<Arc<SqliteS
     Ok(Arc::new(store))
 }
 
-/// What `dialcast import` reports.
-#[derive(Debug, Serialize)]
-pub struct ImportSummary {
-    pub file: String,
-    pub campaign: String,
-    #[serde(flatten)]
-    pub stored: InsertSummary,
-    pub rejected: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
 /// Everything an import needs besides the file.
 pub struct ImportTarget<'a> {
     pub organisation: &'a str,
@@ -75,40 +66,36 @@ pub struct ImportTarget<'a> {
     pub script_path: &'a Path,
     /// Defaults to the script's name.
     pub campaign: Option<&'a str>,
+    /// Where the original is archived.
+    pub archive_dir: &'a Path,
 }
 
-/// Validates the script, reads the CSV file and stores its records in the
-/// campaign (created idle if new). Rows with errors are reported and skipped.
-pub async fn import_file<S: Store>(
+/// What `dialcast import FILE` does after uploading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImportMode {
+    /// Only validate (the import stays `validated`, nothing is imported).
+    pub validate_only: bool,
+    /// Import the passing rows even when others fail.
+    pub accept_partial: bool,
+}
+
+/// Validates the script, uploads the file into the campaign (created idle
+/// if new), then validates it, or imports it (see [`crate::imports`] for
+/// the rules). Returns the report; whether rows were imported is its
+/// `status` (`finished`) and `inserted`.
+pub async fn import_file<S: ImportStore + BlocklistStore>(
     store: &S,
     catalog: &AudioCatalog,
     file: &Path,
     target: ImportTarget<'_>,
-) -> anyhow::Result<ImportSummary> {
+    mode: ImportMode,
+) -> anyhow::Result<ValidationReport> {
     let script = Script::load(target.script_path, catalog)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("script {} rejected", target.script_path.display()))?;
     let script_name = script.name().to_string();
     let source = std::fs::read_to_string(target.script_path)
         .with_context(|| format!("cannot read {}", target.script_path.display()))?;
-    let file_name = file.display().to_string();
-    let mut options = ImportOptions::new(file_name.clone());
-    options.default_country = target.default_country.to_string();
-    options.script = Some(script_name.clone());
-    let report = read_file(file, &options)?;
-
-    let mut rejected: Vec<String> = report.rejected.iter().map(ImportIssue::to_string).collect();
-    let (records, other_script): (Vec<_>, Vec<_>) = report
-        .records
-        .into_iter()
-        .partition(|r| r.script == script_name);
-    for record in &other_script {
-        rejected.push(format!(
-            "{file_name}:{}: CONTROL_SCRIPT: {:?} is not the script of this import ({script_name})",
-            record.line, record.script
-        ));
-    }
-
     let script_file = target
         .script_path
         .file_name()
@@ -130,14 +117,28 @@ pub async fn import_file<S: Store>(
         },
     )
     .await?;
-    let stored = store.insert_records(campaign, &records, now_ms()).await?;
-    Ok(ImportSummary {
-        file: file_name,
-        campaign: campaign_name,
-        stored,
-        rejected,
-        warnings: report.warnings.iter().map(ImportIssue::to_string).collect(),
-    })
+    let organisation = store
+        .ensure_organisation(target.organisation, target.default_country)
+        .await?;
+    let import = imports::upload(
+        store,
+        &imports::Upload {
+            organisation,
+            campaign,
+            script: &script_name,
+            file,
+            archive_dir: target.archive_dir,
+        },
+        now_ms(),
+    )
+    .await?;
+    let mut options = imports::PassOptions::new(target.default_country);
+    options.accept_partial = mode.accept_partial;
+    if mode.validate_only {
+        imports::validate(store, import, &options).await
+    } else {
+        imports::confirm(store, import, &options).await
+    }
 }
 
 /// What a campaign is made of.
@@ -298,6 +299,11 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
     if recovered > 0 {
         tracing::warn!("{recovered} attempts were cut off by the last stop: marked interrupted");
     }
+    let interrupted = imports::recover_imports(&*store, now_ms()).await?;
+    if interrupted > 0 {
+        tracing::warn!("{interrupted} imports were cut off by the last stop: marked failed");
+    }
+    let mut purged_at: Option<tokio::time::Instant> = None;
     tracing::info!(sip = %sip.local_addr(), "dialcast serving");
     let files = Arc::new(ResultFileSettings::from_config(&config));
     let nightly = tokio::spawn(result_files::nightly::run(
@@ -340,6 +346,20 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
 
     let mut running: HashMap<Id, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
+        if purged_at.is_none_or(|at| at.elapsed() >= IMPORT_PURGE_EVERY) {
+            purged_at = Some(tokio::time::Instant::now());
+            match imports::purge_expired_import_files(
+                &*store,
+                config.imports.retention_ms(),
+                now_ms(),
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{n} import files past their retention deleted"),
+                Err(e) => tracing::error!("import files not purged: {e:#}"),
+            }
+        }
         running.retain(|_, task| !task.is_finished());
         for campaign in store.campaigns_in_state(CampaignState::Running).await? {
             if running.contains_key(&campaign.id) {

@@ -3,11 +3,13 @@
 //! same run as the baseline. The [`farm`] is the other end: callees that answer
 //! like people, voicemail boxes, busy lines and dead numbers. The [`campaign`]
 //! benchmark runs the `dialcast` binary itself against the farm, and the bare
-//! dialer as its baseline.
+//! dialer as its baseline; the [`import`] benchmark times `dialcast import` on
+//! a generated file of a million rows.
 
 pub mod campaign;
 pub mod dialer;
 pub mod farm;
+pub mod import;
 pub mod procstat;
 pub mod sipp;
 pub mod wire;

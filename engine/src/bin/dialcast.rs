@@ -12,8 +12,11 @@ use dialcast_engine::config::Config;
 use dialcast_engine::result_files::{self, ResultFileSettings};
 use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
 use dialcast_engine::stats::{self, range};
-use dialcast_engine::store::{CampaignState, StatsStore as _, Store as _};
-use dialcast_engine::{demo, service};
+use dialcast_engine::store::{
+    BlocklistStore as _, CampaignState, ImportStatus, ImportStore as _, SqliteStore,
+    StatsStore as _, Store as _,
+};
+use dialcast_engine::{blocklist, demo, imports, service};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
@@ -42,8 +45,12 @@ enum Command {
     Demo(DemoArgs),
     /// Run the engine as a service: dial every running campaign of the store.
     Serve(ServeArgs),
-    /// Import a CSV file of records into a script's campaign.
+    /// Import a CSV file of records into a script's campaign (validate, then
+    /// import), or manage earlier imports (list, show, confirm, cancel,
+    /// download).
     Import(ImportArgs),
+    /// The organisation's blocklist: numbers that are never dialled.
+    Blocklist(BlocklistArgs),
     /// Start a campaign, or show its status.
     Campaign(CampaignArgs),
     /// A campaign's statistics over a local day or a range.
@@ -117,21 +124,130 @@ struct ServeArgs {
     config: PathBuf,
 }
 
+/// `dialcast import FILE --script NAME [...]` uploads, validates and imports
+/// a file in one go; `dialcast import <list|show|confirm|cancel|download>`
+/// works on earlier imports. (A file named like a subcommand is given as
+/// `./list`.)
 #[derive(Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit status: 0 when the file was validated (--validate-only) or imported; \
+                  1 when nothing was imported (rows fail without --accept-partial, or an error). \
+                  With --json, once the file was read, the report is one JSON object on stdout either way: records, \
+                  will_import, will_fail, inserted, duplicates, blocklisted, invalid_numbers, \
+                  errors and warnings as {row, column, reason}, row being the line the row \
+                  starts on (header = 1)."
+)]
 struct ImportArgs {
+    #[command(subcommand)]
+    action: Option<ImportAction>,
     /// The CSV file (layout: shared formats README).
-    file: PathBuf,
+    #[arg(required = true)]
+    file: Option<PathBuf>,
     /// The script the records are for: <scripts.dir>/<NAME>.toml.
-    #[arg(long)]
-    script: String,
+    #[arg(long, required = true)]
+    script: Option<String>,
     /// The campaign to add them to (default: the script's name).
     #[arg(long)]
     campaign: Option<String>,
     #[arg(long, default_value = "dialcast.toml")]
     config: PathBuf,
-    /// Print the summary as one JSON object.
+    /// Only validate: print the report, import nothing (the import stays
+    /// `validated`; `dialcast import confirm ID` imports it later).
+    #[arg(long)]
+    validate_only: bool,
+    /// Import the rows that pass even when other rows fail.
+    #[arg(long, conflicts_with = "validate_only")]
+    accept_partial: bool,
+    /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum ImportAction {
+    /// List the organisation's imports, newest first.
+    List {
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one import with its last validation report.
+    Show {
+        id: i64,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a validated import's rows (checked again).
+    Confirm {
+        id: i64,
+        /// Import the rows that pass even when other rows fail.
+        #[arg(long)]
+        accept_partial: bool,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel an import that was not confirmed.
+    Cancel {
+        id: i64,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+    /// Write the import's original file to OUT.
+    Download {
+        id: i64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct BlocklistArgs {
+    #[command(subcommand)]
+    action: BlocklistAction,
+}
+
+#[derive(Subcommand)]
+enum BlocklistAction {
+    /// Block a number; pending records left without a number to dial become
+    /// done with status `blocked` at once.
+    Add {
+        /// The number; without a country code it is read with
+        /// organisation.default_country.
+        number: String,
+        #[arg(long)]
+        reason: String,
+        /// Who blocked it.
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unblock a number (records already blocked stay so).
+    Remove {
+        number: String,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The blocked numbers.
+    List {
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -322,6 +438,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => run_demo(args).await,
             Command::Serve(args) => run_serve(args).await,
             Command::Import(args) => run_import(args).await,
+            Command::Blocklist(args) => run_blocklist(args).await,
             Command::Campaign(args) => run_campaign(args).await,
             Command::Stats(args) => run_stats(args).await,
             Command::Results(args) => run_results(args).await,
@@ -580,6 +697,12 @@ async fn shutdown_signal() {
 }
 
 async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    if let Some(action) = args.action {
+        return run_import_action(action).await;
+    }
+    let (Some(file), Some(script)) = (args.file, args.script) else {
+        anyhow::bail!("usage: dialcast import FILE --script NAME (see --help)");
+    };
     let config = Config::load(&args.config)?;
     let store = service::open_store(&config).await?;
     let catalog = service::audio_catalog(&config.audio.roots)?;
@@ -587,38 +710,228 @@ async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
         .trunk(&config.campaign.trunk)
         .context("the campaign trunk is not configured")?
         .settings();
-    let script_path = config.scripts.dir.join(format!("{}.toml", args.script));
-    let summary = service::import_file(
+    let script_path = config.scripts.dir.join(format!("{script}.toml"));
+    let report = service::import_file(
         &*store,
         &catalog,
-        &args.file,
+        &file,
         service::ImportTarget {
             organisation: &config.organisation.name,
             default_country: &config.organisation.default_country,
             trunk,
             calendar: config.organisation.calendar()?,
-            settings: config.campaign_settings(&args.script),
+            settings: config.campaign_settings(&script),
             script_path: &script_path,
             campaign: args.campaign.as_deref(),
+            archive_dir: &config.import_archive_dir(),
+        },
+        service::ImportMode {
+            validate_only: args.validate_only,
+            accept_partial: args.accept_partial,
         },
     )
     .await?;
-    for line in summary.rejected.iter().chain(&summary.warnings) {
+    print_report(&report, args.json)?;
+    refused(&report, args.validate_only)
+}
+
+/// Prints a report: issues on stderr, then the JSON object or the summary.
+fn print_report(report: &imports::ValidationReport, json: bool) -> anyhow::Result<()> {
+    for line in report.lines() {
         eprintln!("{line}");
     }
-    if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+    if json {
+        println!("{}", serde_json::to_string(report)?);
     } else {
-        println!(
-            "{}: {} records added to campaign {} ({} already there, {} invalid numbers, {} rows rejected, {} warnings)",
-            summary.file,
-            summary.stored.inserted,
-            summary.campaign,
-            summary.stored.duplicates,
-            summary.stored.invalid_number,
-            summary.rejected.len(),
-            summary.warnings.len()
-        );
+        println!("{}", report.summary());
+    }
+    Ok(())
+}
+
+/// An error (exit status 1) when an import pass imported nothing because
+/// rows fail.
+fn refused(report: &imports::ValidationReport, validate_only: bool) -> anyhow::Result<()> {
+    if validate_only || report.status == ImportStatus::Finished {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "import {}: {} rows fail, so nothing was imported; fix the file and import it again, \
+         or import the {} rows that pass with `dialcast import confirm {} --accept-partial`",
+        report.import_id,
+        report.will_fail,
+        report.will_import,
+        report.import_id
+    )
+}
+
+async fn run_import_action(action: ImportAction) -> anyhow::Result<()> {
+    match action {
+        ImportAction::List { config, json } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let organisation = organisation_id(&store, &config).await?;
+            let list = store.imports(organisation).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for i in &list {
+                    println!(
+                        "{:>6}  {:<10}  {:>9} rows  {:>9} imported  {:>7} failed  {}  → {}",
+                        i.id,
+                        i.status.as_str(),
+                        i.records,
+                        i.imported,
+                        i.failed,
+                        i.file_name,
+                        i.campaign
+                    );
+                }
+            }
+        }
+        ImportAction::Show { id, config, json } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let info = store.import_info(id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!(
+                    "import {}: {} ({} bytes) into campaign {} with script {}: {}, {} rows, \
+                     {} imported, {} failed{}",
+                    info.id,
+                    info.file_name,
+                    info.file_size,
+                    info.campaign,
+                    info.script,
+                    info.status.as_str(),
+                    info.records,
+                    info.imported,
+                    info.failed,
+                    info.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        ImportAction::Confirm {
+            id,
+            accept_partial,
+            config,
+            json,
+        } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let mut options = imports::PassOptions::new(&config.organisation.default_country);
+            options.accept_partial = accept_partial;
+            let report = imports::confirm(&*store, id, &options).await?;
+            print_report(&report, json)?;
+            refused(&report, false)?;
+        }
+        ImportAction::Cancel { id, config } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            imports::cancel(&*store, id).await?;
+            println!("import {id} is cancelled");
+        }
+        ImportAction::Download { id, out, config } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let bytes = imports::download(&*store, id, &out).await?;
+            println!("{} ({bytes} bytes)", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// The configured organisation's id (created if new).
+async fn organisation_id(store: &SqliteStore, config: &Config) -> anyhow::Result<i64> {
+    Ok(store
+        .ensure_organisation(
+            &config.organisation.name,
+            &config.organisation.default_country,
+        )
+        .await?)
+}
+
+async fn run_blocklist(args: BlocklistArgs) -> anyhow::Result<()> {
+    match args.action {
+        BlocklistAction::Add {
+            number,
+            reason,
+            by,
+            config,
+            json,
+        } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let organisation = organisation_id(&store, &config).await?;
+            let (number, outcome) = blocklist::add(
+                &*store,
+                organisation,
+                &config.organisation.default_country,
+                &number,
+                &reason,
+                by.as_deref(),
+                now_ms(),
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "number": number,
+                        "added": outcome.added,
+                        "records_blocked": outcome.records_blocked,
+                    })
+                );
+            } else {
+                println!(
+                    "{number} is blocked{}; {} pending records stopped",
+                    if outcome.added { "" } else { " (already was)" },
+                    outcome.records_blocked
+                );
+            }
+        }
+        BlocklistAction::Remove {
+            number,
+            config,
+            json,
+        } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let organisation = organisation_id(&store, &config).await?;
+            let (number, removed) = blocklist::remove(
+                &*store,
+                organisation,
+                &config.organisation.default_country,
+                &number,
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "number": number, "removed": removed })
+                );
+            } else if removed {
+                println!("{number} is no longer blocked");
+            } else {
+                println!("{number} was not blocked");
+            }
+        }
+        BlocklistAction::List { config, json } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store(&config).await?;
+            let organisation = organisation_id(&store, &config).await?;
+            let list = store.blocklist(organisation).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                for entry in &list {
+                    println!("{}  {}", entry.number, entry.reason);
+                }
+            }
+        }
     }
     Ok(())
 }

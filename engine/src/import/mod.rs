@@ -61,6 +61,7 @@ pub mod columns;
 mod csv;
 pub mod normalise;
 mod ods;
+mod phone_check;
 mod profile;
 mod record;
 mod table;

@@ -27,13 +27,17 @@
 
 use chrono::NaiveDate;
 use phonenumber::country;
-use phonenumber::Mode;
 
 /// At most this many digits before the decimal mark (below 10¹² units).
 pub const MAX_AMOUNT_DIGITS: usize = 12;
 
 /// Longer phone cells are not handed to the parser at all.
 const MAX_PHONE_CHARS: usize = 64;
+
+/// Regular expressions of the numbering metadata kept compiled. The
+/// phonenumber crate keeps 100, fewer than reading one country's numbers
+/// uses, so it recompiled them again and again: most of an import's time.
+const PHONE_REGEX_CACHE: usize = 1024;
 
 /// Values longer than this are shortened in messages.
 const MAX_QUOTED_CHARS: usize = 60;
@@ -258,6 +262,7 @@ pub fn phone_region(code: &str) -> Option<country::Id> {
 /// an international prefix is read as a number of `region`; the number must
 /// be valid by the numbering plan, not merely parse.
 pub fn normalise_phone(value: &str, region: country::Id) -> Result<String, PhoneError> {
+    widen_phone_regex_cache();
     let value = value.trim();
     let region_name = region.as_ref().to_owned();
     if value.chars().count() > MAX_PHONE_CHARS {
@@ -266,17 +271,38 @@ pub fn normalise_phone(value: &str, region: country::Id) -> Result<String, Phone
             region: region_name,
         });
     }
+    if let Some(e164) = super::phone_check::fast_e164(value, region) {
+        return Ok(e164);
+    }
     let number = phonenumber::parse(Some(region), value).map_err(|_| PhoneError::NotANumber {
         value: value.to_owned(),
         region: region_name.clone(),
     })?;
-    if !number.is_valid() {
+    let code = number.code().value();
+    let national = number.national().to_string();
+    let valid = super::phone_check::is_valid(code, &national).unwrap_or_else(|| number.is_valid());
+    if !valid {
         return Err(PhoneError::NotValid {
             value: value.to_owned(),
             region: region_name,
         });
     }
-    Ok(number.format().mode(Mode::E164).to_string())
+    // E.164 is the calling code and the national number, as the crate's
+    // formatter writes it (without the formatter's work for other modes).
+    Ok(format!("+{code}{national}"))
+}
+
+/// Gives the numbering metadata's regular-expression cache room for
+/// [`PHONE_REGEX_CACHE`] expressions (once per process).
+fn widen_phone_regex_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let cache = phonenumber::metadata::DATABASE.cache();
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *cache = regex_cache::RegexCache::new(PHONE_REGEX_CACHE);
+    });
 }
 
 /// Why a code (currency, language, country, Y/N, time zone) is not

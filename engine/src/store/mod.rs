@@ -1,5 +1,6 @@
 //! Storage: the one place the engine's state lives. The [`Store`] trait says
-//! what the engine needs; [`sqlite::SqliteStore`] is the embedded default (one
+//! what the engine needs, [`ImportStore`] and [`BlocklistStore`] what imports
+//! and the blocklist need; [`sqlite::SqliteStore`] is the embedded default (one
 //! file, migrations run at open). PostgreSQL follows the same trait and the same
 //! portable SQL.
 //!
@@ -8,13 +9,18 @@
 //! losing a record or dialling an attempt twice:
 //!
 //! ```text
+//! record: staged ──publish_import──► pending (or done: invalid_number, blocked)
+//!         staged ──discard_import──► deleted
 //! record: pending ──claim_next──► dialing ──finish_attempt──► done
 //!            ▲                        │   (final status)
 //!            └──── retry later ───────┘
+//! record: pending ──block_number (no other number)──► done (blocked)
 //! attempt: dialing ──finish_attempt──► ended
 //!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
 //! ```
 
+pub mod blocklist;
+pub mod imports;
 pub mod schedule;
 pub mod sqlite;
 pub mod stats;
@@ -27,6 +33,8 @@ use serde::Serialize;
 use crate::import::ImportedRecord;
 use crate::results::ResultRow;
 
+pub use blocklist::{BlockEntry, BlockOutcome, BlocklistStore};
+pub use imports::{ImportInfo, ImportStatus, ImportStore};
 pub use schedule::{OrganisationCalendar, ScheduleSettings, DEFAULT_NUMBER_ORDER};
 pub use sqlite::SqliteStore;
 pub use stats::{ResultFile, ScriptCampaigns, StatsStore};
@@ -42,6 +50,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{kind} {name:?} does not exist")]
     NotFound { kind: &'static str, name: String },
+    #[error("{kind} {id} is {state}; expected {expected}")]
+    WrongState {
+        kind: &'static str,
+        id: Id,
+        state: String,
+        expected: &'static str,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -29,11 +29,21 @@ use crate::stats::{Counters, ImportTally, StatsEvent};
 pub mod stats;
 pub use stats::{add_counters, count_attempt_end, count_event};
 
+mod blocklist;
+mod imports;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Connections in the pool: writes are serialised by SQLite anyway; a few
 /// connections let status reads run beside them.
 const POOL_SIZE: u32 = 4;
+/// Page cache per connection, in KiB: an import batch (10,000 records, a
+/// few MiB with their index entries) fits, so pages are not spilled to the
+/// WAL before the batch commits.
+const PAGE_CACHE_KIB: u32 = 32 * 1024;
+/// The WAL file is truncated to this many bytes after a checkpoint (a
+/// million-row import's publish grows it to over 600 MB).
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,7 +62,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"))
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         Self::connect(options).await
     }
 
@@ -932,7 +944,8 @@ impl Store for SqliteStore {
             ..CampaignStatus::default()
         };
         let by_state: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM records WHERE campaign_id = ? GROUP BY state",
+            "SELECT state, COUNT(*) FROM records WHERE campaign_id = ? AND state <> 'staged' \
+             GROUP BY state",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -981,7 +994,7 @@ impl Store for SqliteStore {
             "SELECT r.record_id, r.state, r.final_status, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.dialled = 1) AS dialled, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.success_point = 1) AS reached \
-             FROM records r WHERE r.campaign_id = ? ORDER BY r.id",
+             FROM records r WHERE r.campaign_id = ? AND r.state <> 'staged' ORDER BY r.id",
         )
         .bind(campaign)
         .fetch_all(&self.pool)
@@ -1097,14 +1110,29 @@ async fn insert_undialled_attempt(
     Ok(())
 }
 
-/// Which of `numbers` the campaign's organisation has blocked. (No
-/// blocklist table yet: none.)
+/// Which of `numbers` the campaign's organisation has blocked: checked at
+/// every claim, so a number blocked after its record was imported (or
+/// while an import ran) is never dialled.
 async fn blocked_numbers(
-    _tx: &mut sqlx::SqliteConnection,
-    _campaign: Id,
-    _numbers: &[String],
+    tx: &mut sqlx::SqliteConnection,
+    campaign: Id,
+    numbers: &[String],
 ) -> StoreResult<std::collections::BTreeSet<String>> {
-    Ok(std::collections::BTreeSet::new())
+    let mut blocked = std::collections::BTreeSet::new();
+    for number in numbers {
+        let hit: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM blocklist b JOIN campaigns c ON c.organisation_id = b.organisation_id \
+             WHERE c.id = ? AND b.number = ?",
+        )
+        .bind(campaign)
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if hit.is_some() {
+            blocked.insert(number.clone());
+        }
+    }
+    Ok(blocked)
 }
 
 /// Moves a record on after an attempt ended with `status`.

@@ -13,6 +13,7 @@ use dialcast_loadtest::campaign::bare::{self, BareArgs};
 use dialcast_loadtest::campaign::{self, engine_side, CampaignBench};
 use dialcast_loadtest::dialer::{self, DialerBench};
 use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
+use dialcast_loadtest::import;
 
 #[derive(Parser)]
 #[command(
@@ -106,6 +107,29 @@ enum Command {
         /// scripts/examples).
         #[arg(long)]
         scripts_dir: Option<PathBuf>,
+    },
+    /// Generate a delivery file of N rows and import it with the `dialcast`
+    /// binary into a fresh SQLite database (validate-only first, then the
+    /// import); prints rows/s and the child's peak RSS as one JSON object.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Keep the work files (file, config, database) in DIR, which must be
+        /// new or empty.
+        #[arg(long, value_name = "DIR")]
+        keep_dir: Option<PathBuf>,
+        /// The dialcast binary (default: next to this program).
+        #[arg(long)]
+        dialcast: Option<PathBuf>,
+        /// Where payment_reminder.toml is (default: the source tree's
+        /// scripts/examples).
+        #[arg(long)]
+        scripts_dir: Option<PathBuf>,
+        /// Print the JSON report only.
+        #[arg(long)]
+        json: bool,
     },
     /// The campaign benchmark's baseline, run as its child process: dials
     /// the calls of a file (number;hold_ms;expected_status per line).
@@ -278,6 +302,25 @@ fn main() -> anyhow::Result<()> {
             if !json {
                 eprint!("{}", report.table());
             }
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Import {
+            rows,
+            seed,
+            keep_dir,
+            dialcast,
+            scripts_dir,
+            json,
+        } => {
+            anyhow::ensure!(rows > 0, "--rows must be positive");
+            let report = import::run(&import::ImportBench {
+                rows,
+                seed,
+                dialcast: engine_side::find_dialcast(dialcast)?,
+                scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
+                keep_dir,
+                progress: !json,
+            })?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::BareDialer {

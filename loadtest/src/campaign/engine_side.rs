@@ -173,9 +173,9 @@ pub struct Status {
 struct ImportSummary {
     inserted: u64,
     #[serde(default)]
-    invalid_number: u64,
+    without_valid_number: u64,
     #[serde(default)]
-    rejected: Vec<String>,
+    errors: Vec<serde_json::Value>,
 }
 
 /// Settings of the engine side.
@@ -261,12 +261,12 @@ impl EngineSide<'_> {
         let summary: ImportSummary = serde_json::from_str(text.trim())
             .with_context(|| format!("unexpected `dialcast import --json` output {text:?}"))?;
         anyhow::ensure!(
-            summary.inserted == records.len() as u64 && summary.invalid_number == 0,
-            "dialcast import stored {} of {} records ({} invalid numbers; first rejections: {:?})",
+            summary.inserted == records.len() as u64 && summary.without_valid_number == 0,
+            "dialcast import stored {} of {} records ({} without a valid number; first errors: {:?})",
             summary.inserted,
             records.len(),
-            summary.invalid_number,
-            summary.rejected.iter().take(3).collect::<Vec<_>>()
+            summary.without_valid_number,
+            summary.errors.iter().take(3).collect::<Vec<_>>()
         );
         Ok(())
     }

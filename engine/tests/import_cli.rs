@@ -1,0 +1,284 @@
+//! The command-line contract of `dialcast import` and `dialcast blocklist`,
+//! through the real binary: the JSON report of `--validate-only`, the exit
+//! status of an import with failing rows, `--accept-partial`, the import
+//! subcommands and the blocklist.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const SCRIPT: &str = "payment_reminder";
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn workdir(test: &str) -> Dir {
+    let dir = std::env::temp_dir().join(format!("dialcast-cli-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    Dir(dir)
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    let config = format!(
+        r#"
+[storage]
+database = "{db}"
+[organisation]
+name = "CLI test"
+default_country = "NL"
+[scripts]
+dir = "{scripts}"
+[imports]
+archive_dir = "{archive}"
+retention_days = 30
+[[trunks]]
+name = "t"
+uri = "sip:127.0.0.1:9"
+max_cps = 1
+max_channels = 1
+caller_id = "+31201234567"
+[campaign]
+trunk = "t"
+max_attempts = 1
+retry_delay_s = 60
+ring_timeout_s = 30
+max_call_s = 60
+amd = false
+"#,
+        db = dir.join("dialcast.db").display(),
+        scripts = dialcast_engine::demo::examples_dir().display(),
+        archive = dir.join("archive").display(),
+    );
+    let path = dir.join("dialcast.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+fn dialcast(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dialcast"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("dialcast runs")
+}
+
+/// The one JSON object dialcast printed on stdout.
+fn json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stdout: {text}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn u(value: &Value, field: &str) -> u64 {
+    value
+        .get(field)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{field} missing in {value}"))
+}
+
+const FILE: &str = "IDENTIFICATION_RECORD_ID;PERSON_LANGUAGE;CONTACT_PHONE_1;INVOICE_AMOUNT_OPEN;INVOICE_DUE_DATE\n\
+A1;en;0612345678;10.50;2026-12-31\n\
+A2;en;0612345679;1.250;2026-12-31\n\
+A3;nl;0201234567;12,50;31-12-2026\n";
+
+#[test]
+fn validate_only_prints_the_report_and_imports_nothing_then_partial_import() {
+    let dir = workdir("validate");
+    let config = write_config(&dir.0);
+    let file = dir.0.join("records.csv");
+    std::fs::write(&file, FILE).expect("file");
+    let file = file.display().to_string();
+
+    let out = dialcast(
+        &[
+            "import",
+            &file,
+            "--script",
+            SCRIPT,
+            "--validate-only",
+            "--json",
+        ],
+        &config,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(
+        (
+            u(&report, "records"),
+            u(&report, "will_import"),
+            u(&report, "will_fail")
+        ),
+        (3, 2, 1)
+    );
+    for field in ["duplicates", "blocklisted", "invalid_numbers", "inserted"] {
+        u(&report, field);
+    }
+    assert!(report.get("warnings").is_some_and(Value::is_array));
+    let errors = report
+        .get("errors")
+        .and_then(Value::as_array)
+        .expect("errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["row"], 3);
+    assert_eq!(errors[0]["column"], "INVOICE_AMOUNT_OPEN");
+    assert!(errors[0]["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("1.250")));
+    assert_eq!(report["status"], "validated");
+    let validated_id = u(&report, "import_id");
+
+    let status = dialcast(&["campaign", "status", SCRIPT, "--json"], &config);
+    assert_eq!(u(&json(&status), "records"), 0, "nothing imported");
+
+    // Without --accept-partial: nothing imported, exit status 1, report printed.
+    let out = dialcast(&["import", &file, "--script", SCRIPT, "--json"], &config);
+    assert!(!out.status.success());
+    let report = json(&out);
+    assert_eq!(u(&report, "inserted"), 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--accept-partial"));
+    let status = dialcast(&["campaign", "status", SCRIPT, "--json"], &config);
+    assert_eq!(u(&json(&status), "records"), 0, "still nothing imported");
+
+    // Confirm the validated import, accepting the failing row.
+    let id = validated_id.to_string();
+    let out = dialcast(
+        &["import", "confirm", &id, "--accept-partial", "--json"],
+        &config,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_eq!(
+        (u(&report, "inserted"), report["status"].clone()),
+        (2, "finished".into())
+    );
+    let status = dialcast(&["campaign", "status", SCRIPT, "--json"], &config);
+    assert_eq!(u(&json(&status), "records"), 2);
+
+    let list = json(&dialcast(&["import", "list", "--json"], &config));
+    let list = list.as_array().expect("a list");
+    assert_eq!(list.len(), 2);
+    let shown = json(&dialcast(&["import", "show", &id, "--json"], &config));
+    assert_eq!(shown["status"], "finished");
+    assert_eq!(u(&shown, "imported"), 2);
+    assert_eq!(shown["report"]["will_fail"], 1);
+
+    let copy = dir.0.join("copy.csv");
+    let out = dialcast(
+        &[
+            "import",
+            "download",
+            &id,
+            "--out",
+            &copy.display().to_string(),
+        ],
+        &config,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&copy).expect("copy"), FILE);
+
+    let other = u(&list[0], "id").to_string();
+    let out = dialcast(&["import", "cancel", &other], &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dialcast(&["import", "cancel", &id], &config);
+    assert!(
+        !out.status.success(),
+        "a finished import cannot be cancelled"
+    );
+}
+
+#[test]
+fn the_blocklist_normalises_numbers_and_stops_pending_records() {
+    let dir = workdir("blocklist");
+    let config = write_config(&dir.0);
+    let file = dir.0.join("records.csv");
+    std::fs::write(
+        &file,
+        "IDENTIFICATION_RECORD_ID;PERSON_LANGUAGE;CONTACT_PHONE_1;INVOICE_AMOUNT_OPEN\n\
+         B1;en;0612345678;10.50\nB2;en;0612345679;10.50\n",
+    )
+    .expect("file");
+    let out = dialcast(
+        &[
+            "import",
+            &file.display().to_string(),
+            "--script",
+            SCRIPT,
+            "--json",
+        ],
+        &config,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = dialcast(
+        &[
+            "blocklist",
+            "add",
+            "06 1234 5678",
+            "--reason",
+            "asked not to be called",
+            "--json",
+        ],
+        &config,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let added = json(&out);
+    assert_eq!(added["number"], "+31612345678");
+    assert_eq!(u(&added, "records_blocked"), 1);
+    let status = json(&dialcast(
+        &["campaign", "status", SCRIPT, "--json"],
+        &config,
+    ));
+    assert_eq!(
+        (u(&status, "pending"), status["statuses"]["blocked"].clone()),
+        (1, 1.into())
+    );
+
+    let list = json(&dialcast(&["blocklist", "list", "--json"], &config));
+    assert_eq!(list[0]["number"], "+31612345678");
+    assert_eq!(list[0]["reason"], "asked not to be called");
+
+    let bad = dialcast(&["blocklist", "add", "12ab", "--reason", "x"], &config);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("12ab"));
+
+    let removed = json(&dialcast(
+        &["blocklist", "remove", "+31612345678", "--json"],
+        &config,
+    ));
+    assert_eq!(removed["removed"], true);
+}

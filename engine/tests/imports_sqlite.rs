@@ -1,0 +1,565 @@
+//! Imports against a real SQLite file in a temporary directory: validate
+//! then confirm, partial imports, cancel, all-or-nothing on failure and at
+//! start-up, duplicates, the blocklist in an import and blocking a number of
+//! pending records.
+
+use std::path::{Path, PathBuf};
+
+use dialcast_engine::imports::{self, PassOptions, ValidationReport};
+use dialcast_engine::store::blocklist::entry;
+use dialcast_engine::store::imports::{StagedOutcome, StagedRecord};
+use dialcast_engine::store::{
+    BlocklistStore, CampaignSettings, ImportStatus, ImportStore, SqliteStore, Store, StoreError,
+    TrunkSettings,
+};
+
+const HEADER: &str =
+    "IDENTIFICATION_RECORD_ID;CONTACT_PHONE_1;CONTACT_PHONE_2;INVOICE_AMOUNT_OPEN;CONTROL_SCRIPT\n";
+
+struct Fixture {
+    dir: PathBuf,
+    store: SqliteStore,
+    organisation: i64,
+    campaign: i64,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn fixture(test: &str) -> Fixture {
+    let dir = std::env::temp_dir().join(format!("dialcast-imports-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = SqliteStore::open(&dir.join("dialcast.db"))
+        .await
+        .expect("store");
+    let organisation = store.ensure_organisation("Org", "NL").await.expect("org");
+    let trunk = store
+        .upsert_trunk(
+            organisation,
+            &TrunkSettings {
+                name: "t".into(),
+                uri: "sip:127.0.0.1:5090".into(),
+                transport: "udp".into(),
+                max_cps: 5,
+                max_channels: 5,
+                caller_id: None,
+            },
+        )
+        .await
+        .expect("trunk");
+    let script = store
+        .upsert_script(organisation, "s", "s.toml", "name = \"s\"")
+        .await
+        .expect("script");
+    let campaign = store
+        .ensure_campaign(
+            organisation,
+            "c",
+            script,
+            trunk,
+            &CampaignSettings::default(),
+        )
+        .await
+        .expect("campaign");
+    store
+        .set_campaign_state(campaign, dialcast_engine::store::CampaignState::Running, 0)
+        .await
+        .expect("running");
+    Fixture {
+        dir,
+        store,
+        organisation,
+        campaign,
+    }
+}
+
+impl Fixture {
+    /// Claims under rules that allow a call at any hour.
+    async fn claim(&self) -> Option<dialcast_engine::store::Claim> {
+        let now = dialcast_engine::campaign::now_ms();
+        let rules = dialcast_engine::campaign::schedule::DialRules::new(
+            &dialcast_engine::store::OrganisationCalendar::every_day("UTC"),
+            &dialcast_engine::store::ScheduleSettings::around_the_clock(),
+        )
+        .expect("rules");
+        let decide = |candidate: &dialcast_engine::campaign::schedule::Candidate<'_>| {
+            rules.decide(candidate, now)
+        };
+        match self
+            .store
+            .claim_next(self.campaign, now, &decide)
+            .await
+            .expect("claim")
+        {
+            dialcast_engine::store::ClaimResult::Claimed(claim) => Some(claim),
+            _ => None,
+        }
+    }
+
+    /// Writes `rows` under [`HEADER`] and uploads the file.
+    async fn upload(&self, name: &str, rows: &str) -> i64 {
+        let path = self.dir.join(name);
+        std::fs::write(&path, format!("{HEADER}{rows}")).expect("file");
+        self.upload_path(&path).await
+    }
+
+    async fn upload_path(&self, path: &Path) -> i64 {
+        imports::upload(
+            &self.store,
+            &imports::Upload {
+                organisation: self.organisation,
+                campaign: self.campaign,
+                script: "s",
+                file: path,
+                archive_dir: &self.dir.join("archive"),
+            },
+            1_000,
+        )
+        .await
+        .expect("upload")
+    }
+
+    async fn status(&self, import: i64) -> ImportStatus {
+        self.store.import_info(import).await.expect("info").status
+    }
+
+    /// Rows of the records table of the campaign in any state (staged too).
+    async fn stored_ids(&self, ids: &[&str]) -> usize {
+        self.store
+            .existing_record_ids(self.campaign, ids)
+            .await
+            .expect("lookup")
+            .len()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            self.dir.join("dialcast.db").display()
+        ))
+        .await
+        .expect("pool");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        pool.close().await;
+        n
+    }
+}
+
+fn options() -> PassOptions {
+    PassOptions::new("NL")
+}
+
+fn partial() -> PassOptions {
+    PassOptions {
+        accept_partial: true,
+        ..options()
+    }
+}
+
+fn issue_at(report: &ValidationReport, row: u64) -> &imports::Issue {
+    report
+        .errors
+        .iter()
+        .find(|i| i.row == row)
+        .unwrap_or_else(|| panic!("no error at row {row}: {:?}", report.errors))
+}
+
+/// Two good rows, a bad amount (line 3), a repeated id (line 5) and a row
+/// of another script (line 6).
+const MIXED: &str = "A;0612345678;;10.00;s\n\
+B;0612345679;;abc;s\n\
+C;0612345670;;12.00;s\n\
+A;0612345671;;13.00;s\n\
+D;0612345672;;14.00;other\n";
+
+#[tokio::test]
+async fn validate_only_imports_nothing_and_reports_row_column_reason() {
+    let f = fixture("validate").await;
+    let import = f.upload("mixed.csv", MIXED).await;
+    assert_eq!(f.status(import).await, ImportStatus::Uploaded);
+    let report = imports::validate(&f.store, import, &options())
+        .await
+        .expect("validates");
+    assert_eq!(report.status, ImportStatus::Validated);
+    assert_eq!(
+        (report.records, report.will_import, report.will_fail),
+        (5, 2, 3)
+    );
+    assert_eq!((report.duplicates, report.duplicates_in_file), (1, 1));
+    let amount = issue_at(&report, 3);
+    assert_eq!(amount.column.as_deref(), Some("INVOICE_AMOUNT_OPEN"));
+    assert!(amount.reason.contains("abc"), "{amount:?}");
+    let repeated = issue_at(&report, 5);
+    assert_eq!(repeated.column.as_deref(), Some("IDENTIFICATION_RECORD_ID"));
+    assert!(repeated.reason.contains("line 2"), "{repeated:?}");
+    let script = issue_at(&report, 6);
+    assert_eq!(script.column.as_deref(), Some("CONTROL_SCRIPT"));
+    assert!(script.reason.contains("other"), "{script:?}");
+
+    assert_eq!(f.stored_ids(&["A", "B", "C", "D"]).await, 0);
+    let info = f.store.import_info(import).await.expect("info");
+    assert_eq!(info.status, ImportStatus::Validated);
+    assert_eq!((info.records, info.imported, info.failed), (5, 0, 3));
+    assert_eq!(
+        info.report.as_ref().and_then(|r| r.get("will_fail")),
+        Some(&serde_json::json!(3))
+    );
+}
+
+#[tokio::test]
+async fn accept_partial_imports_the_good_rows_only() {
+    let f = fixture("partial").await;
+    let import = f.upload("mixed.csv", MIXED).await;
+    imports::validate(&f.store, import, &options())
+        .await
+        .expect("validates");
+    let report = imports::confirm(&f.store, import, &partial())
+        .await
+        .expect("imports");
+    assert_eq!(report.status, ImportStatus::Finished);
+    assert_eq!((report.inserted, report.will_fail), (2, 3));
+    let status = f.store.campaign_status(f.campaign).await.expect("status");
+    assert_eq!((status.records, status.pending), (2, 2));
+    let finals = f.store.record_finals(f.campaign).await.expect("finals");
+    let ids: Vec<&str> = finals.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, ["A", "C"]);
+    let info = f.store.import_info(import).await.expect("info");
+    assert_eq!((info.status, info.imported), (ImportStatus::Finished, 2));
+}
+
+#[tokio::test]
+async fn without_accept_partial_a_file_with_failures_imports_nothing() {
+    let f = fixture("refused").await;
+    let import = f.upload("mixed.csv", MIXED).await;
+    let report = imports::confirm(&f.store, import, &options())
+        .await
+        .expect("pass runs");
+    assert_eq!(report.status, ImportStatus::Validated);
+    assert_eq!(
+        (report.inserted, report.will_import, report.will_fail),
+        (0, 2, 3)
+    );
+    assert_eq!(
+        f.stored_ids(&["A", "B", "C", "D"]).await,
+        0,
+        "no staged rows left"
+    );
+    assert_eq!(f.status(import).await, ImportStatus::Validated);
+    // It can still be imported partially.
+    let report = imports::confirm(&f.store, import, &partial())
+        .await
+        .expect("imports");
+    assert_eq!(report.inserted, 2);
+}
+
+#[tokio::test]
+async fn an_import_is_cancelled_only_before_it_is_confirmed() {
+    let f = fixture("cancel").await;
+    let import = f.upload("good.csv", "A;0612345678;;10.00;s\n").await;
+    imports::validate(&f.store, import, &options())
+        .await
+        .expect("validates");
+    imports::cancel(&f.store, import).await.expect("cancels");
+    assert_eq!(f.status(import).await, ImportStatus::Cancelled);
+    let err = imports::confirm(&f.store, import, &options())
+        .await
+        .expect_err("cancelled");
+    assert!(err.to_string().contains("cancelled"), "{err:#}");
+    assert_eq!(f.stored_ids(&["A"]).await, 0);
+
+    let other = f.upload("good2.csv", "B;0612345678;;10.00;s\n").await;
+    imports::confirm(&f.store, other, &options())
+        .await
+        .expect("imports");
+    let err = imports::cancel(&f.store, other)
+        .await
+        .expect_err("finished");
+    assert!(
+        matches!(
+            err.downcast_ref::<StoreError>(),
+            Some(StoreError::WrongState { .. })
+        ),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_after_the_first_batches_leaves_no_records() {
+    let f = fixture("midway").await;
+    let mut bytes = HEADER.as_bytes().to_vec();
+    for i in 0..5 {
+        bytes.extend_from_slice(format!("R{i};061234567{i};;10.00;s\n").as_bytes());
+    }
+    bytes.extend_from_slice(b"R9;\xff\xfe;;10.00;s\n");
+    let path = f.dir.join("broken.csv");
+    std::fs::write(&path, bytes).expect("file");
+    let import = f.upload_path(&path).await;
+    let options = PassOptions {
+        batch_rows: 2,
+        ..partial()
+    };
+    let err = imports::confirm(&f.store, import, &options)
+        .await
+        .expect_err("not UTF-8");
+    assert!(err.to_string().contains(":7:"), "names the line: {err:#}");
+    assert_eq!(f.stored_ids(&["R0", "R1", "R2", "R3", "R4"]).await, 0);
+    let info = f.store.import_info(import).await.expect("info");
+    assert_eq!(info.status, ImportStatus::Failed);
+    assert!(info.error.is_some_and(|e| e.contains("UTF-8")));
+}
+
+#[tokio::test]
+async fn staged_rows_of_an_interrupted_import_are_deleted_at_start_up() {
+    let f = fixture("recover").await;
+    let import = f.upload("good.csv", "A;0612345678;;10.00;s\n").await;
+    f.store
+        .begin_pass(import, ImportStatus::Importing, 2_000)
+        .await
+        .expect("begin");
+    let staged = |record_id: &str, line: u64, outcome: StagedOutcome| StagedRecord {
+        line,
+        record_id: record_id.into(),
+        client_reference: None,
+        fields_json: "{}".into(),
+        phones_json: "[\"+31612345678\"]".into(),
+        outcome,
+    };
+    f.store
+        .stage_records(
+            import,
+            f.campaign,
+            vec![
+                staged("A", 2, StagedOutcome::Dial),
+                staged(
+                    "B",
+                    3,
+                    StagedOutcome::Blocked {
+                        number: "+31612345679".into(),
+                    },
+                ),
+            ],
+            2_000,
+        )
+        .await
+        .expect("staged");
+    assert_eq!(f.stored_ids(&["A", "B"]).await, 2);
+    let status = f.store.campaign_status(f.campaign).await.expect("status");
+    assert_eq!(status.records, 0, "staged rows are not records yet");
+    assert!(f.claim().await.is_none());
+
+    // The process died here; the service starts.
+    let recovered = imports::recover_imports(&f.store, 3_000)
+        .await
+        .expect("recovers");
+    assert_eq!(recovered, 1);
+    assert_eq!(f.stored_ids(&["A", "B"]).await, 0);
+    assert_eq!(f.count("SELECT COUNT(*) FROM attempts").await, 0);
+    let info = f.store.import_info(import).await.expect("info");
+    assert_eq!(info.status, ImportStatus::Failed);
+    assert!(info.error.is_some_and(|e| e.contains("interrupted")));
+}
+
+#[tokio::test]
+async fn duplicates_within_the_file_fail_and_those_of_the_campaign_are_skipped() {
+    let f = fixture("duplicates").await;
+    let first = f
+        .upload(
+            "first.csv",
+            "A;0612345678;;10.00;s\nB;0612345679;;10.00;s\n",
+        )
+        .await;
+    imports::confirm(&f.store, first, &options())
+        .await
+        .expect("imports");
+    let second = f
+        .upload(
+            "second.csv",
+            "B;0612345679;;10.00;s\nC;0612345670;;10.00;s\nC;0612345671;;10.00;s\n",
+        )
+        .await;
+    let validated = imports::validate(&f.store, second, &options())
+        .await
+        .expect("validates");
+    let imported = imports::confirm(&f.store, second, &partial())
+        .await
+        .expect("imports");
+    for report in [&validated, &imported] {
+        assert_eq!(report.duplicates, 2, "{report:?}");
+        assert_eq!(report.duplicates_in_file, 1);
+        assert_eq!(report.already_in_campaign, 1);
+        assert_eq!((report.will_import, report.will_fail), (1, 1));
+        assert_eq!(
+            issue_at(report, 4).column.as_deref(),
+            Some("IDENTIFICATION_RECORD_ID")
+        );
+        let skipped = report
+            .warnings
+            .iter()
+            .find(|w| w.row == 2)
+            .expect("a warning for the row already in the campaign");
+        assert!(
+            skipped.reason.contains("already in campaign c"),
+            "{skipped:?}"
+        );
+    }
+    assert_eq!(imported.inserted, 1);
+    let status = f.store.campaign_status(f.campaign).await.expect("status");
+    assert_eq!(status.records, 3);
+}
+
+#[tokio::test]
+async fn a_blocklisted_number_in_an_import_is_discarded_and_reported() {
+    let f = fixture("import-blocked").await;
+    f.store
+        .block_number(f.organisation, &entry("+31612345678", "asked", None, 500))
+        .await
+        .expect("blocks");
+    let import = f
+        .upload(
+            "blocked.csv",
+            "A;0612345678;0201234567;10.00;s\nB;0612345678;;10.00;s\nC;0612345670;;10.00;s\n",
+        )
+        .await;
+    let report = imports::confirm(&f.store, import, &options())
+        .await
+        .expect("imports");
+    assert_eq!((report.inserted, report.will_fail), (3, 0));
+    assert_eq!((report.blocklisted, report.blocked_records), (2, 1));
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.row == 3)
+        .expect("row 3 reported");
+    assert_eq!(warning.column.as_deref(), Some("CONTACT_PHONE_1"));
+    assert!(warning.reason.contains("blocklist"), "{warning:?}");
+
+    let finals = f.store.record_finals(f.campaign).await.expect("finals");
+    let b = finals.iter().find(|r| r.record_id == "B").expect("B");
+    assert_eq!(
+        (b.state.as_str(), b.final_status.as_deref()),
+        ("done", Some("blocked"))
+    );
+    // A keeps its other number, and only that one is dialled.
+    let claim = f.claim().await.expect("due");
+    let numbers = [claim.number.clone()];
+    assert!(numbers.iter().all(|n| n != "+31612345678"), "{numbers:?}");
+    let rows = f
+        .store
+        .result_rows(f.campaign, 0, i64::MAX)
+        .await
+        .expect("rows");
+    let b_row = rows.iter().find(|r| r.record_id == "B").expect("B result");
+    assert_eq!(b_row.calls[0].status, "blocked");
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM events WHERE kind = 'record_done'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn blocking_a_number_stops_pending_records_that_have_no_other_number() {
+    let f = fixture("block-pending").await;
+    let import = f
+        .upload(
+            "records.csv",
+            "A;0612345678;;10.00;s\nB;0612345678;0201234567;10.00;s\n",
+        )
+        .await;
+    imports::confirm(&f.store, import, &options())
+        .await
+        .expect("imports");
+    let outcome = f
+        .store
+        .block_number(
+            f.organisation,
+            &entry("+31612345678", "asked", Some("ops"), 9_000),
+        )
+        .await
+        .expect("blocks");
+    assert!(outcome.added);
+    assert_eq!(outcome.records_blocked, 1);
+    assert!(f
+        .store
+        .is_blocked(f.organisation, "+31612345678")
+        .await
+        .expect("query"));
+
+    let finals = f.store.record_finals(f.campaign).await.expect("finals");
+    let a = finals.iter().find(|r| r.record_id == "A").expect("A");
+    let b = finals.iter().find(|r| r.record_id == "B").expect("B");
+    assert_eq!(
+        (a.state.as_str(), a.final_status.as_deref()),
+        ("done", Some("blocked"))
+    );
+    assert_eq!(
+        (b.state.as_str(), b.final_status.as_deref()),
+        ("pending", None)
+    );
+    let rows = f
+        .store
+        .result_rows(f.campaign, 0, i64::MAX)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].calls[0].status, "blocked");
+    assert_eq!(rows[0].calls[0].number, "+31612345678");
+    assert_eq!(
+        f.count(
+            "SELECT COUNT(*) FROM events WHERE kind = 'record_done' AND payload_json LIKE '%blocked%'"
+        )
+        .await,
+        1
+    );
+    let list = f.store.blocklist(f.organisation).await.expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].added_by.as_deref(), Some("ops"));
+    // Blocking again changes nothing more.
+    let again = f
+        .store
+        .block_number(
+            f.organisation,
+            &entry("+31612345678", "asked twice", None, 9_500),
+        )
+        .await
+        .expect("blocks");
+    assert_eq!((again.added, again.records_blocked), (false, 0));
+}
+
+#[tokio::test]
+async fn archived_files_are_downloadable_until_their_retention_ends() {
+    let f = fixture("retention").await;
+    let import = f.upload("good.csv", "A;0612345678;;10.00;s\n").await;
+    let out = f.dir.join("copy.csv");
+    imports::download(&f.store, import, &out)
+        .await
+        .expect("downloads");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("copy"),
+        format!("{HEADER}A;0612345678;;10.00;s\n")
+    );
+    let day = 24 * 3600 * 1000;
+    let kept = imports::purge_expired_import_files(&f.store, 92 * day, 1_000 + 91 * day)
+        .await
+        .expect("purge");
+    assert_eq!(kept, 0);
+    let purged = imports::purge_expired_import_files(&f.store, 92 * day, 1_000 + 93 * day)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    let info = f.store.import_info(import).await.expect("info");
+    assert!(info.stored_path.is_none() && info.file_deleted_at.is_some());
+    let err = imports::download(&f.store, import, &out)
+        .await
+        .expect_err("deleted");
+    assert!(err.to_string().contains("retention"), "{err:#}");
+}
