@@ -464,6 +464,19 @@ async fn a_blocklisted_number_in_an_import_is_discarded_and_reported() {
             .await,
         1
     );
+    // The statistics count the import when it is published: three records
+    // for voice, one of them reported blocked without a call.
+    let totals =
+        dialcast_engine::store::StatsStore::stats_totals(&f.store, f.campaign, 0, i64::MAX)
+            .await
+            .expect("stats");
+    assert_eq!(totals.records_imported, 3, "{totals:?}");
+    assert_eq!(totals.imported.get("voice"), Some(&3));
+    assert_eq!(totals.statuses.get("blocked"), Some(&1));
+    assert_eq!(
+        (totals.attempts, totals.dialled, totals.records_done),
+        (1, 0, 1)
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use sqlx::{AssertSqlSafe, Row as _};
 
-use super::{insert_event, SqliteStore};
+use super::{add_counters, insert_event, SqliteStore};
+use crate::stats::Counters;
 use crate::store::imports::{
     ExpiredFile, ImportInfo, ImportStatus, ImportStore, NewImport, PassCounts, StageSummary,
     StagedOutcome, StagedRecord,
@@ -112,6 +113,49 @@ async fn staged_ids(
         query = query.bind(id.clone());
     }
     Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
+}
+
+/// Counts what a publish adds to the 5-minute statistics, in its
+/// transaction: the records per service and the undialled reports. The
+/// services are read from the stored fields, which are compact JSON we
+/// wrote ourselves, so a plain `LIKE` finds a `"SERVICES_SMS":"Y"` pair
+/// (portable SQL, one pass over the import's rows).
+async fn count_published(
+    tx: &mut sqlx::SqliteConnection,
+    campaign: Id,
+    import: Id,
+    now: EpochMs,
+) -> StoreResult<()> {
+    let (records, no_voice, sms, email): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), \
+         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_VOICE\":\"N\"%' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_SMS\":\"Y\"%' THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_EMAIL\":\"Y\"%' THEN 1 ELSE 0 END), 0) \
+         FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ?",
+    )
+    .bind(campaign)
+    .bind(import)
+    .fetch_one(&mut *tx)
+    .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut counters = Counters::default();
+    counters.add("records_imported", count(records));
+    counters.add("imported.voice", count(records - no_voice));
+    counters.add("imported.sms", count(sms));
+    counters.add("imported.email", count(email));
+    let undialled: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT final_status, COUNT(*) FROM records WHERE campaign_id = ? AND state = 'staged' \
+         AND import_id = ? AND final_status IS NOT NULL GROUP BY final_status",
+    )
+    .bind(campaign)
+    .bind(import)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (status, n) in undialled {
+        counters.merge(&Counters::attempts_ended(&status, false, false, count(n)));
+        counters.records_done += count(n);
+    }
+    add_counters(tx, campaign, now, &counters, now).await
 }
 
 /// Deletes the staged rows of an import (attempts first).
@@ -380,6 +424,7 @@ impl ImportStore for SqliteStore {
         .bind(import)
         .execute(&mut *tx)
         .await?;
+        count_published(&mut tx, campaign, import, now).await?;
         let published = sqlx::query(
             "UPDATE records SET state = CASE WHEN final_status IS NULL THEN 'pending' ELSE 'done' END \
              WHERE campaign_id = ? AND state = 'staged' AND import_id = ?",
