@@ -273,6 +273,18 @@ pub struct ImportsConfig {
     /// Archived originals older than this many days are deleted.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// The organisation's inbox (what an SFTP drop writes to): files in
+    /// `<inbox_dir>/<script>/` are imported into that script's campaign.
+    #[serde(default)]
+    pub inbox_dir: Option<PathBuf>,
+    /// Local times (organisation's zone) at which the inbox is picked up;
+    /// empty: every [`crate::inbox::POLL_WITHOUT_TIMES`].
+    #[serde(default)]
+    pub inbox_times: Vec<LocalTime>,
+    /// Import an inbox file's good rows even when others fail (otherwise
+    /// such a file is not imported and moves to `failed/`).
+    #[serde(default)]
+    pub inbox_accept_partial: bool,
 }
 
 fn default_retention_days() -> u32 {
@@ -284,6 +296,9 @@ impl Default for ImportsConfig {
         ImportsConfig {
             archive_dir: None,
             retention_days: default_retention_days(),
+            inbox_dir: None,
+            inbox_times: Vec::new(),
+            inbox_accept_partial: false,
         }
     }
 }

@@ -324,6 +324,12 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         default_country: config.organisation.default_country.clone(),
         match_days: config.callbacks.match_days,
     });
+    let inbox_task = tokio::spawn(crate::inbox::pickup::run(
+        Arc::clone(&store),
+        Arc::new(audio_catalog(&config.audio.roots)?),
+        Arc::new(config.clone()),
+        cancel.child_token(),
+    ));
     let inbound_task = {
         let engine = Arc::clone(&engine);
         let cancel = cancel.clone();
@@ -405,6 +411,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         task.await.ok();
     }
     inbound_task.await.ok();
+    inbox_task.await.ok();
     nightly.await.ok();
     sip.shutdown();
     Ok(())

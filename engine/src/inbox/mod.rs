@@ -19,6 +19,11 @@ use chrono_tz::Tz;
 
 use crate::result_files::schedule::next_nightly_run;
 
+pub mod pickup;
+
+/// How often the inbox is looked at when no pickup times are configured.
+pub const POLL_WITHOUT_TIMES: Duration = Duration::from_secs(300);
+
 /// How long a file must stay unchanged before it is taken.
 pub const SETTLE: Duration = Duration::from_secs(30);
 
