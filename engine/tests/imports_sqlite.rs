@@ -332,6 +332,7 @@ async fn staged_rows_of_an_interrupted_import_are_deleted_at_start_up() {
         fields_json: "{}".into(),
         phones_json: "[\"+31612345678\"]".into(),
         outcome,
+        services: Default::default(),
     };
     f.store
         .stage_records(

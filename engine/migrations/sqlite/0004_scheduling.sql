@@ -17,3 +17,13 @@ ALTER TABLE attempts ADD COLUMN direction TEXT NOT NULL DEFAULT 'out';
 CREATE INDEX attempts_record_started ON attempts (record_id, started_at);
 -- Inbound callbacks look up who dialled a number recently.
 CREATE INDEX attempts_number_started ON attempts (number, started_at);
+
+-- What an import has staged so far, counted batch by batch in the staging
+-- transactions, so that publishing adds it to the statistics without
+-- reading the records again.
+ALTER TABLE imports ADD COLUMN staged_records BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN staged_voice BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN staged_sms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN staged_email BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN staged_invalid BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE imports ADD COLUMN staged_blocked BIGINT NOT NULL DEFAULT 0;

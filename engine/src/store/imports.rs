@@ -158,6 +158,28 @@ pub struct StagedRecord {
     /// The dialable numbers as a JSON list (empty when only validating).
     pub phones_json: String,
     pub outcome: StagedOutcome,
+    /// The services it gets (for the statistics).
+    pub services: Services,
+}
+
+/// The channels a record gets: voice unless `SERVICES_VOICE` is `N`, SMS
+/// and e-mail when theirs are `Y`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Services {
+    pub voice: bool,
+    pub sms: bool,
+    pub email: bool,
+}
+
+impl Services {
+    pub fn of(fields: &std::collections::BTreeMap<String, String>) -> Services {
+        let flag = |key: &str| fields.get(key).map(String::as_str);
+        Services {
+            voice: flag("SERVICES_VOICE") != Some("N"),
+            sms: flag("SERVICES_SMS") == Some("Y"),
+            email: flag("SERVICES_EMAIL") == Some("Y"),
+        }
+    }
 }
 
 impl StagedRecord {
@@ -168,6 +190,7 @@ impl StagedRecord {
         outcome: StagedOutcome,
         with_json: bool,
     ) -> Result<StagedRecord, serde_json::Error> {
+        let services = Services::of(&record.fields);
         let (fields_json, phones_json) = if with_json {
             (
                 serde_json::to_string(&record.fields)?,
@@ -183,6 +206,7 @@ impl StagedRecord {
             fields_json,
             phones_json,
             outcome,
+            services,
         })
     }
 }

@@ -12,8 +12,8 @@ use sqlx::{AssertSqlSafe, Row as _};
 use super::{add_counters, insert_event, SqliteStore};
 use crate::stats::Counters;
 use crate::store::imports::{
-    ExpiredFile, ImportInfo, ImportStatus, ImportStore, NewImport, PassCounts, StageSummary,
-    StagedOutcome, StagedRecord,
+    ExpiredFile, ImportInfo, ImportStatus, ImportStore, NewImport, PassCounts, Services,
+    StageSummary, StagedOutcome, StagedRecord,
 };
 use crate::store::{EpochMs, Id, StoreError, StoreResult};
 
@@ -116,46 +116,80 @@ async fn staged_ids(
 }
 
 /// Counts what a publish adds to the 5-minute statistics, in its
-/// transaction: the records per service and the undialled reports. The
-/// services are read from the stored fields, which are compact JSON we
-/// wrote ourselves, so a plain `LIKE` finds a `"SERVICES_SMS":"Y"` pair
-/// (portable SQL, one pass over the import's rows).
+/// transaction: the records per service and the undialled reports, as the
+/// staging transactions counted them.
 async fn count_published(
     tx: &mut sqlx::SqliteConnection,
     campaign: Id,
     import: Id,
     now: EpochMs,
 ) -> StoreResult<()> {
-    let (records, no_voice, sms, email): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), \
-         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_VOICE\":\"N\"%' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_SMS\":\"Y\"%' THEN 1 ELSE 0 END), 0), \
-         COALESCE(SUM(CASE WHEN fields_json LIKE '%\"SERVICES_EMAIL\":\"Y\"%' THEN 1 ELSE 0 END), 0) \
-         FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ?",
-    )
-    .bind(campaign)
-    .bind(import)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (records, voice, sms, email, invalid, blocked): (i64, i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT staged_records, staged_voice, staged_sms, staged_email, staged_invalid, \
+             staged_blocked FROM imports WHERE id = ?",
+        )
+        .bind(import)
+        .fetch_one(&mut *tx)
+        .await?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let mut counters = Counters::default();
     counters.add("records_imported", count(records));
-    counters.add("imported.voice", count(records - no_voice));
+    counters.add("imported.voice", count(voice));
     counters.add("imported.sms", count(sms));
     counters.add("imported.email", count(email));
-    let undialled: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT final_status, COUNT(*) FROM records WHERE campaign_id = ? AND state = 'staged' \
-         AND import_id = ? AND final_status IS NOT NULL GROUP BY final_status",
-    )
-    .bind(campaign)
-    .bind(import)
-    .fetch_all(&mut *tx)
-    .await?;
-    for (status, n) in undialled {
-        counters.merge(&Counters::attempts_ended(&status, false, false, count(n)));
-        counters.records_done += count(n);
+    for (status, n) in [("invalid_number", invalid), ("blocked", blocked)] {
+        if n > 0 {
+            counters.merge(&Counters::attempts_ended(status, false, false, count(n)));
+            counters.records_done += count(n);
+        }
     }
     add_counters(tx, campaign, now, &counters, now).await
+}
+
+/// What one staging statement stored, for the statistics.
+#[derive(Default)]
+struct StagedCounts {
+    records: i64,
+    voice: i64,
+    sms: i64,
+    email: i64,
+    invalid: i64,
+    blocked: i64,
+}
+
+impl StagedCounts {
+    fn add(&mut self, services: Services, status: Option<&str>) {
+        self.records += 1;
+        self.voice += i64::from(services.voice);
+        self.sms += i64::from(services.sms);
+        self.email += i64::from(services.email);
+        match status {
+            Some("invalid_number") => self.invalid += 1,
+            Some("blocked") => self.blocked += 1,
+            _ => {}
+        }
+    }
+
+    /// Adds to the import's running counts, in the staging transaction.
+    async fn store(&self, tx: &mut sqlx::SqliteConnection, import: Id) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE imports SET staged_records = staged_records + ?, \
+             staged_voice = staged_voice + ?, staged_sms = staged_sms + ?, \
+             staged_email = staged_email + ?, staged_invalid = staged_invalid + ?, \
+             staged_blocked = staged_blocked + ? WHERE id = ?",
+        )
+        .bind(self.records)
+        .bind(self.voice)
+        .bind(self.sms)
+        .bind(self.email)
+        .bind(self.invalid)
+        .bind(self.blocked)
+        .bind(import)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Deletes the staged rows of an import (attempts first).
@@ -177,6 +211,14 @@ async fn delete_staged(
         .bind(import)
         .execute(&mut *conn)
         .await?;
+    // A later confirm stages (and counts) again from nothing.
+    sqlx::query(
+        "UPDATE imports SET staged_records = 0, staged_voice = 0, staged_sms = 0, \
+         staged_email = 0, staged_invalid = 0, staged_blocked = 0 WHERE id = ?",
+    )
+    .bind(import)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -338,6 +380,9 @@ impl ImportStore for SqliteStore {
             // (record id, final status, number to report) of records done at once.
             let mut done: Vec<(String, &'static str, String)> = Vec::new();
             let mut ids: Vec<(u64, String)> = Vec::with_capacity(chunk.len());
+            // (services, final status) per row, for the statistics.
+            let mut tallies: Vec<(Services, Option<&'static str>)> =
+                Vec::with_capacity(chunk.len());
             let sql = insert_records_sql(chunk.len(), campaign, import, now);
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for staged in chunk {
@@ -353,6 +398,7 @@ impl ImportStore for SqliteStore {
                     }
                 };
                 ids.push((staged.line, staged.record_id.clone()));
+                tallies.push((staged.services, final_status));
                 query = query
                     .bind(staged.record_id)
                     .bind(staged.client_reference)
@@ -363,6 +409,7 @@ impl ImportStore for SqliteStore {
             }
             let stored = query.execute(&mut *tx).await?.rows_affected();
             summary.staged += stored;
+            let mut counted = StagedCounts::default();
             if stored != ids.len() as u64 {
                 let ours = staged_ids(&mut tx, import, campaign, &ids).await?;
                 summary.existing_lines.extend(
@@ -370,7 +417,17 @@ impl ImportStore for SqliteStore {
                         .filter(|(_, id)| !ours.contains(id))
                         .map(|(line, _)| *line),
                 );
+                for ((_, id), (services, status)) in ids.iter().zip(&tallies) {
+                    if ours.contains(id) {
+                        counted.add(*services, *status);
+                    }
+                }
+            } else {
+                for (services, status) in &tallies {
+                    counted.add(*services, *status);
+                }
             }
+            counted.store(&mut tx, import).await?;
             for (record_id, status, number) in done {
                 sqlx::query(
                     "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, \
