@@ -5,53 +5,24 @@
 //! the callback is in the results as an inbound call. A number the engine
 //! never dialled is refused.
 
-use std::collections::BTreeMap;
+mod common;
+
+use common::campaigns::{any_hour, payment_reminder, reminder_record, Trunk, SCRIPT};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dialcast_engine::campaign::callback::CallbackSettings;
 use dialcast_engine::campaign::now_ms;
-use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine_with_inbound;
 use dialcast_engine::results::Direction;
-use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::single_call::{self, DialOptions};
-use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore,
-    StatsStore as _, Store, TrunkSettings,
-};
+use dialcast_engine::store::{CampaignState, SqliteStore, StatsStore as _, Store};
 use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
 use tokio_util::sync::CancellationToken;
-
-const SCRIPT: &str = "payment_reminder";
-
-fn record(number: &str) -> ImportedRecord {
-    let mut fields = BTreeMap::new();
-    for (k, v) in [
-        ("IDENTIFICATION_RECORD_ID", "R1"),
-        ("PERSON_LANGUAGE", "en"),
-        ("CONTACT_PHONE_1", number),
-        ("INVOICE_AMOUNT_OPEN", "125.40"),
-        ("INVOICE_CURRENCY", "EUR"),
-        ("INVOICE_DUE_DATE", "2026-12-24"),
-        ("INVOICE_NUMBER", "INV1"),
-    ] {
-        fields.insert(k.to_string(), v.to_string());
-    }
-    ImportedRecord {
-        line: 2,
-        record_id: "R1".into(),
-        client_reference: None,
-        script: SCRIPT.into(),
-        fields,
-        phones: vec![number.to_string()],
-        rejected_phones: Vec::new(),
-        invalid_number: false,
-    }
-}
 
 /// Calls the engine from `caller` and listens until the engine hangs up.
 async fn call_engine(
@@ -107,43 +78,21 @@ async fn a_callback_is_matched_heard_and_ends_the_record() {
     let farm = Farm::start(farm_config).await.expect("farm");
 
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Callbacks",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
-            trunk: &TrunkSettings {
-                name: "farm".into(),
-                uri: format!("sip:{}", farm.local_addr()),
-                transport: "udp".into(),
-                max_cps: 10,
-                max_channels: 10,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 3,
-                // The retry would come in an hour: the callback comes first.
-                retry_delay_ms: 3_600_000,
-                ring_timeout_ms: 2_000,
-                max_call_ms: 60_000,
-                amd: false,
-                schedule: ScheduleSettings::around_the_clock(),
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let campaign = payment_reminder(
+        &store,
+        "Callbacks",
+        None,
+        Trunk {
+            addr: farm.local_addr(),
+            max_cps: 10,
+            max_channels: 10,
         },
+        // The retry would come in an hour: the callback comes first.
+        any_hour(3, 3_600_000, 2_000, false),
     )
-    .await
-    .expect("campaign");
+    .await;
     store
-        .insert_records(campaign, &[record(&number)], now_ms())
+        .insert_records(campaign, &[reminder_record(1, Some(&number))], now_ms())
         .await
         .expect("record");
     store

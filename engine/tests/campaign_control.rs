@@ -4,6 +4,10 @@
 //! speeds up to finish before the window closes; afterwards every record has
 //! its final status and the result file agrees with the attempts table.
 
+mod common;
+
+use common::campaigns::{any_hour, payment_reminder, reminder_record, with_field, Trunk, SCRIPT};
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,47 +18,20 @@ use dialcast_engine::campaign::catch_up::{catch_up_cps, Limits};
 use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
-use dialcast_engine::service::{prepare_campaign, write_result_file, CampaignSetup};
+use dialcast_engine::service::write_result_file;
 use dialcast_engine::store::{
     CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore,
-    StatsStore as _, Store, TrunkSettings,
+    StatsStore as _, Store,
 };
 use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
 use sqlx::Row as _;
 use tokio_util::sync::CancellationToken;
 
-const SCRIPT: &str = "payment_reminder";
 const RECORDS: usize = 80;
 /// The campaign's normal rate; the trunk allows far more.
 const BASE_CPS: u32 = 1;
 const TRUNK_CPS: u32 = 20;
 const CHANNELS: u32 = 60;
-
-fn record(i: usize, number: &str, zone: &str) -> ImportedRecord {
-    let mut fields = BTreeMap::new();
-    for (k, v) in [
-        ("IDENTIFICATION_RECORD_ID", format!("R{i}")),
-        ("PERSON_LANGUAGE", "en".to_string()),
-        ("PERSON_TIME_ZONE", zone.to_string()),
-        ("CONTACT_PHONE_1", number.to_string()),
-        ("INVOICE_AMOUNT_OPEN", format!("{}.50", 20 + i)),
-        ("INVOICE_CURRENCY", "EUR".to_string()),
-        ("INVOICE_DUE_DATE", "2026-12-24".to_string()),
-        ("INVOICE_NUMBER", format!("INV{i}")),
-    ] {
-        fields.insert(k.to_string(), v);
-    }
-    ImportedRecord {
-        line: i as u64 + 2,
-        record_id: format!("R{i}"),
-        client_reference: None,
-        script: SCRIPT.to_string(),
-        fields,
-        phones: vec![number.to_string()],
-        rejected_phones: Vec::new(),
-        invalid_number: false,
-    }
-}
 
 /// A fixed-offset zone in which it is now between 06:00 and 18:00, so the
 /// test's windows never cross midnight, whenever it runs.
@@ -103,44 +80,26 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
     let reader = sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
         .await
         .expect("reader");
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Control",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day(&zone),
-            trunk: &TrunkSettings {
-                name: "farm".into(),
-                uri: format!("sip:{}", farm.local_addr()),
-                transport: "udp".into(),
-                max_cps: TRUNK_CPS,
-                max_channels: CHANNELS,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 1,
-                retry_delay_ms: 0,
-                ring_timeout_ms: 9_000,
-                max_call_ms: 60_000,
-                amd: false,
-                schedule,
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let settings = CampaignSettings {
+        schedule,
+        ..any_hour(1, 0, 9_000, false)
+    };
+    let campaign = payment_reminder(
+        &store,
+        "Control",
+        Some(OrganisationCalendar::every_day(&zone)),
+        Trunk {
+            addr: farm.local_addr(),
+            max_cps: TRUNK_CPS,
+            max_channels: CHANNELS,
         },
+        settings,
     )
-    .await
-    .expect("campaign");
+    .await;
     let records: Vec<ImportedRecord> = dialled
         .iter()
         .enumerate()
-        .map(|(i, (n, _))| record(i, n, &zone))
+        .map(|(i, (n, _))| with_field(reminder_record(i, Some(n)), "PERSON_TIME_ZONE", &zone))
         .collect();
     store
         .insert_records(campaign, &records, now_ms())

@@ -3,6 +3,10 @@
 //! implies, and the point of success must be reached exactly by those who
 //! listened past it.
 
+mod common;
+
+use common::campaigns::{any_hour, payment_reminder, Trunk, SCRIPT};
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -12,15 +16,9 @@ use std::time::Duration;
 use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
-use dialcast_engine::service::{prepare_campaign, CampaignSetup};
-use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, RecordFinal, ScheduleSettings,
-    SqliteStore, Store, TrunkSettings,
-};
+use dialcast_engine::store::{CampaignState, RecordFinal, SqliteStore, Store};
 use dialcast_loadtest::farm::{numbers, Behaviour, Farm, FarmConfig, FarmStats, Mix};
 use tokio_util::sync::CancellationToken;
-
-const SCRIPT: &str = "payment_reminder";
 
 fn record(i: usize, number: &str) -> ImportedRecord {
     let mut fields = BTreeMap::new();
@@ -90,40 +88,18 @@ async fn run(dialled: &[(String, Behaviour)], max_cps: u32, max_channels: u32) -
         .collect();
 
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Test",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
-            trunk: &TrunkSettings {
-                name: "farm".into(),
-                uri: format!("sip:{}", farm.local_addr()),
-                transport: "udp".into(),
-                max_cps,
-                max_channels,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 1,
-                retry_delay_ms: 0,
-                ring_timeout_ms: 9_000,
-                max_call_ms: 60_000,
-                amd: true,
-                schedule: ScheduleSettings::around_the_clock(),
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let campaign = payment_reminder(
+        &store,
+        "Test",
+        None,
+        Trunk {
+            addr: farm.local_addr(),
+            max_cps,
+            max_channels,
         },
+        any_hour(1, 0, 9_000, true),
     )
-    .await
-    .expect("campaign");
+    .await;
     store
         .insert_records(campaign, &records, now_ms())
         .await

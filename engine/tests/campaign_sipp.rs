@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::campaigns::{any_hour, payment_reminder, Trunk, SCRIPT};
 use common::sipp;
 use common::{ports, Verdict, Workdir};
 use dialcast_engine::campaign::callback::CallbackSettings;
@@ -20,14 +21,8 @@ use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::{start_engine, start_engine_with_inbound};
 use dialcast_engine::results::Direction;
-use dialcast_engine::service::{prepare_campaign, CampaignSetup};
-use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, RecordFinal, ScheduleSettings,
-    SqliteStore, Store, TrunkSettings,
-};
+use dialcast_engine::store::{CampaignState, RecordFinal, SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
-
-const SCRIPT: &str = "payment_reminder";
 
 fn record(i: usize) -> ImportedRecord {
     let number = format!("+3161000{i:04}");
@@ -58,40 +53,18 @@ fn record(i: usize) -> ImportedRecord {
 async fn run_campaign(trunk: SocketAddr, count: usize) -> Vec<RecordFinal> {
     let records: Vec<_> = (0..count).map(record).collect();
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Test",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
-            trunk: &TrunkSettings {
-                name: "sipp".into(),
-                uri: format!("sip:{}", trunk),
-                transport: "udp".into(),
-                max_cps: 10,
-                max_channels: 10,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 1,
-                retry_delay_ms: 0,
-                ring_timeout_ms: 10_000,
-                max_call_ms: 60_000,
-                amd: false,
-                schedule: ScheduleSettings::around_the_clock(),
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let campaign = payment_reminder(
+        &store,
+        "Test",
+        None,
+        Trunk {
+            addr: trunk,
+            max_cps: 10,
+            max_channels: 10,
         },
+        any_hour(1, 0, 10_000, false),
     )
-    .await
-    .expect("campaign");
+    .await;
     store
         .insert_records(campaign, &records, now_ms())
         .await
@@ -163,40 +136,18 @@ async fn a_sipp_caller_calling_back_is_matched_to_its_record_and_hears_the_scrip
     // The outbound attempt: SIPp refuses it busy.
     let mut busy = sipp::uas(&work, "uas-486-busy.xml").calls(1).start();
     let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Test",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
-            trunk: &TrunkSettings {
-                name: "sipp".into(),
-                uri: format!("sip:{}", busy.addr()),
-                transport: "udp".into(),
-                max_cps: 10,
-                max_channels: 10,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 1,
-                retry_delay_ms: 0,
-                ring_timeout_ms: 10_000,
-                max_call_ms: 60_000,
-                amd: false,
-                schedule: ScheduleSettings::around_the_clock(),
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let campaign = payment_reminder(
+        &store,
+        "Test",
+        None,
+        Trunk {
+            addr: busy.addr(),
+            max_cps: 10,
+            max_channels: 10,
         },
+        any_hour(1, 0, 10_000, false),
     )
-    .await
-    .expect("campaign");
+    .await;
     let record = record(7);
     let number = record.phones[0].clone();
     store

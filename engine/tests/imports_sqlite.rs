@@ -3,6 +3,10 @@
 //! start-up, duplicates, the blocklist in an import and blocking a number of
 //! pending records.
 
+mod common;
+
+use common::campaigns::claim_any_hour;
+
 use std::path::{Path, PathBuf};
 
 use dialcast_engine::imports::{self, PassOptions, ValidationReport};
@@ -10,7 +14,6 @@ use dialcast_engine::store::blocklist::entry;
 use dialcast_engine::store::imports::{StagedOutcome, StagedRecord};
 use dialcast_engine::store::{
     BlocklistStore, CampaignSettings, ImportStatus, ImportStore, SqliteStore, Store, StoreError,
-    TrunkSettings,
 };
 
 const HEADER: &str =
@@ -38,35 +41,8 @@ async fn fixture(test: &str) -> Fixture {
     let store = SqliteStore::open(&dir.join("dialcast.db"))
         .await
         .expect("store");
-    let organisation = store.ensure_organisation("Org", "NL").await.expect("org");
-    let trunk = store
-        .upsert_trunk(
-            organisation,
-            &TrunkSettings {
-                name: "t".into(),
-                uri: "sip:127.0.0.1:5090".into(),
-                transport: "udp".into(),
-                max_cps: 5,
-                max_channels: 5,
-                caller_id: None,
-            },
-        )
-        .await
-        .expect("trunk");
-    let script = store
-        .upsert_script(organisation, "s", "s.toml", "name = \"s\"")
-        .await
-        .expect("script");
-    let campaign = store
-        .ensure_campaign(
-            organisation,
-            "c",
-            script,
-            trunk,
-            &CampaignSettings::default(),
-        )
-        .await
-        .expect("campaign");
+    let (organisation, campaign) =
+        common::campaigns::bare_campaign(&store, &CampaignSettings::default()).await;
     store
         .set_campaign_state(campaign, dialcast_engine::store::CampaignState::Running, 0)
         .await
@@ -82,24 +58,12 @@ async fn fixture(test: &str) -> Fixture {
 impl Fixture {
     /// Claims under rules that allow a call at any hour.
     async fn claim(&self) -> Option<dialcast_engine::store::Claim> {
-        let now = dialcast_engine::campaign::now_ms();
-        let rules = dialcast_engine::campaign::schedule::DialRules::new(
-            &dialcast_engine::store::OrganisationCalendar::every_day("UTC"),
-            &dialcast_engine::store::ScheduleSettings::around_the_clock(),
+        claim_any_hour(
+            &self.store,
+            self.campaign,
+            dialcast_engine::campaign::now_ms(),
         )
-        .expect("rules");
-        let decide = |candidate: &dialcast_engine::campaign::schedule::Candidate<'_>| {
-            rules.decide(candidate, now)
-        };
-        match self
-            .store
-            .claim_next(self.campaign, now, &decide)
-            .await
-            .expect("claim")
-        {
-            dialcast_engine::store::ClaimResult::Claimed(claim) => Some(claim),
-            _ => None,
-        }
+        .await
     }
 
     /// Writes `rows` under [`HEADER`] and uploads the file.

@@ -3,6 +3,10 @@
 //! nightly catch-up of result files (empty days give header-only files;
 //! a second catch-up writes nothing).
 
+mod common;
+
+use common::campaigns::claim_any_hour;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,33 +34,6 @@ fn record(id: &str, phone: Option<&str>) -> ImportedRecord {
         phones: phone.map(str::to_string).into_iter().collect(),
         rejected_phones: Vec::new(),
         invalid_number: phone.is_none(),
-    }
-}
-
-/// Claims under rules that allow a call at any hour.
-async fn claim_due(
-    store: &SqliteStore,
-    campaign: i64,
-    now: i64,
-) -> Option<dialcast_engine::store::Claim> {
-    let rules = dialcast_engine::campaign::schedule::DialRules::new(
-        &dialcast_engine::store::OrganisationCalendar::every_day("UTC"),
-        &dialcast_engine::store::ScheduleSettings::around_the_clock(),
-    )
-    .expect("rules");
-    let decide = |candidate: &dialcast_engine::campaign::schedule::Candidate<'_>| {
-        rules.decide(candidate, now)
-    };
-    match store
-        .claim_next(campaign, now, &decide)
-        .await
-        .expect("claim")
-    {
-        dialcast_engine::store::ClaimResult::Claimed(claim) => Some(claim),
-        dialcast_engine::store::ClaimResult::NothingDue => None,
-        dialcast_engine::store::ClaimResult::NotRunning => {
-            panic!("campaign {campaign} is not running")
-        }
     }
 }
 
@@ -177,7 +154,7 @@ async fn the_commands_report_counts_beside_percentages_and_list_files() {
             .await
             .expect("import");
         for status in ["success", "busy", "no_answer"] {
-            let claim = claim_due(&store, id, now).await.expect("due");
+            let claim = claim_any_hour(&store, id, now).await.expect("due");
             let outcome = AttemptOutcome {
                 status: status.into(),
                 ended_at: now + 1,

@@ -12,47 +12,18 @@ use dialcast_engine::campaign::now_ms;
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine;
 use dialcast_engine::result_files::{write_script_day, ResultFileSettings};
-use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::stats::{range, BucketUpdate, Counters};
-use dialcast_engine::store::{
-    CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore,
-    StatsStore, Store, TrunkSettings,
-};
+use dialcast_engine::store::{CampaignState, SqliteStore, StatsStore, Store};
 use dialcast_loadtest::farm::{numbers, Farm, FarmConfig, Mix};
 use tokio_util::sync::CancellationToken;
 
+mod common;
 mod stats_scan;
 
-const SCRIPT: &str = "payment_reminder";
+use common::campaigns::{any_hour, payment_reminder, reminder_record as record, Trunk, SCRIPT};
+
 /// RTP ports of this test (other farm tests use 41000–50999).
 const PORT_BASE: u16 = 52000;
-
-fn record(i: usize, number: Option<&str>) -> ImportedRecord {
-    let mut fields = BTreeMap::new();
-    for (k, v) in [
-        ("IDENTIFICATION_RECORD_ID", format!("R{i}")),
-        ("PERSON_LANGUAGE", "en".to_string()),
-        ("INVOICE_AMOUNT_OPEN", format!("{}.50", 10 + i)),
-        ("INVOICE_CURRENCY", "EUR".to_string()),
-        ("INVOICE_DUE_DATE", "2026-12-24".to_string()),
-        ("INVOICE_NUMBER", format!("INV{i}")),
-    ] {
-        fields.insert(k.to_string(), v);
-    }
-    if let Some(n) = number {
-        fields.insert("CONTACT_PHONE_1".to_string(), n.to_string());
-    }
-    ImportedRecord {
-        line: i as u64 + 2,
-        record_id: format!("R{i}"),
-        client_reference: Some(format!("C{i}")),
-        script: SCRIPT.to_string(),
-        fields,
-        phones: number.map(str::to_string).into_iter().collect(),
-        rejected_phones: Vec::new(),
-        invalid_number: number.is_none(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_broadcast_and_result_file_match_the_attempts() {
@@ -77,40 +48,18 @@ async fn buckets_broadcast_and_result_file_match_the_attempts() {
     std::fs::create_dir_all(&dir).expect("dir");
     let db_path = dir.join("d.db");
     let store = Arc::new(SqliteStore::open(&db_path).await.expect("store"));
-    let source = std::fs::read_to_string(
-        dialcast_engine::demo::examples_dir().join(format!("{SCRIPT}.toml")),
-    )
-    .expect("script");
-    let campaign = prepare_campaign(
-        &*store,
-        &CampaignSetup {
-            organisation: "Test",
-            default_country: "NL",
-            calendar: &OrganisationCalendar::every_day("Europe/Amsterdam"),
-            trunk: &TrunkSettings {
-                name: "farm".into(),
-                uri: format!("sip:{}", farm.local_addr()),
-                transport: "udp".into(),
-                max_cps: 20,
-                max_channels: 20,
-                caller_id: Some("+31201234567".into()),
-            },
-            settings: &CampaignSettings {
-                max_attempts: 2,
-                retry_delay_ms: 0,
-                ring_timeout_ms: 3_000,
-                max_call_ms: 60_000,
-                amd: true,
-                schedule: ScheduleSettings::around_the_clock(),
-            },
-            script_name: SCRIPT,
-            script_file: "payment_reminder.toml",
-            script_source: &source,
-            campaign: SCRIPT,
+    let campaign = payment_reminder(
+        &store,
+        "Test",
+        None,
+        Trunk {
+            addr: farm.local_addr(),
+            max_cps: 20,
+            max_channels: 20,
         },
+        any_hour(2, 0, 3_000, true),
     )
-    .await
-    .expect("campaign");
+    .await;
     store
         .insert_records(campaign, &records, now_ms())
         .await

@@ -3,14 +3,17 @@
 //! imports, claims, outcomes, repeated finishes and crash recovery
 //! interleave; and the result-file register.
 
+mod common;
+
+use common::campaigns::claim_any_hour;
+
 use std::collections::BTreeMap;
 
 use dialcast_engine::campaign::retry;
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::stats::{Counters, BUCKET_MS};
 use dialcast_engine::store::{
-    AttemptOutcome, CampaignSettings, Claim, NextStep, ResultFile, SqliteStore, StatsStore, Store,
-    TrunkSettings,
+    AttemptOutcome, Claim, NextStep, ResultFile, SqliteStore, StatsStore, Store,
 };
 use proptest::prelude::*;
 
@@ -52,72 +55,8 @@ fn record(id: &str, dialable: bool) -> ImportedRecord {
     }
 }
 
-/// Claims under rules that allow a call at any hour.
-async fn claim_due(
-    store: &SqliteStore,
-    campaign: i64,
-    now: i64,
-) -> Option<dialcast_engine::store::Claim> {
-    let rules = dialcast_engine::campaign::schedule::DialRules::new(
-        &dialcast_engine::store::OrganisationCalendar::every_day("UTC"),
-        &dialcast_engine::store::ScheduleSettings::around_the_clock(),
-    )
-    .expect("rules");
-    let decide = |candidate: &dialcast_engine::campaign::schedule::Candidate<'_>| {
-        rules.decide(candidate, now)
-    };
-    match store
-        .claim_next(campaign, now, &decide)
-        .await
-        .expect("claim")
-    {
-        dialcast_engine::store::ClaimResult::Claimed(claim) => Some(claim),
-        dialcast_engine::store::ClaimResult::NothingDue => None,
-        dialcast_engine::store::ClaimResult::NotRunning => {
-            panic!("campaign {campaign} is not running")
-        }
-    }
-}
-
 async fn setup(store: &SqliteStore, max_attempts: u32) -> i64 {
-    let org = store.ensure_organisation("Org", "NL").await.expect("org");
-    let trunk = store
-        .upsert_trunk(
-            org,
-            &TrunkSettings {
-                name: "t".into(),
-                uri: "sip:127.0.0.1:5090".into(),
-                transport: "udp".into(),
-                max_cps: 5,
-                max_channels: 5,
-                caller_id: None,
-            },
-        )
-        .await
-        .expect("trunk");
-    let script = store
-        .upsert_script(org, "s", "s.toml", "name = \"s\"")
-        .await
-        .expect("script");
-    let campaign = store
-        .ensure_campaign(
-            org,
-            "c",
-            script,
-            trunk,
-            &CampaignSettings {
-                max_attempts,
-                retry_delay_ms: 60_000,
-                ..CampaignSettings::default()
-            },
-        )
-        .await
-        .expect("campaign");
-    store
-        .set_campaign_state(campaign, dialcast_engine::store::CampaignState::Running, 0)
-        .await
-        .expect("running");
-    campaign
+    common::campaigns::running_campaign(store, max_attempts, 60_000).await
 }
 
 /// One step of a simulated day.
@@ -171,7 +110,7 @@ async fn simulate(start: i64, first: Vec<bool>, steps: Vec<(u32, Step)>) {
         clock += i64::from(dt);
         match step {
             Step::Claim => {
-                if let Some(claim) = claim_due(&store, campaign, clock).await {
+                if let Some(claim) = claim_any_hour(&store, campaign, clock).await {
                     in_flight.push(claim);
                 }
             }
@@ -271,7 +210,7 @@ async fn totals_sum_the_buckets_of_a_range() {
         .expect("import");
     for (i, status) in ["success", "busy"].iter().enumerate() {
         let at = t0 + BUCKET_MS * (i as i64 + 1);
-        let claim = claim_due(&store, campaign, at).await.expect("due");
+        let claim = claim_any_hour(&store, campaign, at).await.expect("due");
         let outcome = AttemptOutcome {
             status: status.to_string(),
             ended_at: at + 1000,

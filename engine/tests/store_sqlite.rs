@@ -1,31 +1,19 @@
 //! The SQLite store against a real (in-memory or temporary-file) database:
 //! claims, outcomes, retries, crash recovery, duplicates and result rows.
 
+mod common;
+
 use std::collections::BTreeMap;
+
+use common::campaigns::claim_any_hour;
 
 use dialcast_engine::campaign::retry;
 use dialcast_engine::campaign::schedule::{Candidate, DialRules};
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::store::{
-    AttemptOutcome, CampaignSettings, CampaignState, Claim, ClaimResult, NextStep,
-    OrganisationCalendar, ScheduleSettings, SqliteStore, Store, StoreResult, TrunkSettings,
+    AttemptOutcome, CampaignSettings, CampaignState, ClaimResult, NextStep, OrganisationCalendar,
+    ScheduleSettings, SqliteStore, Store,
 };
-
-/// Claims under rules that allow a call at any hour (the schedule's own
-/// rules are tested in `campaign::schedule`).
-async fn claim_next(store: &SqliteStore, campaign: i64, now: i64) -> StoreResult<Option<Claim>> {
-    let rules = DialRules::new(
-        &OrganisationCalendar::every_day("UTC"),
-        &ScheduleSettings::around_the_clock(),
-    )
-    .expect("rules");
-    let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
-    Ok(match store.claim_next(campaign, now, &decide).await? {
-        ClaimResult::Claimed(claim) => Some(claim),
-        ClaimResult::NothingDue => None,
-        ClaimResult::NotRunning => panic!("campaign {campaign} is not running"),
-    })
-}
 
 fn record(id: &str, phones: &[&str]) -> ImportedRecord {
     let mut fields = BTreeMap::new();
@@ -46,44 +34,7 @@ fn record(id: &str, phones: &[&str]) -> ImportedRecord {
 }
 
 async fn setup(store: &SqliteStore, max_attempts: u32) -> i64 {
-    let org = store.ensure_organisation("Org", "NL").await.expect("org");
-    let trunk = store
-        .upsert_trunk(
-            org,
-            &TrunkSettings {
-                name: "t".into(),
-                uri: "sip:127.0.0.1:5090".into(),
-                transport: "udp".into(),
-                max_cps: 5,
-                max_channels: 5,
-                caller_id: None,
-            },
-        )
-        .await
-        .expect("trunk");
-    let script = store
-        .upsert_script(org, "s", "s.toml", "name = \"s\"")
-        .await
-        .expect("script");
-    let campaign = store
-        .ensure_campaign(
-            org,
-            "c",
-            script,
-            trunk,
-            &CampaignSettings {
-                max_attempts,
-                retry_delay_ms: 1000,
-                ..CampaignSettings::default()
-            },
-        )
-        .await
-        .expect("campaign");
-    store
-        .set_campaign_state(campaign, CampaignState::Running, 0)
-        .await
-        .expect("running");
-    campaign
+    common::campaigns::running_campaign(store, max_attempts, 1000).await
 }
 
 fn outcome(status: &str, at: i64) -> AttemptOutcome {
@@ -112,20 +63,11 @@ async fn a_record_is_claimed_once_and_finished() {
         .expect("insert");
     assert_eq!(summary.inserted, 2);
 
-    let a = claim_next(&store, campaign, 10)
-        .await
-        .expect("claim")
-        .expect("due");
-    let b = claim_next(&store, campaign, 10)
-        .await
-        .expect("claim")
-        .expect("due");
+    let a = claim_any_hour(&store, campaign, 10).await.expect("due");
+    let b = claim_any_hour(&store, campaign, 10).await.expect("due");
     assert_ne!(a.record_id, b.record_id);
     assert!(
-        claim_next(&store, campaign, 10)
-            .await
-            .expect("claim")
-            .is_none(),
+        claim_any_hour(&store, campaign, 10).await.is_none(),
         "both are dialing"
     );
     assert_eq!(a.attempt_no, 1);
@@ -161,10 +103,7 @@ async fn a_retry_waits_for_its_time_and_dials_the_next_number() {
         )
         .await
         .expect("insert");
-    let first = claim_next(&store, campaign, 0)
-        .await
-        .expect("claim")
-        .expect("due");
+    let first = claim_any_hour(&store, campaign, 0).await.expect("due");
     assert_eq!(first.number, "+31612345678");
     let next = retry::next_step("busy", first.attempt_no, 2, 1000, 100);
     assert_eq!(next, NextStep::RetryAt(1100));
@@ -174,17 +113,11 @@ async fn a_retry_waits_for_its_time_and_dials_the_next_number() {
         .expect("finish");
 
     assert!(
-        claim_next(&store, campaign, 1099)
-            .await
-            .expect("claim")
-            .is_none(),
+        claim_any_hour(&store, campaign, 1099).await.is_none(),
         "not due yet"
     );
     assert_eq!(store.next_due(campaign).await.expect("due"), Some(1100));
-    let second = claim_next(&store, campaign, 1100)
-        .await
-        .expect("claim")
-        .expect("due");
+    let second = claim_any_hour(&store, campaign, 1100).await.expect("due");
     assert_eq!(
         (second.attempt_no, second.number.as_str()),
         (2, "+31201234567")
@@ -221,14 +154,8 @@ async fn a_crash_leaves_no_attempt_to_dial_twice() {
             )
             .await
             .expect("insert");
-        let cut = claim_next(&store, campaign, 0)
-            .await
-            .expect("claim")
-            .expect("due");
-        let reached = claim_next(&store, campaign, 0)
-            .await
-            .expect("claim")
-            .expect("due");
+        let cut = claim_any_hour(&store, campaign, 0).await.expect("due");
+        let reached = claim_any_hour(&store, campaign, 0).await.expect("due");
         store
             .mark_success_point(reached.attempt_id, 5)
             .await
@@ -263,17 +190,11 @@ async fn a_crash_leaves_no_attempt_to_dial_twice() {
     assert_eq!(of(&cut.record_id).state, "pending");
 
     // The cut record gets a new attempt (number 2), never attempt 1 again.
-    let again = claim_next(&store, campaign, 60)
-        .await
-        .expect("claim")
-        .expect("due");
+    let again = claim_any_hour(&store, campaign, 60).await.expect("due");
     assert_eq!(again.record_id, cut.record_id);
     assert_eq!(again.attempt_no, 2);
     assert_ne!(again.attempt_id, cut.attempt_id);
-    assert!(claim_next(&store, campaign, 60)
-        .await
-        .expect("claim")
-        .is_none());
+    assert!(claim_any_hour(&store, campaign, 60).await.is_none());
     let rows = store.result_rows(campaign, 0, 1_000).await.expect("rows");
     let statuses: Vec<_> = rows
         .iter()
@@ -319,10 +240,7 @@ async fn invalid_numbers_are_reported_without_a_call_and_duplicates_skipped() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].record_id, "A");
     assert_eq!(rows[0].calls[0].status, "invalid_number");
-    let claimed = claim_next(&store, campaign, 0)
-        .await
-        .expect("claim")
-        .expect("due");
+    let claimed = claim_any_hour(&store, campaign, 0).await.expect("due");
     assert_ne!(claimed.record_id, "A");
 }
 
@@ -363,10 +281,7 @@ async fn a_paused_campaign_claims_nothing_and_notes_when_it_resumed() {
         (resumed.paused_at, resumed.resumed_at),
         (Some(10), Some(20))
     );
-    assert!(claim_next(&store, campaign, 21)
-        .await
-        .expect("claim")
-        .is_some());
+    assert!(claim_any_hour(&store, campaign, 21).await.is_some());
     // Running again from running is not a resume.
     store
         .set_campaign_state(campaign, CampaignState::Running, 30)

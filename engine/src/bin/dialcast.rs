@@ -936,6 +936,16 @@ async fn run_blocklist(args: BlocklistArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store of `config` (for writing) and the campaign called `name`.
+async fn open_campaign(
+    config: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(Arc<SqliteStore>, dialcast_engine::store::Campaign)> {
+    let store = service::open_store(&Config::load(config)?).await?;
+    let campaign = store.campaign_by_name(name).await?;
+    Ok((store, campaign))
+}
+
 async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
     match args.action {
         CampaignAction::Start { name, config } => {
@@ -948,8 +958,7 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
             println!("campaign {name} is running");
         }
         CampaignAction::Pause { name, config } => {
-            let store = service::open_store(&Config::load(&config)?).await?;
-            let campaign = store.campaign_by_name(&name).await?;
+            let (store, campaign) = open_campaign(&config, &name).await?;
             anyhow::ensure!(
                 matches!(
                     campaign.state,
@@ -964,8 +973,7 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
             println!("campaign {name} is paused: no new calls start; calls in progress finish");
         }
         CampaignAction::Resume { name, config } => {
-            let store = service::open_store(&Config::load(&config)?).await?;
-            let campaign = store.campaign_by_name(&name).await?;
+            let (store, campaign) = open_campaign(&config, &name).await?;
             anyhow::ensure!(
                 campaign.state == CampaignState::Paused,
                 "campaign {name} is {}, not paused",
@@ -977,16 +985,14 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
             println!("campaign {name} is running again");
         }
         CampaignAction::PauseForwarding { name, config } => {
-            let store = service::open_store(&Config::load(&config)?).await?;
-            let campaign = store.campaign_by_name(&name).await?;
+            let (store, campaign) = open_campaign(&config, &name).await?;
             store
                 .set_forwarding_paused(campaign.id, true, now_ms())
                 .await?;
             println!("forwarding of campaign {name} is paused");
         }
         CampaignAction::ResumeForwarding { name, config } => {
-            let store = service::open_store(&Config::load(&config)?).await?;
-            let campaign = store.campaign_by_name(&name).await?;
+            let (store, campaign) = open_campaign(&config, &name).await?;
             store
                 .set_forwarding_paused(campaign.id, false, now_ms())
                 .await?;

@@ -79,21 +79,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         }
     };
     let run = Run::start(Arc::clone(&plan.script), &plan.claim.fields);
-    let leg = Leg {
-        call: SipSide::Out(call),
-        session,
-        run,
-        clips: Arc::clone(&ctx.clips),
-        pending_clips: 0,
-        stopping: false,
-        timer: None,
-        success: false,
-        outputs: Vec::new(),
-        dtmf_info: String::new(),
-        hung_up: false,
-        amd: None,
-        amd_deadline: None,
-    };
+    let leg = Leg::new(SipSide::Out(call), session, run, &ctx.clips);
     leg.drive(
         ctx,
         LegPlan {
@@ -151,24 +137,12 @@ pub async fn run_callback<S: Store>(
             return failed(format!("cannot answer: {e}"));
         }
     };
-    let leg = Leg {
-        call: SipSide::In {
-            call,
-            answered: Some(media),
-        },
-        session,
-        run: Run::start_inbound(script, &claim.fields),
-        clips: Arc::clone(&ctx.clips),
-        pending_clips: 0,
-        stopping: false,
-        timer: None,
-        success: false,
-        outputs: Vec::new(),
-        dtmf_info: String::new(),
-        hung_up: false,
-        amd: None,
-        amd_deadline: None,
+    let side = SipSide::In {
+        call,
+        answered: Some(media),
     };
+    let run = Run::start_inbound(script, &claim.fields);
+    let leg = Leg::new(side, session, run, &ctx.clips);
     leg.drive(
         ctx,
         LegPlan {
@@ -275,6 +249,24 @@ struct Leg {
 }
 
 impl Leg {
+    fn new(call: SipSide, session: MediaSession, run: Run, clips: &Arc<ClipLibrary>) -> Leg {
+        Leg {
+            call,
+            session,
+            run,
+            clips: Arc::clone(clips),
+            pending_clips: 0,
+            stopping: false,
+            timer: None,
+            success: false,
+            outputs: Vec::new(),
+            dtmf_info: String::new(),
+            hung_up: false,
+            amd: None,
+            amd_deadline: None,
+        }
+    }
+
     async fn drive<S: Store>(mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) -> AttemptOutcome {
         let mut answered_wall: Option<i64> = None;
         let mut answered_at: Option<Instant> = None;

@@ -263,24 +263,22 @@ impl<S: Store> Engine<S> {
                 }
                 ClaimResult::NothingDue => {
                     drop(permit);
-                    if calls.is_empty() {
-                        match store.next_due(campaign.id).await? {
-                            None => break true,
-                            Some(due) => {
-                                let wait =
-                                    Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64);
-                                tokio::select! {
-                                    _ = tokio::time::sleep(wait.min(IDLE_POLL)) => {}
-                                    _ = cancel.cancelled() => break false,
-                                }
-                            }
-                        }
-                    } else {
-                        tokio::select! {
-                            _ = call_ended.notified() => {}
-                            _ = tokio::time::sleep(IDLE_POLL) => {}
-                            _ = cancel.cancelled() => break false,
-                        }
+                    let due = store.next_due(campaign.id).await?;
+                    // The claim moved the due records it looked at (deferred
+                    // or ended them); more may be due behind them.
+                    if due.is_some_and(|due| due < now_ms()) {
+                        continue;
+                    }
+                    if due.is_none() && calls.is_empty() {
+                        break true;
+                    }
+                    let until_due = due.map_or(IDLE_POLL, |due| {
+                        Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64)
+                    });
+                    tokio::select! {
+                        _ = call_ended.notified() => {}
+                        _ = tokio::time::sleep(until_due.min(IDLE_POLL)) => {}
+                        _ = cancel.cancelled() => break false,
                     }
                     continue;
                 }

@@ -771,23 +771,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let claim = &callback.claim;
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
-             ended_at = ?, ring_ms = ?, talk_ms = ?, dtmf = ?, outputs_json = ?, call_id = ? \
-             WHERE id = ?",
-        )
-        .bind(&outcome.status)
-        .bind(outcome.sip_code.map(i64::from))
-        .bind(outcome.answered_at)
-        .bind(outcome.ended_at)
-        .bind(outcome.ring_ms)
-        .bind(outcome.talk_ms)
-        .bind(&outcome.dtmf)
-        .bind(json(&outcome.outputs)?)
-        .bind(&outcome.call_id)
-        .bind(claim.attempt_id)
-        .execute(&mut *tx)
-        .await?;
+        end_attempt(&mut tx, claim.attempt_id, outcome).await?;
         if let Some(answered) = outcome.answered_at {
             count_event(
                 &mut tx,
@@ -881,24 +865,7 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(());
         }
-        sqlx::query(
-            "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
-             ended_at = ?, ring_ms = ?, talk_ms = ?, amd = ?, dtmf = ?, outputs_json = ?, \
-             call_id = ? WHERE id = ?",
-        )
-        .bind(&outcome.status)
-        .bind(outcome.sip_code.map(i64::from))
-        .bind(outcome.answered_at)
-        .bind(outcome.ended_at)
-        .bind(outcome.ring_ms)
-        .bind(outcome.talk_ms)
-        .bind(&outcome.amd)
-        .bind(&outcome.dtmf)
-        .bind(json(&outcome.outputs)?)
-        .bind(&outcome.call_id)
-        .bind(claim.attempt_id)
-        .execute(&mut *tx)
-        .await?;
+        end_attempt(&mut tx, claim.attempt_id, outcome).await?;
         update_record_after(&mut tx, claim.record, &outcome.status, next).await?;
         insert_event(
             &mut tx,
@@ -1078,6 +1045,33 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Writes how an attempt ended.
+async fn end_attempt(
+    tx: &mut sqlx::SqliteConnection,
+    attempt: Id,
+    outcome: &AttemptOutcome,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
+         ended_at = ?, ring_ms = ?, talk_ms = ?, amd = ?, dtmf = ?, outputs_json = ?, \
+         call_id = ? WHERE id = ?",
+    )
+    .bind(&outcome.status)
+    .bind(outcome.sip_code.map(i64::from))
+    .bind(outcome.answered_at)
+    .bind(outcome.ended_at)
+    .bind(outcome.ring_ms)
+    .bind(outcome.talk_ms)
+    .bind(&outcome.amd)
+    .bind(&outcome.dtmf)
+    .bind(json(&outcome.outputs)?)
+    .bind(&outcome.call_id)
+    .bind(attempt)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Due records [`Store::claim_next`] looks at in one transaction; those it

@@ -7,6 +7,7 @@
 //! and each uses only part of it.
 #![allow(dead_code)]
 
+pub mod campaigns;
 pub mod dialcast;
 pub mod media;
 pub mod ports;
