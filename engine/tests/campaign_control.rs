@@ -293,3 +293,111 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
     farm.shutdown().await;
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A zone where it is now the middle of the night (01:00–05:00), so no call
+/// window is open there.
+fn night_zone() -> String {
+    let hour = i32::try_from(Utc::now().hour()).unwrap_or(0);
+    let offset = (3 - hour).rem_euclid(24);
+    let offset = if offset > 14 { offset - 24 } else { offset };
+    match offset {
+        0 => "Etc/GMT".to_string(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_waiting_for_their_callees_hours_do_not_hold_up_the_others() {
+    let mix: Mix = "human=1".parse().expect("mix");
+    let dialled = numbers(&mix, 402, 8);
+    let mut farm_config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    farm_config.media.port_min = 51000;
+    farm_config.media.port_max = 51999;
+    let farm = Farm::start(farm_config).await.expect("farm");
+    let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+    let mut schedule = ScheduleSettings::around_the_clock();
+    schedule.windows = std::array::from_fn(|_| vec!["08:00-21:00".to_string()]);
+    let settings = CampaignSettings {
+        schedule,
+        ..any_hour(1, 0, 9_000, false)
+    };
+    let (day, _) = daytime_zone();
+    let campaign = payment_reminder(
+        &store,
+        "Control",
+        Some(OrganisationCalendar::every_day(&day)),
+        Trunk {
+            addr: farm.local_addr(),
+            max_cps: TRUNK_CPS,
+            max_channels: CHANNELS,
+        },
+        settings,
+    )
+    .await;
+    // The first and the last record can be called now; the 400 between
+    // them live where it is night.
+    let night = night_zone();
+    let records: Vec<ImportedRecord> = dialled
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| {
+            let zone = if i == 0 || i == 401 { &day } else { &night };
+            with_field(reminder_record(i, Some(n)), "PERSON_TIME_ZONE", zone)
+        })
+        .collect();
+    store
+        .insert_records(campaign, &records, now_ms())
+        .await
+        .expect("records");
+    store
+        .set_campaign_state(campaign, CampaignState::Running, now_ms())
+        .await
+        .expect("running");
+    let (engine, sip) = start_engine(Arc::clone(&store), (52000, 52999))
+        .await
+        .expect("engine");
+    let running = store.campaign_by_name(SCRIPT).await.expect("campaign");
+    let started = now_ms();
+    let cancel = CancellationToken::new();
+    let task = {
+        let engine = Arc::clone(&engine);
+        let cancel = cancel.clone();
+        tokio::spawn(async move { engine.run_campaign(running, cancel).await })
+    };
+    // The last record is dialled while the first call is still going (a
+    // person listens for about 15 s), not after 400 deferrals, 32 a
+    // second.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let last_started = loop {
+        let rows = store
+            .result_rows(campaign, 0, i64::MAX)
+            .await
+            .expect("rows");
+        let finals = store.record_finals(campaign).await.expect("finals");
+        if finals
+            .iter()
+            .any(|f| f.record_id == "R401" && f.state != "pending")
+        {
+            break now_ms();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "R401 still waits: {} rows",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        last_started - started < 5_000,
+        "R401 started {} ms after the campaign",
+        last_started - started
+    );
+    let waiting = store.campaign_status(campaign).await.expect("status");
+    assert_eq!(waiting.pending, 400, "the night records wait: {waiting:?}");
+    assert!(store.next_due(campaign).await.expect("due") > Some(now_ms()));
+    cancel.cancel();
+    task.await.expect("task").expect("run");
+    sip.shutdown();
+    farm.shutdown().await;
+}
