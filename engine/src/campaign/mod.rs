@@ -250,7 +250,7 @@ impl<S: Store> Engine<S> {
                     .await?;
             }
             let permit = tokio::select! {
-                permit = gate.channel() => permit?,
+                permit = gate.channel(campaign.id, priority) => permit?,
                 _ = cancel.cancelled() => break false,
             };
             let now = now_ms();

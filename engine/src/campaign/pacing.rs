@@ -104,74 +104,135 @@ impl FairShare {
     }
 }
 
-/// A campaign waiting for a start slot.
-struct Waiter {
+/// A campaign waiting for what a [`FairQueue`] hands out.
+struct Waiter<T> {
     campaign: Id,
     priority: u32,
-    ready: oneshot::Sender<()>,
+    ready: oneshot::Sender<T>,
 }
 
-/// What the gate and its dispatcher share.
-struct Slots {
-    waiting: std::sync::Mutex<Vec<Waiter>>,
+/// Campaigns waiting for a channel or a start slot; a dispatcher task hands
+/// each one out to the campaign [`FairShare`] picks.
+struct FairQueue<T> {
+    waiting: std::sync::Mutex<Vec<Waiter<T>>>,
     arrived: Notify,
 }
 
-/// The pacing of one trunk, shared by every campaign that uses it.
-pub struct TrunkGate {
-    slots: Arc<Slots>,
-    channels: Arc<Semaphore>,
-    max_channels: u32,
-    dispatcher: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TrunkGate {
-    fn drop(&mut self) {
-        self.dispatcher.abort();
-    }
-}
-
-impl TrunkGate {
-    /// Starts the gate's dispatcher on the current tokio runtime.
-    pub fn new(max_cps: u32, max_channels: u32) -> TrunkGate {
-        let max_channels = max_channels.max(1);
-        let slots = Arc::new(Slots {
+impl<T> FairQueue<T> {
+    fn new() -> Arc<FairQueue<T>> {
+        Arc::new(FairQueue {
             waiting: std::sync::Mutex::new(Vec::new()),
             arrived: Notify::new(),
-        });
-        let dispatcher = tokio::spawn(dispatch(Arc::clone(&slots), RateRule::new(max_cps)));
-        TrunkGate {
-            slots,
-            channels: Arc::new(Semaphore::new(max_channels as usize)),
-            max_channels,
-            dispatcher,
-        }
+        })
     }
 
-    /// Waits for a free channel; the call holds the permit until it ends.
-    /// (The semaphore is never closed, so this does not fail in practice.)
-    pub async fn channel(&self) -> Result<OwnedSemaphorePermit, tokio::sync::AcquireError> {
-        Arc::clone(&self.channels).acquire_owned().await
-    }
-
-    /// Waits until this trunk may start another call for `campaign`.
-    pub async fn start_slot(&self, campaign: Id, priority: u32) {
+    /// Waits for this campaign's turn; `None` if the dispatcher is gone.
+    async fn wait(&self, campaign: Id, priority: u32) -> Option<T> {
         let (ready, granted) = oneshot::channel();
-        lock(&self.slots.waiting).push(Waiter {
+        lock(&self.waiting).push(Waiter {
             campaign,
             priority,
             ready,
         });
-        self.slots.arrived.notify_one();
+        self.arrived.notify_one();
+        granted.await.ok()
+    }
+
+    /// Waits until somebody waits.
+    async fn someone_waiting(&self) {
+        while lock(&self.waiting).is_empty() {
+            self.arrived.notified().await;
+        }
+    }
+
+    /// Gives `grant` to the waiting campaign `share` picks; a waiter that
+    /// gave up (its campaign stopped) is skipped. The grant comes back when
+    /// nobody takes it.
+    fn hand_out(&self, share: &mut FairShare, mut grant: T) -> Option<T> {
+        let mut waiting = lock(&self.waiting);
+        loop {
+            waiting.retain(|w| !w.ready.is_closed());
+            let candidates: Vec<(Id, u32)> =
+                waiting.iter().map(|w| (w.campaign, w.priority)).collect();
+            let Some(at) = share
+                .pick(&candidates)
+                .and_then(|campaign| waiting.iter().position(|w| w.campaign == campaign))
+            else {
+                return Some(grant);
+            };
+            match waiting.remove(at).ready.send(grant) {
+                Ok(()) => return None,
+                Err(back) => grant = back,
+            }
+        }
+    }
+}
+
+/// The pacing of one trunk, shared by every campaign that uses it.
+pub struct TrunkGate {
+    slots: Arc<FairQueue<()>>,
+    channels: Arc<FairQueue<OwnedSemaphorePermit>>,
+    semaphore: Arc<Semaphore>,
+    max_channels: u32,
+    dispatchers: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for TrunkGate {
+    fn drop(&mut self) {
+        for dispatcher in &self.dispatchers {
+            dispatcher.abort();
+        }
+    }
+}
+
+impl TrunkGate {
+    /// Starts the gate's dispatchers on the current tokio runtime.
+    pub fn new(max_cps: u32, max_channels: u32) -> TrunkGate {
+        let max_channels = max_channels.max(1);
+        let slots = FairQueue::new();
+        let channels = FairQueue::new();
+        let semaphore = Arc::new(Semaphore::new(max_channels as usize));
+        let dispatchers = [
+            tokio::spawn(dispatch_slots(Arc::clone(&slots), RateRule::new(max_cps))),
+            tokio::spawn(dispatch_channels(
+                Arc::clone(&channels),
+                Arc::clone(&semaphore),
+            )),
+        ];
+        TrunkGate {
+            slots,
+            channels,
+            semaphore,
+            max_channels,
+            dispatchers,
+        }
+    }
+
+    /// Waits for a free channel for `campaign`; the call holds the permit
+    /// until it ends. When campaigns wait for channels, they get them in
+    /// proportion to their priority.
+    pub async fn channel(
+        &self,
+        campaign: Id,
+        priority: u32,
+    ) -> anyhow::Result<OwnedSemaphorePermit> {
+        self.channels
+            .wait(campaign, priority)
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the trunk's channel dispatcher stopped"))
+    }
+
+    /// Waits until this trunk may start another call for `campaign`.
+    pub async fn start_slot(&self, campaign: Id, priority: u32) {
         // The dispatcher lives as long as the gate; if it is gone, do not
         // hang.
-        granted.await.ok();
+        self.slots.wait(campaign, priority).await;
     }
 
     /// Calls in progress on this trunk.
     pub fn busy_channels(&self) -> u32 {
         self.max_channels
-            .saturating_sub(self.channels.available_permits() as u32)
+            .saturating_sub(self.semaphore.available_permits() as u32)
     }
 }
 
@@ -183,33 +244,32 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Hands out start slots at the trunk's rate, each to the campaign
-/// [`FairShare`] picks among those waiting at that moment.
-async fn dispatch(slots: Arc<Slots>, mut rate: RateRule) {
+/// [`FairShare`] picks among those waiting at that moment (a slot nobody
+/// takes is lost, as an idle second is).
+async fn dispatch_slots(slots: Arc<FairQueue<()>>, mut rate: RateRule) {
     let mut share = FairShare::default();
     loop {
-        if lock(&slots.waiting).is_empty() {
-            slots.arrived.notified().await;
-            continue;
-        }
+        slots.someone_waiting().await;
         let slot = rate.book(Instant::now());
         tokio::time::sleep_until(slot).await;
-        loop {
-            let mut waiting = lock(&slots.waiting);
-            // A waiter that gave up (its campaign stopped) is dropped.
-            waiting.retain(|w| !w.ready.is_closed());
-            let candidates: Vec<(Id, u32)> =
-                waiting.iter().map(|w| (w.campaign, w.priority)).collect();
-            let Some(campaign) = share.pick(&candidates) else {
-                break;
-            };
-            let Some(at) = waiting.iter().position(|w| w.campaign == campaign) else {
-                break;
-            };
-            let waiter = waiting.remove(at);
-            if waiter.ready.send(()).is_ok() {
-                break;
-            }
-        }
+        slots.hand_out(&mut share, ());
+    }
+}
+
+/// Hands out free channels, each to the campaign [`FairShare`] picks among
+/// those waiting when it frees (a channel nobody takes goes back).
+async fn dispatch_channels(
+    channels: Arc<FairQueue<OwnedSemaphorePermit>>,
+    semaphore: Arc<Semaphore>,
+) {
+    let mut share = FairShare::default();
+    loop {
+        channels.someone_waiting().await;
+        // The semaphore is never closed.
+        let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+            return;
+        };
+        drop(channels.hand_out(&mut share, permit));
     }
 }
 
@@ -270,6 +330,36 @@ mod tests {
         }
         // Ten intervals of 100 ms after the first start.
         assert_eq!(started.elapsed(), Duration::from_millis(1000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn channels_are_shared_by_priority_when_they_are_the_limit() {
+        // One channel, calls of 100 ms, a trunk rate that never binds.
+        let gate = Arc::new(TrunkGate::new(1000, 1));
+        let counts = Arc::new(std::sync::Mutex::new([0u32; 2]));
+        let stop = Instant::now() + Duration::from_secs(4);
+        let mut tasks = Vec::new();
+        for (campaign, priority) in [(0i64, 3u32), (1, 1)] {
+            let gate = Arc::clone(&gate);
+            let counts = Arc::clone(&counts);
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < stop {
+                    let permit = gate.channel(campaign, priority).await.expect("channel");
+                    lock(&counts)[campaign as usize] += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    drop(permit);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let [high, low] = *lock(&counts);
+        assert!(high + low <= 41, "one channel: {high} + {low}");
+        assert!(
+            (2.5..=3.5).contains(&(f64::from(high) / f64::from(low))),
+            "{high}:{low}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
