@@ -105,6 +105,27 @@ pub async fn upload<S: ImportStore>(
     }
 }
 
+/// Locks the archived file, moves the import to `status` and runs one pass
+/// in `mode`; the pass's own failure is returned beside its report, with
+/// the lock, which the caller holds until the import is settled (start-up
+/// recovery leaves a locked import alone).
+async fn begin_and_run<S: ImportStore + BlocklistStore>(
+    store: &S,
+    import: Id,
+    options: &PassOptions,
+    status: ImportStatus,
+    mode: Mode,
+) -> anyhow::Result<(ValidationReport, anyhow::Result<()>, ImportLock)> {
+    let info = store.import_info(import).await?;
+    let (path, lock) = archived_and_locked(&info)?;
+    store
+        .begin_pass(import, status, crate::campaign::now_ms())
+        .await?;
+    let mut report = ValidationReport::new(import, &info.file_name, &info.campaign, &info.script);
+    let outcome = run_pass(store, &info, &path, options, mode, &mut report).await;
+    Ok((report, outcome, lock))
+}
+
 /// Validates an `uploaded` or `validated` import: reads the whole archived
 /// file and stores the report; imports nothing.
 pub async fn validate<S: ImportStore + BlocklistStore>(
@@ -112,13 +133,14 @@ pub async fn validate<S: ImportStore + BlocklistStore>(
     import: Id,
     options: &PassOptions,
 ) -> anyhow::Result<ValidationReport> {
-    let info = store.import_info(import).await?;
-    let (path, _lock) = archived_and_locked(&info)?;
-    store
-        .begin_pass(import, ImportStatus::Validating, crate::campaign::now_ms())
-        .await?;
-    let mut report = ValidationReport::new(import, &info.file_name, &info.campaign, &info.script);
-    let outcome = run_pass(store, &info, &path, options, Mode::Validate, &mut report).await;
+    let (mut report, outcome, _lock) = begin_and_run(
+        store,
+        import,
+        options,
+        ImportStatus::Validating,
+        Mode::Validate,
+    )
+    .await?;
     let now = crate::campaign::now_ms();
     if let Err(e) = outcome {
         let error = format!("{e:#}");
@@ -150,13 +172,8 @@ pub async fn confirm<S: ImportStore + BlocklistStore>(
     import: Id,
     options: &PassOptions,
 ) -> anyhow::Result<ValidationReport> {
-    let info = store.import_info(import).await?;
-    let (path, _lock) = archived_and_locked(&info)?;
-    store
-        .begin_pass(import, ImportStatus::Importing, crate::campaign::now_ms())
-        .await?;
-    let mut report = ValidationReport::new(import, &info.file_name, &info.campaign, &info.script);
-    let outcome = run_pass(store, &info, &path, options, Mode::Stage, &mut report).await;
+    let (mut report, outcome, _lock) =
+        begin_and_run(store, import, options, ImportStatus::Importing, Mode::Stage).await?;
     let now = crate::campaign::now_ms();
     if let Err(e) = outcome {
         let error = format!("{e:#}");

@@ -401,17 +401,8 @@ impl Store for SqliteStore {
                 tally.undialled("invalid_number");
                 // Reported like a call result, without a call.
                 let number = first_phone_field(&record.fields).unwrap_or_default();
-                sqlx::query(
-                    "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, \
-                     started_at, ended_at, ring_ms, talk_ms, success_point, dtmf, outputs_json) \
-                     VALUES (?, 1, ?, 0, 'ended', 'invalid_number', ?, ?, 0, 0, 0, '', '[]')",
-                )
-                .bind(record_row)
-                .bind(number)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                insert_undialled_attempt(&mut tx, record_row, 1, &number, "invalid_number", now)
+                    .await?;
                 insert_event(
                     &mut tx,
                     campaign,
@@ -536,25 +527,23 @@ impl Store for SqliteStore {
                 from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
             let phones: Vec<String> =
                 from_json(&row.try_get::<String, _>("phones_json")?, "record phones")?;
-            let recent: Vec<EpochMs> = sqlx::query_scalar(
+            // One read gives both the count and the recent starts: a record
+            // has a handful of attempts.
+            let mut recent: Vec<EpochMs> = sqlx::query_scalar(
                 "SELECT started_at FROM attempts WHERE record_id = ? AND dialled = 1 \
-                 AND started_at > ? ORDER BY started_at",
+                 ORDER BY started_at",
             )
             .bind(record)
-            .bind(now.saturating_sub(LOOKBACK_MS))
             .fetch_all(&mut *tx)
             .await?;
-            let dialled: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM attempts WHERE record_id = ? AND dialled = 1",
-            )
-            .bind(record)
-            .fetch_one(&mut *tx)
-            .await?;
+            let dialled = recent.len();
+            let since = now.saturating_sub(LOOKBACK_MS);
+            recent.retain(|started| *started > since);
             let blocked = blocked_numbers(&mut tx, campaign, &phones).await?;
             let candidate = Candidate {
                 fields: &fields,
                 phones: &phones,
-                dialled: to_u32(dialled),
+                dialled: u32::try_from(dialled).unwrap_or(u32::MAX),
                 recent_starts: &recent,
                 blocked: &blocked,
             };
@@ -626,7 +615,7 @@ impl Store for SqliteStore {
                         attempt_id,
                         record,
                         record_id,
-                        attempt_no: to_u32(dialled) + 1,
+                        attempt_no: u32::try_from(dialled + 1).unwrap_or(u32::MAX),
                         number,
                         fields,
                     }));
