@@ -19,6 +19,7 @@ mod error;
 mod priority;
 pub mod prompt;
 mod recorder;
+mod recv_batch;
 pub mod rtp;
 mod scheduler;
 pub mod session;
