@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -25,6 +25,7 @@ use crate::core::{CallHandle, Command, Event, Peer, SipCore, Transmit};
 use crate::endpoint::SipCounters;
 use crate::uac::CallEvent;
 use crate::uas::{InboundCall, InboundEvent};
+use crate::udp_port::UdpPort;
 use crate::wire::ReadOutcome;
 use crate::Transport;
 
@@ -36,8 +37,11 @@ pub const CALL_EVENT_QUEUE: usize = 64;
 const TCP_WRITE_QUEUE: usize = 1024;
 /// Largest SIP message we accept (UDP datagram or TCP frame).
 const MAX_MESSAGE: usize = 65_535;
-/// Datagrams or commands handled per wake-up before the others get a turn.
+/// Commands handled per wake-up before the others get a turn.
 const BATCH: usize = 64;
+/// Datagrams read per wake-up before the others get a turn: a polled tick
+/// (see `udp_port`) holds a millisecond of them.
+const POLLED_BATCH: usize = 256;
 
 /// Where the answer to an OPTIONS probe goes: status and Retry-After, or `None`.
 pub type ProbeReply = oneshot::Sender<Option<(u16, Option<Duration>)>>;
@@ -71,7 +75,7 @@ impl Shared {
 /// The driver's state.
 pub struct Driver {
     core: SipCore,
-    socket: Arc<UdpSocket>,
+    udp: UdpPort,
     shared: Arc<Shared>,
     // Keyed by our own handles and probe ids: FxHash (see core/mod.rs).
     outbound: FxHashMap<CallHandle, mpsc::Sender<CallEvent>>,
@@ -86,13 +90,13 @@ pub struct Driver {
 impl Driver {
     pub fn new(
         core: SipCore,
-        socket: Arc<UdpSocket>,
+        udp: UdpPort,
         shared: Arc<Shared>,
         inbound_queue: mpsc::Sender<InboundCall>,
     ) -> Self {
         Driver {
             core,
-            socket,
+            udp,
             shared,
             outbound: FxHashMap::default(),
             inbound: FxHashMap::default(),
@@ -125,16 +129,21 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                received = self.socket.recv_from(&mut buf) => {
-                    if let Ok((len, from)) = received {
-                        self.ingest(&buf[..len], Peer { addr: from, transport: Transport::Udp });
-                    }
-                    for _ in 0..BATCH {
-                        match self.socket.try_recv_from(&mut buf) {
-                            Ok((len, from)) => self.ingest(&buf[..len], Peer { addr: from, transport: Transport::Udp }),
-                            Err(_) => break,
+                ready = self.udp.ready() => {
+                    let mut read = 0;
+                    if ready.is_ok() {
+                        // Polled, a tick may hold a millisecond of datagrams.
+                        while read < POLLED_BATCH {
+                            match self.udp.try_recv_from(&mut buf) {
+                                Ok((len, from)) => {
+                                    read += 1;
+                                    self.ingest(&buf[..len], Peer { addr: from, transport: Transport::Udp });
+                                }
+                                Err(_) => break,
+                            }
                         }
                     }
+                    self.udp.after_wake(read, Instant::now());
                 }
                 command = commands.recv() => {
                     let Some(command) = command else { break };
@@ -234,7 +243,7 @@ impl Driver {
     fn transmit(&mut self, to: Peer, bytes: Vec<u8>) {
         match to.transport {
             Transport::Udp => {
-                if self.socket.try_send_to(&bytes, to.addr).is_err() {
+                if self.udp.try_send_to(&bytes, to.addr).is_err() {
                     self.shared
                         .counters
                         .send_failures
@@ -247,10 +256,10 @@ impl Driver {
 
     async fn transmit_async(&mut self, to: Peer, bytes: Vec<u8>) {
         match to.transport {
-            Transport::Udp => match self.socket.try_send_to(&bytes, to.addr) {
+            Transport::Udp => match self.udp.try_send_to(&bytes, to.addr) {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if self.socket.send_to(&bytes, to.addr).await.is_err() {
+                    if self.udp.send_to(&bytes, to.addr).await.is_err() {
                         self.shared
                             .counters
                             .send_failures

@@ -18,6 +18,7 @@ use crate::driver::{serve_tcp, Driver, DriverCommand, Shared, COMMAND_QUEUE};
 use crate::error::SipError;
 use crate::trunk::TrunkHealth;
 use crate::uas::InboundCall;
+use crate::udp_port::UdpPort;
 use crate::Transport;
 
 /// How many new inbound calls may wait for the application before we answer 503.
@@ -173,7 +174,7 @@ impl SipEndpoint {
             },
         );
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE_CAPACITY);
-        let driver = Driver::new(core, Arc::new(socket), shared.clone(), inbound_tx);
+        let driver = Driver::new(core, UdpPort::new(socket), shared.clone(), inbound_tx);
         tokio::spawn(driver.run(commands_rx));
         info!(%local_addr, tcp = config.tcp, "SIP endpoint listening");
         Ok((SipEndpoint { shared }, InboundCalls { rx: inbound_rx }))

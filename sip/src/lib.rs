@@ -23,6 +23,7 @@ pub mod status;
 pub mod trunk;
 pub mod uac;
 pub mod uas;
+mod udp_port;
 pub mod validate;
 pub mod wire;
 
