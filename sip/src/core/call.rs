@@ -3,7 +3,6 @@
 //! the retransmission timers that belong to it. Also builds the requests that
 //! live in the call: ACK, CANCEL, BYE.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use rsipstack::sip::Method;
@@ -259,21 +258,11 @@ impl Call {
         next
     }
 
-    /// Our Via for a new request in this call.
-    pub fn via(&self, local: &str, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {local};branch={branch};rport",
-            self.peer.transport.via_name()
-        )
-    }
-
     /// Where to send an in-dialog request: the first route, else the peer we
     /// already talk to. (Trunks that Record-Route expect this; a Contact on
     /// another host without a route set is still reached through the trunk.)
-    pub fn in_dialog_target(&self) -> String {
-        self.remote_target
-            .clone()
-            .unwrap_or_else(|| self.request_uri.clone())
+    pub fn in_dialog_target(&self) -> &str {
+        self.remote_target.as_deref().unwrap_or(&self.request_uri)
     }
 
     fn route_headers(&self, builder: RequestBuilder) -> RequestBuilder {
@@ -286,13 +275,13 @@ impl Call {
 
     /// ACK for a 2xx (its own transaction: new branch, to the remote target).
     pub fn ack_for_2xx(&self, local: &str, user_agent: &str) -> Vec<u8> {
-        let builder = RequestBuilder::new(Method::Ack, &self.in_dialog_target())
-            .header("Via", &self.via(local, &new_branch()))
+        let builder = RequestBuilder::new(Method::Ack, self.in_dialog_target())
+            .via(self.peer.transport.via_name(), local, &new_branch())
             .header("Max-Forwards", "70")
             .header("From", &self.local_party)
-            .header("To", &self.remote_with_tag())
+            .party("To", &self.remote_party, self.remote_tag.as_deref())
             .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} ACK", self.invite_cseq));
+            .cseq(self.invite_cseq, &Method::Ack);
         self.route_headers(builder)
             .header("User-Agent", user_agent)
             .body(None, b"")
@@ -301,24 +290,24 @@ impl Call {
     /// ACK for a 3xx-6xx (part of the INVITE transaction: same branch and URI).
     pub fn ack_for_failure(&self, local: &str, to_with_tag: &str) -> Vec<u8> {
         RequestBuilder::new(Method::Ack, &self.request_uri)
-            .header("Via", &self.via(local, &self.invite_branch))
+            .via(self.peer.transport.via_name(), local, &self.invite_branch)
             .header("Max-Forwards", "70")
             .header("From", &self.local_party)
             .header("To", to_with_tag)
             .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} ACK", self.invite_cseq))
+            .cseq(self.invite_cseq, &Method::Ack)
             .body(None, b"")
     }
 
     /// CANCEL for our INVITE (same branch, URI, From, To and CSeq number).
     pub fn cancel_request(&self, local: &str) -> Vec<u8> {
         RequestBuilder::new(Method::Cancel, &self.request_uri)
-            .header("Via", &self.via(local, &self.invite_branch))
+            .via(self.peer.transport.via_name(), local, &self.invite_branch)
             .header("Max-Forwards", "70")
             .header("From", &self.local_party)
             .header("To", &self.remote_party)
             .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} CANCEL", self.invite_cseq))
+            .cseq(self.invite_cseq, &Method::Cancel)
             .body(None, b"")
     }
 
@@ -331,13 +320,13 @@ impl Call {
     ) -> (String, Vec<u8>) {
         self.local_cseq += 1;
         let branch = new_branch();
-        let builder = RequestBuilder::new(method, &self.in_dialog_target())
-            .header("Via", &self.via(local, &branch))
+        let builder = RequestBuilder::new(method, self.in_dialog_target())
+            .via(self.peer.transport.via_name(), local, &branch)
             .header("Max-Forwards", "70")
             .header("From", &self.local_party)
-            .header("To", &self.remote_with_tag())
+            .party("To", &self.remote_party, self.remote_tag.as_deref())
             .header("Call-ID", &self.call_id)
-            .header("CSeq", &format!("{} {method}", self.local_cseq));
+            .cseq(self.local_cseq, &method);
         let bytes = self
             .route_headers(builder)
             .header("User-Agent", user_agent)
@@ -345,40 +334,20 @@ impl Call {
         (branch, bytes)
     }
 
-    /// The remote party with its tag, as To (UAC) or From (UAS) carries it.
-    pub fn remote_with_tag(&self) -> String {
-        match &self.remote_tag {
-            Some(tag) => super::msg::with_tag(&self.remote_party, tag),
-            None => self.remote_party.clone(),
-        }
-    }
-
     /// The INVITE (first or re-sent with credentials).
     pub fn invite_request(&self, local: &str, authorization: Option<(&str, &str)>) -> Vec<u8> {
-        let mut head = String::with_capacity(256);
-        let _ = write!(
-            head,
-            "Via: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\n",
-            self.via(local, &self.invite_branch),
-            self.local_party,
-            self.remote_party,
-            self.call_id,
-            self.invite_cseq
-        );
+        let mut builder = RequestBuilder::new(Method::Invite, &self.request_uri)
+            .via(self.peer.transport.via_name(), local, &self.invite_branch)
+            .header("Max-Forwards", "70")
+            .header("From", &self.local_party)
+            .header("To", &self.remote_party)
+            .header("Call-ID", &self.call_id)
+            .cseq(self.invite_cseq, &Method::Invite);
         if let Some((name, value)) = authorization {
-            let _ = write!(head, "{name}: {value}\r\n");
+            builder = builder.header(name, value);
         }
-        let mut text = format!(
-            "INVITE {} SIP/2.0\r\n{head}{}",
-            self.request_uri, self.invite_tail
-        );
-        let _ = write!(
-            text,
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
-            self.offer.len()
-        );
-        let mut bytes = text.into_bytes();
-        bytes.extend_from_slice(&self.offer);
-        bytes
+        builder
+            .raw(&self.invite_tail)
+            .body(Some("application/sdp"), &self.offer)
     }
 }

@@ -11,15 +11,15 @@
 //! full path (rsipstack's parser plus `crate::validate`), so nothing is
 //! accepted here that the full path would refuse.
 
-use super::msg::{split_list, uri_of, Fields, Incoming, Kind};
+use super::msg::{split_list, trim, uri_of, Fields, Incoming, Kind};
 
 /// Reads a well-formed response, or `None` to let the full path decide.
 pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head_end = memchr::memmem::find(bytes, b"\r\n\r\n")?;
     let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
     let body = &bytes[head_end + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?;
+    let mut lines = crlf_lines(head);
+    let status = lines.next()??;
     let rest = status.strip_prefix("SIP/2.0 ")?;
     let code: u16 = rest.get(..3)?.parse().ok()?;
     if !(100..=699).contains(&code) || rest.as_bytes().get(3).is_some_and(|b| *b != b' ') {
@@ -31,12 +31,13 @@ pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
     let mut record_route = Vec::new();
     let mut content_length = None;
     for line in lines {
+        let line = line?; // a bare LF: leave it to the full parser
         if line.starts_with([' ', '\t']) {
             return None; // folded header: leave it to the full parser
         }
         let (name, value) = line.split_once(':')?;
-        let value = value.trim();
-        let name = name.trim();
+        let value = trim(value);
+        let name = trim(name);
         let once = |slot: &mut Option<String>| -> Option<()> {
             if slot.is_some() {
                 return None; // repeated mandatory header
@@ -44,8 +45,8 @@ pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
             *slot = Some(value.to_string());
             Some(())
         };
-        match_name(name, |known| -> Option<()> {
-            match known {
+        {
+            match known(name) {
                 Known::Via => vias.extend(split_list(value).map(str::to_string)),
                 Known::CallId => once(&mut call_id)?,
                 Known::From => once(&mut from)?,
@@ -68,13 +69,15 @@ pub fn read_response(bytes: &[u8]) -> Option<Incoming> {
                 Known::Challenge => return None, // digest: the full path builds it
                 Known::Other => {}
             }
-            Some(())
-        })?;
+        }
     }
     if content_length != Some(body.len()) {
         return None;
     }
-    let call_id = call_id.filter(|c| !c.is_empty() && !c.contains(char::is_whitespace))?;
+    let call_id = call_id.filter(|c| {
+        let visible = |b: u8| b > b' ' && b < 0x7F;
+        !c.is_empty() && (c.bytes().all(visible) || !c.contains(char::is_whitespace))
+    })?;
     let message = Incoming::assemble(Fields {
         kind: Kind::Response { code },
         vias,
@@ -108,35 +111,54 @@ enum Known {
     Other,
 }
 
-/// Maps a header name (long or compact form, any case) and hands it on.
-fn match_name<T>(name: &str, f: impl FnOnce(Known) -> T) -> T {
+/// The lines of a message head split at CRLF; a line that ends in a bare LF
+/// comes out as `None` (the head itself ends before its final CRLF).
+fn crlf_lines(head: &str) -> impl Iterator<Item = Option<&str>> {
+    let mut rest = Some(head);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match memchr::memchr(b'\n', text.as_bytes()) {
+            Some(i) => {
+                rest = Some(&text[i + 1..]);
+                Some(text[..i].strip_suffix('\r'))
+            }
+            None => {
+                rest = None;
+                Some(Some(text))
+            }
+        }
+    })
+}
+
+/// Maps a header name (long or compact form, any case), looking only at the
+/// names of its length.
+fn known(name: &str) -> Known {
     let eq = |a: &str| name.eq_ignore_ascii_case(a);
-    let known = if eq("via") || eq("v") {
-        Known::Via
-    } else if eq("call-id") || eq("i") {
-        Known::CallId
-    } else if eq("from") || eq("f") {
-        Known::From
-    } else if eq("to") || eq("t") {
-        Known::To
-    } else if eq("cseq") {
-        Known::CSeq
-    } else if eq("contact") || eq("m") {
-        Known::Contact
-    } else if eq("record-route") {
-        Known::RecordRoute
-    } else if eq("content-type") || eq("c") {
-        Known::ContentType
-    } else if eq("content-length") || eq("l") {
-        Known::ContentLength
-    } else if eq("retry-after") {
-        Known::RetryAfter
-    } else if eq("www-authenticate") || eq("proxy-authenticate") {
-        Known::Challenge
-    } else {
-        Known::Other
-    };
-    f(known)
+    match name.len() {
+        1 => match name.as_bytes()[0].to_ascii_lowercase() {
+            b'v' => Known::Via,
+            b'i' => Known::CallId,
+            b'f' => Known::From,
+            b't' => Known::To,
+            b'm' => Known::Contact,
+            b'c' => Known::ContentType,
+            b'l' => Known::ContentLength,
+            _ => Known::Other,
+        },
+        2 if eq("to") => Known::To,
+        3 if eq("via") => Known::Via,
+        4 if eq("from") => Known::From,
+        4 if eq("cseq") => Known::CSeq,
+        7 if eq("call-id") => Known::CallId,
+        7 if eq("contact") => Known::Contact,
+        11 if eq("retry-after") => Known::RetryAfter,
+        12 if eq("record-route") => Known::RecordRoute,
+        12 if eq("content-type") => Known::ContentType,
+        14 if eq("content-length") => Known::ContentLength,
+        16 if eq("www-authenticate") => Known::Challenge,
+        18 if eq("proxy-authenticate") => Known::Challenge,
+        _ => Known::Other,
+    }
 }
 
 #[cfg(test)]
@@ -183,6 +205,52 @@ mod tests {
         ];
         for case in cases {
             assert!(read_response(case.as_bytes()).is_none(), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_bare_line_feed_is_left_to_the_full_path() {
+        let bare = OK.replace("CSeq: 1 INVITE\r\n", "CSeq: 1 INVITE\n");
+        assert!(read_response(bare.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn header_names_in_any_case_and_form() {
+        for (name, want) in [
+            ("VIA", "via"),
+            ("v", "via"),
+            ("Call-ID", "call-id"),
+            ("I", "call-id"),
+            ("fRoM", "from"),
+            ("T", "to"),
+            ("CSEQ", "cseq"),
+            ("m", "contact"),
+            ("Record-Route", "record-route"),
+            ("C", "content-type"),
+            ("Content-Length", "content-length"),
+            ("l", "content-length"),
+            ("Retry-After", "retry-after"),
+            ("Proxy-Authenticate", "challenge"),
+            ("WWW-Authenticate", "challenge"),
+            ("Subject", "other"),
+            ("s", "other"),
+            ("Record-Routes", "other"),
+        ] {
+            let got = match known(name) {
+                Known::Via => "via",
+                Known::CallId => "call-id",
+                Known::From => "from",
+                Known::To => "to",
+                Known::CSeq => "cseq",
+                Known::Contact => "contact",
+                Known::RecordRoute => "record-route",
+                Known::ContentType => "content-type",
+                Known::ContentLength => "content-length",
+                Known::RetryAfter => "retry-after",
+                Known::Challenge => "challenge",
+                Known::Other => "other",
+            };
+            assert_eq!(got, want, "{name}");
         }
     }
 
