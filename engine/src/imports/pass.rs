@@ -13,13 +13,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::report::{Issue, ValidationReport};
-use crate::campaign::now_ms;
 use crate::import::columns::{DIALABLE_PHONES, RECORD_ID, SCRIPT};
 use crate::import::{
     open_rows, ImportError, ImportIssue, ImportOptions, ImportedRecord, RowResult,
 };
 use crate::store::imports::{reported_number, StagedOutcome, StagedRecord};
-use crate::store::{EpochMs, Id, ImportStore};
+use crate::store::{Id, ImportStore};
 
 /// Rows per message from the reading thread. A chunk's buffer stays under
 /// 64 KiB: glibc's malloc consolidates its free lists whenever a larger
@@ -271,7 +270,6 @@ pub async fn run<S: ImportStore>(
     }
     let mut pass = Pass {
         store,
-        started_at: now_ms(),
         setup: &setup,
         mode,
         batch: Vec::with_capacity(setup.batch_rows.min(100_000)),
@@ -291,9 +289,6 @@ pub async fn run<S: ImportStore>(
 
 struct Pass<'a, S> {
     store: &'a S,
-    /// Every record of the pass is stamped with its start (and the staging
-    /// statement stays the same text, so it is prepared once).
-    started_at: EpochMs,
     setup: &'a PassSetup<'a>,
     mode: Mode,
     batch: Vec<StagedRecord>,
@@ -325,12 +320,7 @@ impl<S: ImportStore> Pass<'_, S> {
             Mode::Stage => {
                 let summary = self
                     .store
-                    .stage_records(
-                        self.setup.import,
-                        self.setup.campaign,
-                        batch,
-                        self.started_at,
-                    )
+                    .stage_records(self.setup.import, self.setup.campaign, batch)
                     .await?;
                 let existing = summary
                     .existing_lines
