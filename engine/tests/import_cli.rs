@@ -30,39 +30,7 @@ fn workdir(test: &str) -> Dir {
 }
 
 fn write_config(dir: &Path) -> PathBuf {
-    let config = format!(
-        r#"
-[storage]
-database = "{db}"
-[organisation]
-name = "CLI test"
-default_country = "NL"
-[scripts]
-dir = "{scripts}"
-[imports]
-archive_dir = "{archive}"
-retention_days = 30
-[[trunks]]
-name = "t"
-uri = "sip:127.0.0.1:9"
-max_cps = 1
-max_channels = 1
-caller_id = "+31201234567"
-[campaign]
-trunk = "t"
-max_attempts = 1
-retry_delay_s = 60
-ring_timeout_s = 30
-max_call_s = 60
-amd = false
-"#,
-        db = dir.join("dialcast.db").display(),
-        scripts = dialcast_engine::demo::examples_dir().display(),
-        archive = dir.join("archive").display(),
-    );
-    let path = dir.join("dialcast.toml");
-    std::fs::write(&path, config).expect("config");
-    path
+    common::import_config::ImportConfig::new(dir, "CLI test").write()
 }
 
 fn dialcast(args: &[&str], config: &Path) -> Output {
