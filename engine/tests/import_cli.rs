@@ -1,7 +1,9 @@
 //! The command-line contract of `dialcast import` and `dialcast blocklist`,
 //! through the real binary: the JSON report of `--validate-only`, the exit
 //! status of an import with failing rows, `--accept-partial`, the import
-//! subcommands and the blocklist.
+//! subcommands, the blocklist, and an import killed midway.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,39 +30,7 @@ fn workdir(test: &str) -> Dir {
 }
 
 fn write_config(dir: &Path) -> PathBuf {
-    let config = format!(
-        r#"
-[storage]
-database = "{db}"
-[organisation]
-name = "CLI test"
-default_country = "NL"
-[scripts]
-dir = "{scripts}"
-[imports]
-archive_dir = "{archive}"
-retention_days = 30
-[[trunks]]
-name = "t"
-uri = "sip:127.0.0.1:9"
-max_cps = 1
-max_channels = 1
-caller_id = "+31201234567"
-[campaign]
-trunk = "t"
-max_attempts = 1
-retry_delay_s = 60
-ring_timeout_s = 30
-max_call_s = 60
-amd = false
-"#,
-        db = dir.join("dialcast.db").display(),
-        scripts = dialcast_engine::demo::examples_dir().display(),
-        archive = dir.join("archive").display(),
-    );
-    let path = dir.join("dialcast.toml");
-    std::fs::write(&path, config).expect("config");
-    path
+    common::import_config::ImportConfig::new(dir, "CLI test").write()
 }
 
 fn dialcast(args: &[&str], config: &Path) -> Output {
@@ -281,4 +251,100 @@ fn the_blocklist_normalises_numbers_and_stops_pending_records() {
         &config,
     ));
     assert_eq!(removed["removed"], true);
+}
+
+/// `dialcast import` killed with SIGKILL while it stores a large file:
+/// nothing of it is seen by dialling, statuses, results or statistics, and
+/// the next start-up marks it failed and deletes what it had stored.
+#[tokio::test]
+async fn an_import_killed_midway_is_never_seen_and_is_cleaned_at_start_up() {
+    use dialcast_engine::store::{CampaignState, ImportStatus, ImportStore, StatsStore, Store};
+
+    let dir = workdir("killed");
+    let config = write_config(&dir.0);
+    let file = dir.0.join("big.csv");
+    // Several staging batches of 10,000 rows, so the kill lands between two.
+    dialcast_loadtest::import::write_file(&file, 100_000, 7).expect("file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dialcast"))
+        .args(["import", &file.display().to_string(), "--script", SCRIPT])
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dialcast runs");
+    let db = dir.0.join("dialcast.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let stored = loop {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the import ended before a batch was seen; use a larger file"
+        );
+        assert!(std::time::Instant::now() < deadline, "no batch stored");
+        if db.exists() {
+            if let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await
+            {
+                let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM records")
+                    .fetch_one(&pool)
+                    .await;
+                pool.close().await;
+                if let Ok(n @ 1..) = n {
+                    break n;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    let store = dialcast_engine::store::SqliteStore::open(&db)
+        .await
+        .expect("store");
+    let campaign = store.campaign_by_name(SCRIPT).await.expect("campaign").id;
+    let imports = store.imports_in_progress().await.expect("imports");
+    assert_eq!(imports.len(), 1);
+    assert_eq!(imports[0].status, ImportStatus::Importing);
+    let status = store.campaign_status(campaign).await.expect("status");
+    assert_eq!(status.records, 0, "{stored} stored rows are not records");
+    assert!(store
+        .record_finals(campaign)
+        .await
+        .expect("finals")
+        .is_empty());
+    assert!(store
+        .result_rows(campaign, 0, i64::MAX)
+        .await
+        .expect("rows")
+        .is_empty());
+    let totals = store
+        .stats_totals(campaign, 0, i64::MAX)
+        .await
+        .expect("stats");
+    assert_eq!(totals.records_imported, 0);
+    assert_eq!(store.next_due(campaign).await.expect("due"), None);
+    store
+        .set_campaign_state(campaign, CampaignState::Running, 0)
+        .await
+        .expect("running");
+    let now = dialcast_engine::campaign::now_ms();
+    assert!(
+        common::campaigns::claim_any_hour(&store, campaign, now)
+            .await
+            .is_none(),
+        "nothing to dial"
+    );
+
+    // What a service does when it starts.
+    let recovered = dialcast_engine::imports::recover_imports(&store, now)
+        .await
+        .expect("recovers");
+    assert_eq!(recovered, 1);
+    let info = store.import_info(imports[0].id).await.expect("info");
+    assert_eq!((info.status, info.imported), (ImportStatus::Failed, 0));
+    assert!(store
+        .existing_record_ids(campaign, &["BR-0000000", "BR-0000001"])
+        .await
+        .expect("lookup")
+        .is_empty());
 }

@@ -289,30 +289,21 @@ async fn staged_rows_of_an_interrupted_import_are_deleted_at_start_up() {
         .begin_pass(import, ImportStatus::Importing, 2_000)
         .await
         .expect("begin");
-    let staged = |record_id: &str, line: u64, outcome: StagedOutcome| StagedRecord {
-        line,
-        record_id: record_id.into(),
-        client_reference: None,
-        fields_json: "{}".into(),
-        phones_json: "[\"+31612345678\"]".into(),
-        outcome,
-        services: Default::default(),
-    };
     f.store
         .stage_records(
             import,
             f.campaign,
             vec![
-                staged("A", 2, StagedOutcome::Dial),
+                staged("A", 2, "+31612345678", StagedOutcome::Dial),
                 staged(
                     "B",
                     3,
+                    "+31612345679",
                     StagedOutcome::Blocked {
                         number: "+31612345679".into(),
                     },
                 ),
             ],
-            2_000,
         )
         .await
         .expect("staged");
@@ -331,6 +322,227 @@ async fn staged_rows_of_an_interrupted_import_are_deleted_at_start_up() {
     let info = f.store.import_info(import).await.expect("info");
     assert_eq!(info.status, ImportStatus::Failed);
     assert!(info.error.is_some_and(|e| e.contains("interrupted")));
+}
+
+/// A record to stage directly through the store.
+fn staged(record_id: &str, line: u64, number: &str, outcome: StagedOutcome) -> StagedRecord {
+    StagedRecord {
+        line,
+        record_id: record_id.into(),
+        client_reference: None,
+        fields_json: "{}".into(),
+        phones_json: format!("[\"{number}\"]"),
+        outcome,
+        services: Default::default(),
+    }
+}
+
+impl Fixture {
+    /// An import whose pass starts at `at` (its records wait at that
+    /// instant) and stages `records`; published when `publish` is set.
+    async fn import_at(
+        &self,
+        name: &str,
+        at: i64,
+        records: Vec<StagedRecord>,
+        publish: bool,
+    ) -> i64 {
+        let import = self.upload(name, "").await;
+        self.store
+            .begin_pass(import, ImportStatus::Importing, at)
+            .await
+            .expect("begin");
+        let n = records.len() as u64;
+        self.store
+            .stage_records(import, self.campaign, records)
+            .await
+            .expect("staged");
+        if publish {
+            self.publish(import, n).await;
+        }
+        import
+    }
+
+    async fn publish(&self, import: i64, records: u64) {
+        let counts = dialcast_engine::store::imports::PassCounts {
+            records,
+            imported: records,
+            failed: 0,
+        };
+        self.store
+            .publish_import(import, counts, "{}", 9_000)
+            .await
+            .expect("published");
+    }
+}
+
+#[tokio::test]
+async fn records_of_an_import_in_progress_are_absent_until_it_is_published() {
+    let f = fixture("in-progress").await;
+    // Due before and after the import in progress, which starts at 2,000.
+    let dial = StagedOutcome::Dial;
+    f.import_at(
+        "before.csv",
+        1_000,
+        vec![staged("V1", 2, "+31612345671", dial.clone())],
+        true,
+    )
+    .await;
+    let hidden = f
+        .import_at(
+            "hidden.csv",
+            2_000,
+            vec![
+                staged("H1", 2, "+31612345672", dial.clone()),
+                staged(
+                    "H2",
+                    3,
+                    "+31612345673",
+                    StagedOutcome::Blocked {
+                        number: "+31612345673".into(),
+                    },
+                ),
+                staged("H3", 4, "+31612345674", dial.clone()),
+            ],
+            false,
+        )
+        .await;
+    f.import_at(
+        "after.csv",
+        3_000,
+        vec![staged("V3", 2, "+31612345675", dial)],
+        true,
+    )
+    .await;
+
+    // Statuses, records, results and statistics do not see H1..H3.
+    let status = f.store.campaign_status(f.campaign).await.expect("status");
+    assert_eq!((status.records, status.pending, status.done), (2, 2, 0));
+    assert!(status.statuses.is_empty(), "{:?}", status.statuses);
+    let finals = f.store.record_finals(f.campaign).await.expect("finals");
+    let ids: Vec<&str> = finals.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, ["V1", "V3"]);
+    assert!(f
+        .store
+        .result_rows(f.campaign, 0, i64::MAX)
+        .await
+        .expect("rows")
+        .is_empty());
+    assert_eq!(
+        f.store.next_due(f.campaign).await.expect("due"),
+        Some(1_000)
+    );
+    assert_eq!(
+        f.store
+            .pending_due_before(f.campaign, i64::MAX)
+            .await
+            .expect("count"),
+        2
+    );
+    let totals =
+        dialcast_engine::store::StatsStore::stats_totals(&f.store, f.campaign, 0, i64::MAX)
+            .await
+            .expect("stats");
+    assert_eq!((totals.records_imported, totals.records_done), (2, 0));
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM events WHERE kind = 'record_done'")
+            .await,
+        0
+    );
+    // Blocking H3's only number leaves it alone (the claim checks again).
+    let blocked = f
+        .store
+        .block_number(f.organisation, &entry("+31612345674", "asked", None, 5_000))
+        .await
+        .expect("blocks");
+    assert_eq!(blocked.records_blocked, 0);
+
+    // Dialling reads around the import's instant: the records due before
+    // and after it, then nothing.
+    let first = f.claim().await.expect("V1 due");
+    let second = f.claim().await.expect("V3 due");
+    assert_eq!(
+        (first.record_id.as_str(), second.record_id.as_str()),
+        ("V1", "V3")
+    );
+    assert!(f.claim().await.is_none(), "H1 is not a record yet");
+    assert_eq!(f.store.next_due(f.campaign).await.expect("due"), None);
+
+    // Published: seen as they were stored.
+    f.publish(hidden, 3).await;
+    let status = f.store.campaign_status(f.campaign).await.expect("status");
+    assert_eq!((status.records, status.pending, status.done), (5, 2, 1));
+    assert_eq!(status.statuses.get("blocked"), Some(&1));
+    assert_eq!(
+        f.store.next_due(f.campaign).await.expect("due"),
+        Some(2_000)
+    );
+    let rows = f
+        .store
+        .result_rows(f.campaign, 0, i64::MAX)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].record_id.as_str(), rows[0].calls[0].status.as_str()),
+        ("H2", "blocked")
+    );
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM events WHERE kind = 'record_done'")
+            .await,
+        1
+    );
+    let info = f.store.import_info(hidden).await.expect("info");
+    assert_eq!((info.status, info.imported), (ImportStatus::Finished, 3));
+    let totals =
+        dialcast_engine::store::StatsStore::stats_totals(&f.store, f.campaign, 0, i64::MAX)
+            .await
+            .expect("stats");
+    assert_eq!((totals.records_imported, totals.records_done), (5, 1));
+    let next = f.claim().await.expect("H1 due");
+    assert_eq!(next.record_id, "H1");
+    // H3's only number is blocked: the claim ends it without a call.
+    assert!(f.claim().await.is_none());
+    let finals = f.store.record_finals(f.campaign).await.expect("finals");
+    let h3 = finals.iter().find(|r| r.record_id == "H3").expect("H3");
+    assert_eq!(h3.final_status.as_deref(), Some("blocked"));
+}
+
+#[tokio::test]
+async fn a_record_due_at_the_instant_an_import_started_waits_for_it_only() {
+    let f = fixture("same-instant").await;
+    let dial = StagedOutcome::Dial;
+    f.import_at(
+        "first.csv",
+        2_000,
+        vec![staged("V1", 2, "+31612345671", dial.clone())],
+        true,
+    )
+    .await;
+    let hidden = f
+        .import_at(
+            "second.csv",
+            2_000,
+            vec![staged("H1", 2, "+31612345672", dial)],
+            false,
+        )
+        .await;
+    assert!(f.claim().await.is_none(), "waits while the import runs");
+    assert_eq!(f.store.next_due(f.campaign).await.expect("due"), None);
+    f.store
+        .discard_import(
+            hidden,
+            ImportStatus::Failed,
+            Default::default(),
+            None,
+            Some("test"),
+            9_000,
+        )
+        .await
+        .expect("discarded");
+    assert_eq!(f.stored_ids(&["H1"]).await, 0);
+    assert_eq!(f.claim().await.expect("V1 due").record_id, "V1");
+    assert!(f.claim().await.is_none());
 }
 
 #[tokio::test]

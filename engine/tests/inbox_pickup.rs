@@ -4,9 +4,12 @@
 //! names no script fails with the reason, and files still arriving are left
 //! alone.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use common::import_config::ImportConfig;
 use dialcast_engine::config::Config;
 use dialcast_engine::inbox::pickup::pick_up;
 use dialcast_engine::service::audio_catalog;
@@ -21,38 +24,7 @@ B1;en;0612345670;10.50;2026-12-31\n\
 B2;en;0612345671;lots;2026-12-31\n";
 
 fn config(dir: &Path) -> Config {
-    let text = format!(
-        r#"
-[storage]
-database = "{db}"
-[organisation]
-name = "Inbox test"
-default_country = "NL"
-[scripts]
-dir = "{scripts}"
-[imports]
-archive_dir = "{archive}"
-inbox_dir = "{inbox}"
-[[trunks]]
-name = "t"
-uri = "sip:127.0.0.1:9"
-max_cps = 1
-max_channels = 1
-caller_id = "+31201234567"
-[campaign]
-trunk = "t"
-max_attempts = 1
-retry_delay_s = 60
-ring_timeout_s = 30
-max_call_s = 60
-amd = false
-"#,
-        db = dir.join("dialcast.db").display(),
-        scripts = dialcast_engine::demo::examples_dir().display(),
-        archive = dir.join("archive").display(),
-        inbox = dir.join("inbox").display(),
-    );
-    Config::parse(&text, "inbox.toml", Vec::new()).expect("config")
+    ImportConfig::new(dir, "Inbox test").with_inbox().parse()
 }
 
 /// Writes a file as if its upload had finished a minute ago.

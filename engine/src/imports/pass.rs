@@ -3,7 +3,7 @@
 //! [`StagedRecord`]s on a thread of their own, which frees each row's many
 //! small strings where it allocated them; chunks of records and their issues
 //! go through a bounded channel, so reading and storing overlap and memory
-//! stays bounded (a few chunks, one batch and the record ids seen, which
+//! stays bounded (at most 64 chunks, one batch and the record ids seen, which
 //! duplicates within the file need). The async side checks what needs the
 //! store (RECORD_IDs the campaign has) and either only counts
 //! ([`Mode::Validate`]) or stages each batch ([`Mode::Stage`]).
@@ -13,22 +13,26 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::report::{Issue, ValidationReport};
-use crate::campaign::now_ms;
 use crate::import::columns::{DIALABLE_PHONES, RECORD_ID, SCRIPT};
 use crate::import::{
     open_rows, ImportError, ImportIssue, ImportOptions, ImportedRecord, RowResult,
 };
 use crate::store::imports::{reported_number, StagedOutcome, StagedRecord};
-use crate::store::{EpochMs, Id, ImportStore};
+use crate::store::{Id, ImportStore};
 
 /// Rows per message from the reading thread. A chunk's buffer stays under
 /// 64 KiB: glibc's malloc consolidates its free lists whenever a larger
 /// block is freed, and chunks are freed on another thread than the one that
 /// filled them (this was 8 % of a validation's time at 1,024 rows).
 const ROWS_PER_CHUNK: usize = 256;
-/// Chunks in flight between the reading thread and the store: the reader
-/// waits when they are full.
-const CHUNKS_IN_FLIGHT: usize = 16;
+/// Chunks in flight between the reading thread and the store, at least:
+/// the reader waits when they are full.
+const MIN_CHUNKS_IN_FLIGHT: usize = 16;
+/// ... and at most: with room for a whole batch (and a little more) the
+/// reader checks the next batch while the store stages this one, instead
+/// of waiting for it (with 16 chunks the two sides took turns, and a
+/// million-row import left a third of both cores idle).
+const MAX_CHUNKS_IN_FLIGHT: usize = 64;
 /// Rows per staging transaction by default.
 pub const DEFAULT_BATCH_ROWS: usize = 10_000;
 
@@ -80,12 +84,15 @@ fn spawn_reader(
     path: &Path,
     options: &ImportOptions,
     screen: Screen,
+    batch_rows: usize,
 ) -> Result<(Vec<ImportIssue>, tokio::sync::mpsc::Receiver<Chunk>), ImportError> {
     let FileRows {
         header_warnings,
         mut rows,
     } = open_import_rows(path, options)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let in_flight = (batch_rows.div_ceil(ROWS_PER_CHUNK) + MIN_CHUNKS_IN_FLIGHT / 2)
+        .clamp(MIN_CHUNKS_IN_FLIGHT, MAX_CHUNKS_IN_FLIGHT);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(in_flight);
     std::thread::Builder::new()
         .name("dialcast-import".into())
         .spawn(move || loop {
@@ -256,13 +263,13 @@ pub async fn run<S: ImportStore>(
         blocked: std::mem::take(&mut setup.blocked),
         mode,
     };
-    let (header_warnings, mut rx) = spawn_reader(setup.path, &setup.options, screen)?;
+    let (header_warnings, mut rx) =
+        spawn_reader(setup.path, &setup.options, screen, setup.batch_rows)?;
     for issue in header_warnings {
         report.warn(issue.into());
     }
     let mut pass = Pass {
         store,
-        started_at: now_ms(),
         setup: &setup,
         mode,
         batch: Vec::with_capacity(setup.batch_rows.min(100_000)),
@@ -282,9 +289,6 @@ pub async fn run<S: ImportStore>(
 
 struct Pass<'a, S> {
     store: &'a S,
-    /// Every record of the pass is stamped with its start (and the staging
-    /// statement stays the same text, so it is prepared once).
-    started_at: EpochMs,
     setup: &'a PassSetup<'a>,
     mode: Mode,
     batch: Vec<StagedRecord>,
@@ -316,12 +320,7 @@ impl<S: ImportStore> Pass<'_, S> {
             Mode::Stage => {
                 let summary = self
                     .store
-                    .stage_records(
-                        self.setup.import,
-                        self.setup.campaign,
-                        batch,
-                        self.started_at,
-                    )
+                    .stage_records(self.setup.import, self.setup.campaign, batch)
                     .await?;
                 let existing = summary
                     .existing_lines

@@ -11,11 +11,13 @@
 //! ```
 //!
 //! While an import runs, [`ImportStore::stage_records`] adds its records in
-//! state `staged`: `claim_next`, statuses and results never see them. One
-//! transaction ([`ImportStore::publish_import`]) makes them `pending` (or
-//! `done`, for records reported without a call); [`ImportStore::discard_import`]
-//! deletes them. A process killed mid-import leaves the import `importing`,
-//! which start-up turns into `failed`, deleting its staged rows.
+//! their final state (`pending`, or `done` with an undialled attempt), but
+//! `claim_next`, statuses, results and the blocklist treat the records of an
+//! import that is not `finished` as absent. One transaction
+//! ([`ImportStore::publish_import`]) marks it finished, which makes them
+//! visible without rewriting them; [`ImportStore::discard_import`] deletes
+//! them. A process killed mid-import leaves the import `importing`, which
+//! start-up turns into `failed`, deleting its records.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -276,19 +278,22 @@ pub trait ImportStore: Store {
         record_ids: &[&str],
     ) -> impl Future<Output = StoreResult<HashSet<String>>> + Send;
 
-    /// Adds records of an `importing` import as `staged`, in one transaction;
-    /// record ids the campaign already has are left out and reported.
+    /// Adds records of an `importing` import, in one transaction, stamped
+    /// with the import's start (`imported_at`, and `next_attempt_at` of the
+    /// pending ones: they wait at that instant, unseen, until the import is
+    /// published); record ids the campaign already has are left out and
+    /// reported.
     fn stage_records(
         &self,
         import: Id,
         campaign: Id,
         records: Vec<StagedRecord>,
-        now: EpochMs,
     ) -> impl Future<Output = StoreResult<StageSummary>> + Send;
 
-    /// Publishes the staged records (`pending`, or `done` with their
-    /// undialled attempt and an outbox event) and marks the import
-    /// `finished`, in one transaction. Returns how many were published.
+    /// Publishes the import's records and marks it `finished`, in one
+    /// transaction: their undialled attempts end (with an outbox event each)
+    /// and the statistics count them; the records themselves are not
+    /// rewritten. Returns how many were published.
     fn publish_import(
         &self,
         import: Id,
@@ -297,8 +302,8 @@ pub trait ImportStore: Store {
         now: EpochMs,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Deletes the staged records of an `importing` import and moves it to
-    /// `to` (`validated`, `failed` or `cancelled`), in one transaction.
+    /// Deletes the records of an `importing` import and moves it to `to`
+    /// (`validated`, `failed` or `cancelled`), in one transaction.
     fn discard_import(
         &self,
         import: Id,

@@ -9,8 +9,9 @@
 //! losing a record or dialling an attempt twice:
 //!
 //! ```text
-//! record: staged ──publish_import──► pending (or done: invalid_number, blocked)
-//!         staged ──discard_import──► deleted
+//! record of an import in progress (unseen): pending | done (invalid_number,
+//!         blocked) ──publish_import──► seen as it is
+//!                  ──discard_import──► deleted
 //! record: pending ──claim_next──► dialing ──finish_attempt──► done
 //!            ▲                        │   (final status)
 //!            └──── retry later ───────┘

@@ -26,6 +26,30 @@ use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
 use crate::stats::{Counters, ImportTally, StatsEvent};
 
+/// The condition that a record (`$r`, the alias of `records` in the query)
+/// is visible to dialling, statuses, results and the blocklist: it came from
+/// no import, or from a finished one. An import stores its records in their
+/// final state as it goes (see [`ImportStore::stage_records`]) and
+/// publishing only marks it finished, so a million-row import is not
+/// rewritten to be published; a failed, cancelled or interrupted one deletes
+/// them. The subquery is not correlated: it is read once per statement.
+/// Dialling reads due records through [`due_ranges`] instead, which leaves
+/// them out without walking over them.
+///
+/// [`ImportStore::stage_records`]: crate::store::ImportStore::stage_records
+macro_rules! visible {
+    ($r:literal) => {
+        concat!(
+            "(",
+            $r,
+            ".import_id IS NULL OR ",
+            $r,
+            ".import_id NOT IN (SELECT hidden.id FROM imports hidden \
+             WHERE hidden.status <> 'finished'))"
+        )
+    };
+}
+
 pub mod stats;
 pub use stats::{add_counters, count_attempt_end, count_event};
 
@@ -178,6 +202,54 @@ macro_rules! campaign_select {
             $tail
         )
     };
+}
+
+/// The inclusive ranges of `next_attempt_at`, up to `until`, in which the
+/// campaign's due records are read. The records of an import in progress
+/// wait, pending, at exactly its start (`imports.started_at`, the stamp
+/// [`ImportStore::stage_records`] gives them): dialling reads around those
+/// instants, so it neither sees them nor walks over them (with a million of
+/// them ahead of the due records, every claim would be a scan). A visible
+/// record due at the very millisecond an import started waits until that
+/// import is settled (seconds).
+///
+/// [`ImportStore::stage_records`]: crate::store::ImportStore::stage_records
+async fn due_ranges(
+    conn: &mut sqlx::SqliteConnection,
+    campaign: Id,
+    until: EpochMs,
+) -> StoreResult<Vec<(EpochMs, EpochMs)>> {
+    let stamps: Vec<EpochMs> = sqlx::query_scalar(
+        "SELECT DISTINCT started_at FROM imports WHERE campaign_id = ? AND status = 'importing' \
+         AND started_at IS NOT NULL ORDER BY started_at",
+    )
+    .bind(campaign)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ranges_around(&stamps, until))
+}
+
+/// Inclusive ranges covering `[EpochMs::MIN, until]` except the instants
+/// `stamps` (ascending).
+fn ranges_around(stamps: &[EpochMs], until: EpochMs) -> Vec<(EpochMs, EpochMs)> {
+    let mut ranges = Vec::with_capacity(stamps.len() + 1);
+    let mut lo = EpochMs::MIN;
+    for &stamp in stamps {
+        if stamp > until {
+            break;
+        }
+        if stamp > lo {
+            ranges.push((lo, stamp - 1));
+        }
+        if stamp == EpochMs::MAX {
+            return ranges;
+        }
+        lo = lo.max(stamp + 1);
+    }
+    if lo <= until {
+        ranges.push((lo, until));
+    }
+    ranges
 }
 
 async fn insert_event(
@@ -509,16 +581,27 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(ClaimResult::NotRunning);
         }
-        let due = sqlx::query(
-            "SELECT id, record_id, attempts, fields_json, phones_json FROM records \
-             WHERE campaign_id = ? AND state = 'pending' AND next_attempt_at <= ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .bind(campaign)
-        .bind(now)
-        .bind(CLAIM_SCAN)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut due = Vec::new();
+        for (from, to) in due_ranges(&mut tx, campaign, now).await? {
+            let left = CLAIM_SCAN - due.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            due.extend(
+                sqlx::query(
+                    "SELECT id, record_id, attempts, fields_json, phones_json FROM records \
+                     WHERE campaign_id = ? AND state = 'pending' \
+                     AND next_attempt_at BETWEEN ? AND ? \
+                     ORDER BY next_attempt_at, id LIMIT ?",
+                )
+                .bind(campaign)
+                .bind(from)
+                .bind(to)
+                .bind(left)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
         for row in due {
             let record: Id = row.try_get("id")?;
             let record_id: String = row.try_get("record_id")?;
@@ -667,15 +750,23 @@ impl Store for SqliteStore {
     }
 
     async fn pending_due_before(&self, campaign: Id, until: EpochMs) -> StoreResult<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM records WHERE campaign_id = ? AND state = 'pending' \
-             AND next_attempt_at < ?",
-        )
-        .bind(campaign)
-        .bind(until)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        // One read transaction: the imports and the records of one moment.
+        let mut tx = self.pool.begin().await?;
+        let mut count = 0;
+        for (from, to) in due_ranges(&mut tx, campaign, until.saturating_sub(1)).await? {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM records WHERE campaign_id = ? AND state = 'pending' \
+                 AND next_attempt_at BETWEEN ? AND ?",
+            )
+            .bind(campaign)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&mut *tx)
+            .await?;
+            count += u64::try_from(n).unwrap_or(0);
+        }
+        tx.rollback().await?;
+        Ok(count)
     }
 
     async fn claim_callback(
@@ -876,12 +967,25 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self, campaign: Id) -> StoreResult<Option<EpochMs>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM records WHERE campaign_id = ? AND state = 'pending'",
-        )
-        .bind(campaign)
-        .fetch_one(&self.pool)
-        .await?)
+        // One read transaction: the imports and the records of one moment.
+        let mut tx = self.pool.begin().await?;
+        let mut next = None;
+        for (from, to) in due_ranges(&mut tx, campaign, EpochMs::MAX).await? {
+            next = sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM records WHERE campaign_id = ? \
+                 AND state = 'pending' AND next_attempt_at BETWEEN ? AND ?",
+            )
+            .bind(campaign)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&mut *tx)
+            .await?;
+            if next.is_some() {
+                break;
+            }
+        }
+        tx.rollback().await?;
+        Ok(next)
     }
 
     async fn campaign_status(&self, campaign: Id) -> StoreResult<CampaignStatus> {
@@ -899,10 +1003,11 @@ impl Store for SqliteStore {
             state,
             ..CampaignStatus::default()
         };
-        let by_state: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM records WHERE campaign_id = ? AND state <> 'staged' \
-             GROUP BY state",
-        )
+        let by_state: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT r.state, COUNT(*) FROM records r WHERE r.campaign_id = ? AND ",
+            visible!("r"),
+            " GROUP BY r.state"
+        ))
         .bind(campaign)
         .fetch_all(&self.pool)
         .await?;
@@ -915,10 +1020,12 @@ impl Store for SqliteStore {
                 _ => status.done += count,
             }
         }
-        let finals: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT final_status, COUNT(*) FROM records WHERE campaign_id = ? AND state = 'done' \
-             GROUP BY final_status",
-        )
+        let finals: Vec<(String, i64)> = sqlx::query_as(concat!(
+            "SELECT r.final_status, COUNT(*) FROM records r WHERE r.campaign_id = ? \
+                 AND r.state = 'done' AND ",
+            visible!("r"),
+            " GROUP BY r.final_status"
+        ))
         .bind(campaign)
         .fetch_all(&self.pool)
         .await?;
@@ -946,12 +1053,14 @@ impl Store for SqliteStore {
     }
 
     async fn record_finals(&self, campaign: Id) -> StoreResult<Vec<RecordFinal>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT r.record_id, r.state, r.final_status, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.dialled = 1) AS dialled, \
              (SELECT COUNT(*) FROM attempts a WHERE a.record_id = r.id AND a.success_point = 1) AS reached \
-             FROM records r WHERE r.campaign_id = ? AND r.state <> 'staged' ORDER BY r.id",
-        )
+             FROM records r WHERE r.campaign_id = ? AND ",
+            visible!("r"),
+            " ORDER BY r.id"
+        ))
         .bind(campaign)
         .fetch_all(&self.pool)
         .await?;
@@ -1095,27 +1204,30 @@ async fn insert_undialled_attempt(
 
 /// Which of `numbers` the campaign's organisation has blocked: checked at
 /// every claim, so a number blocked after its record was imported (or
-/// while an import ran) is never dialled.
+/// while an import ran) is never dialled. One read for a record's numbers
+/// (at most four: one statement text per count, each prepared once).
 async fn blocked_numbers(
     tx: &mut sqlx::SqliteConnection,
     campaign: Id,
     numbers: &[String],
 ) -> StoreResult<std::collections::BTreeSet<String>> {
-    let mut blocked = std::collections::BTreeSet::new();
-    for number in numbers {
-        let hit: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM blocklist b JOIN campaigns c ON c.organisation_id = b.organisation_id \
-             WHERE c.id = ? AND b.number = ?",
-        )
-        .bind(campaign)
-        .bind(number)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if hit.is_some() {
-            blocked.insert(number.clone());
-        }
+    if numbers.is_empty() {
+        return Ok(std::collections::BTreeSet::new());
     }
-    Ok(blocked)
+    let mut sql = String::from(
+        "SELECT b.number FROM blocklist b JOIN campaigns c ON c.organisation_id = b.organisation_id \
+         WHERE c.id = ? AND b.number IN (",
+    );
+    for i in 0..numbers.len() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    // Only placeholders are added to the text; the numbers are bound.
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(campaign);
+    for number in numbers {
+        query = query.bind(number.as_str());
+    }
+    Ok(query.fetch_all(&mut *tx).await?.into_iter().collect())
 }
 
 /// Moves a record on after an attempt ended with `status`.
@@ -1157,4 +1269,31 @@ fn first_phone_field(fields: &BTreeMap<String, String>) -> Option<String> {
     ]
     .iter()
     .find_map(|f| fields.get(*f).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges_around;
+
+    #[test]
+    fn due_ranges_leave_out_the_instants_of_imports_in_progress() {
+        let all = (i64::MIN, 100);
+        assert_eq!(ranges_around(&[], 100), [all]);
+        assert_eq!(
+            ranges_around(&[10, 20], 100),
+            [(i64::MIN, 9), (11, 19), (21, 100)]
+        );
+        // Adjacent and repeated instants leave no empty range.
+        assert_eq!(
+            ranges_around(&[10, 11, 11], 100),
+            [(i64::MIN, 9), (12, 100)]
+        );
+        // Instants after `until` do not matter; one at `until` ends it.
+        assert_eq!(ranges_around(&[100, 200], 100), [(i64::MIN, 99)]);
+        assert_eq!(ranges_around(&[200], 100), [all]);
+        assert_eq!(
+            ranges_around(&[i64::MIN, i64::MAX], i64::MAX),
+            [(i64::MIN + 1, i64::MAX - 1)]
+        );
+    }
 }

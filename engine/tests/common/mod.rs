@@ -9,6 +9,7 @@
 
 pub mod campaigns;
 pub mod dialcast;
+pub mod import_config;
 pub mod media;
 pub mod ports;
 pub mod sipp;

@@ -36,11 +36,14 @@ impl BlocklistStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         // E.164 holds no LIKE wildcards; the JSON list quotes each number.
-        let candidates = sqlx::query(
+        // Records of an import in progress are left alone: they are not
+        // records yet, and every claim checks the blocklist anyway.
+        let candidates = sqlx::query(concat!(
             "SELECT r.id, r.campaign_id, r.record_id, r.phones_json FROM records r \
              JOIN campaigns c ON c.id = r.campaign_id \
-             WHERE c.organisation_id = ? AND r.state = 'pending' AND r.phones_json LIKE ?",
-        )
+             WHERE c.organisation_id = ? AND r.state = 'pending' AND r.phones_json LIKE ? AND ",
+            visible!("r")
+        ))
         .bind(organisation)
         .bind(format!("%\"{}\"%", entry.number))
         .fetch_all(&mut *tx)

@@ -1,9 +1,15 @@
-//! [`ImportStore`] on SQLite: the `imports` table and staged records.
+//! [`ImportStore`] on SQLite: the `imports` table and the records of an
+//! import.
 //!
-//! Staged records are written with multi-row `INSERT`s of
-//! [`ROWS_PER_INSERT`] rows (one prepared statement per size, cached by
-//! sqlx), each batch in one write transaction, so a `serve` beside the import
-//! waits at most one batch for the write lock.
+//! An import's records are written in their final state (`pending`, or
+//! `done` with an undialled attempt in state `staged`) with multi-row
+//! `INSERT`s of [`ROWS_PER_INSERT`] rows (one prepared statement per size,
+//! cached by sqlx), each batch in one write transaction, so a `serve` beside
+//! the import waits at most one batch for the write lock. Until the import
+//! is `finished` every reader treats them as absent (`visible!` and
+//! `due_ranges` in the parent module); publishing marks it finished, ends
+//! the undialled attempts and counts the statistics, without touching the
+//! records themselves.
 
 use std::collections::HashSet;
 
@@ -17,22 +23,23 @@ use crate::store::imports::{
 };
 use crate::store::{EpochMs, Id, StoreError, StoreResult};
 
-/// Rows per `INSERT` statement: 6 parameters each, well below SQLite's
+/// Rows per `INSERT` statement: 7 parameters each, well below SQLite's
 /// limit of 32,766 parameters per statement.
 const ROWS_PER_INSERT: usize = 500;
 /// Record ids per lookup of existing ones.
 const IDS_PER_LOOKUP: usize = 500;
 
-/// `INSERT` of `rows` staged records (record ids the campaign has are
-/// skipped). The import's integers are written into the statement (they are
-/// ours, not outside input), leaving six parameters per row to bind.
-fn insert_records_sql(rows: usize, campaign: Id, import: Id, now: EpochMs) -> String {
+/// `INSERT` of `rows` records of an import (record ids the campaign has are
+/// skipped), stamped with the import's start. The import's integers are
+/// written into the statement (they are ours, not outside input), leaving
+/// seven parameters per row to bind.
+fn insert_records_sql(rows: usize, campaign: Id, import: Id, stamp: EpochMs) -> String {
     let mut sql = String::with_capacity(300 + rows * 80);
     sql.push_str(
         "INSERT INTO records (campaign_id, import_id, record_id, client_reference, fields_json, \
          phones_json, import_line, state, attempts, next_attempt_at, final_status, imported_at) VALUES ",
     );
-    let row = format!("({campaign}, {import}, ?, ?, ?, ?, ?, 'staged', 0, {now}, ?, {now})");
+    let row = format!("({campaign}, {import}, ?, ?, ?, ?, ?, ?, 0, {stamp}, ?, {stamp})");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -90,8 +97,8 @@ async fn campaign_if(
     }
 }
 
-/// Which of `ids` are staged rows of this import (the others were already
-/// in the campaign).
+/// Which of `ids` are records of this import (the others were already in
+/// the campaign).
 async fn staged_ids(
     conn: &mut sqlx::SqliteConnection,
     import: Id,
@@ -99,8 +106,7 @@ async fn staged_ids(
     ids: &[(u64, String)],
 ) -> StoreResult<HashSet<String>> {
     let mut sql = String::from(
-        "SELECT record_id FROM records WHERE campaign_id = ? AND state = 'staged' \
-         AND import_id = ? AND record_id IN (",
+        "SELECT record_id FROM records WHERE campaign_id = ? AND import_id = ? AND record_id IN (",
     );
     for i in 0..ids.len() {
         sql.push_str(if i == 0 { "?" } else { ", ?" });
@@ -117,13 +123,13 @@ async fn staged_ids(
 
 /// Counts what a publish adds to the 5-minute statistics, in its
 /// transaction: the records per service and the undialled reports, as the
-/// staging transactions counted them.
+/// staging transactions counted them. Returns the records.
 async fn count_published(
     tx: &mut sqlx::SqliteConnection,
     campaign: Id,
     import: Id,
     now: EpochMs,
-) -> StoreResult<()> {
+) -> StoreResult<u64> {
     let (records, voice, sms, email, invalid, blocked): (i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(
             "SELECT staged_records, staged_voice, staged_sms, staged_email, staged_invalid, \
@@ -144,7 +150,8 @@ async fn count_published(
             counters.records_done += count(n);
         }
     }
-    add_counters(tx, campaign, now, &counters, now).await
+    add_counters(tx, campaign, now, &counters, now).await?;
+    Ok(count(records))
 }
 
 /// What one staging statement stored, for the statistics.
@@ -192,22 +199,19 @@ impl StagedCounts {
     }
 }
 
-/// Deletes the staged rows of an import (attempts first).
-async fn delete_staged(
-    conn: &mut sqlx::SqliteConnection,
-    import: Id,
-    campaign: Id,
-) -> StoreResult<()> {
+/// Deletes the records of an import that is not finished (their undialled
+/// attempts first).
+async fn delete_staged(conn: &mut sqlx::SqliteConnection, import: Id) -> StoreResult<()> {
     sqlx::query(
-        "DELETE FROM attempts WHERE state = 'staged' AND record_id IN \
-         (SELECT id FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ?)",
+        "DELETE FROM attempts WHERE state = 'staged' AND EXISTS \
+         (SELECT 1 FROM records r WHERE r.id = attempts.record_id AND r.import_id = ?)",
     )
-    .bind(campaign)
     .bind(import)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ?")
-        .bind(campaign)
+    // By the records_import index; rows of an older version (state
+    // 'staged') go the same way.
+    sqlx::query("DELETE FROM records WHERE import_id = ?")
         .bind(import)
         .execute(&mut *conn)
         .await?;
@@ -363,12 +367,17 @@ impl ImportStore for SqliteStore {
         import: Id,
         campaign: Id,
         records: Vec<StagedRecord>,
-        now: EpochMs,
     ) -> StoreResult<StageSummary> {
         let mut summary = StageSummary::default();
         let mut tx = self.begin_write().await?;
         let stored_campaign =
             campaign_if(&mut tx, import, &[ImportStatus::Importing], "importing").await?;
+        // The records wait at the import's start until it is published (see
+        // `due_ranges`), and say that they were imported then.
+        let stamp: EpochMs = sqlx::query_scalar("SELECT started_at FROM imports WHERE id = ?")
+            .bind(import)
+            .fetch_one(&mut *tx)
+            .await?;
         if stored_campaign != campaign {
             return Err(StoreError::Corrupt(format!(
                 "import {import} belongs to campaign {stored_campaign}, not {campaign}"
@@ -383,7 +392,7 @@ impl ImportStore for SqliteStore {
             // (services, final status) per row, for the statistics.
             let mut tallies: Vec<(Services, Option<&'static str>)> =
                 Vec::with_capacity(chunk.len());
-            let sql = insert_records_sql(chunk.len(), campaign, import, now);
+            let sql = insert_records_sql(chunk.len(), campaign, import, stamp);
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for staged in chunk {
                 let final_status = match staged.outcome {
@@ -405,6 +414,11 @@ impl ImportStore for SqliteStore {
                     .bind(staged.fields_json)
                     .bind(staged.phones_json)
                     .bind(i64_of(staged.line))
+                    .bind(if final_status.is_some() {
+                        "done"
+                    } else {
+                        "pending"
+                    })
                     .bind(final_status);
             }
             let stored = query.execute(&mut *tx).await?.rows_affected();
@@ -433,12 +447,12 @@ impl ImportStore for SqliteStore {
                     "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, status, \
                      started_at, ended_at, ring_ms, talk_ms, success_point, dtmf, outputs_json) \
                      SELECT id, 1, ?, 0, 'staged', ?, ?, ?, 0, 0, 0, '', '[]' FROM records \
-                     WHERE campaign_id = ? AND record_id = ? AND state = 'staged' AND import_id = ?",
+                     WHERE campaign_id = ? AND record_id = ? AND import_id = ?",
                 )
                 .bind(number)
                 .bind(status)
-                .bind(now)
-                .bind(now)
+                .bind(stamp)
+                .bind(stamp)
                 .bind(campaign)
                 .bind(record_id)
                 .bind(import)
@@ -460,37 +474,29 @@ impl ImportStore for SqliteStore {
         let mut tx = self.begin_write().await?;
         let campaign =
             campaign_if(&mut tx, import, &[ImportStatus::Importing], "importing").await?;
-        sqlx::query(
-            "UPDATE attempts SET state = 'ended' WHERE state = 'staged' AND record_id IN \
-             (SELECT id FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ?)",
-        )
-        .bind(campaign)
-        .bind(import)
-        .execute(&mut *tx)
-        .await?;
-        // One `record_done` event per record reported without a call.
+        // One `record_done` event per record reported without a call: those
+        // are the records with a staged attempt (found by the attempts_state
+        // index, not by reading the import's records).
         sqlx::query(
             "INSERT INTO events (campaign_id, record_id, attempt_id, kind, payload_json, created_at) \
-             SELECT campaign_id, id, NULL, 'record_done', ? || final_status || '\"}', ? \
-             FROM records WHERE campaign_id = ? AND state = 'staged' AND import_id = ? \
-             AND final_status IS NOT NULL",
+             SELECT r.campaign_id, r.id, NULL, 'record_done', ? || r.final_status || '\"}', ? \
+             FROM attempts a JOIN records r ON r.id = a.record_id \
+             WHERE a.state = 'staged' AND r.import_id = ? ORDER BY r.id",
         )
         .bind(format!("{{\"import_id\":{import},\"status\":\""))
         .bind(now)
-        .bind(campaign)
         .bind(import)
         .execute(&mut *tx)
         .await?;
-        count_published(&mut tx, campaign, import, now).await?;
-        let published = sqlx::query(
-            "UPDATE records SET state = CASE WHEN final_status IS NULL THEN 'pending' ELSE 'done' END \
-             WHERE campaign_id = ? AND state = 'staged' AND import_id = ?",
+        sqlx::query(
+            "UPDATE attempts SET state = 'ended' WHERE state = 'staged' AND EXISTS \
+             (SELECT 1 FROM records r WHERE r.id = attempts.record_id AND r.import_id = ?)",
         )
-        .bind(campaign)
         .bind(import)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .await?;
+        let published = count_published(&mut tx, campaign, import, now).await?;
+        // The records become visible with this status.
         sqlx::query(
             "UPDATE imports SET status = 'finished', records = ?, imported = ?, failed = ?, \
              report_json = ?, finished_at = ? WHERE id = ?",
@@ -531,14 +537,14 @@ impl ImportStore for SqliteStore {
         now: EpochMs,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let campaign = campaign_if(
+        campaign_if(
             &mut tx,
             import,
             &[ImportStatus::Validating, ImportStatus::Importing],
             "validating or importing",
         )
         .await?;
-        delete_staged(&mut tx, import, campaign).await?;
+        delete_staged(&mut tx, import).await?;
         sqlx::query(
             "UPDATE imports SET status = ?, records = ?, imported = 0, failed = ?, \
              report_json = COALESCE(?, report_json), error = ?, finished_at = ? WHERE id = ?",

@@ -1,0 +1,11 @@
+-- Records of an import are stored in their final state ('pending', or
+-- 'done' when reported without a call) while the import runs, and are
+-- visible to dialling, statuses and results once their import is
+-- 'finished': publishing a million-row import no longer rewrites a million
+-- rows. Readers treat a record whose import_id names an import that is not
+-- finished as absent (see engine/src/store/sqlite.rs, `visible!`); such
+-- records wait, pending, at next_attempt_at = the import's started_at.
+-- Their undialled attempts stay in state 'staged' until the import is
+-- published. A failed, cancelled or interrupted import deletes its records
+-- by this index. Portable like 0001.
+CREATE INDEX records_import ON records (import_id);
