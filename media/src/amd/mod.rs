@@ -32,6 +32,7 @@ mod beep;
 mod classifier;
 mod features;
 mod fft;
+mod offline;
 mod tone;
 mod vad;
 
@@ -42,6 +43,7 @@ mod test_signals;
 
 pub use beep::BeepDetector;
 pub use classifier::{AmdDetector, AmdOutput};
+pub use offline::{classify_samples, read_wav_8k, Classification};
 
 /// Length of the frames the detectors take, in ms.
 pub const FRAME_MS: u32 = 20;
