@@ -116,6 +116,34 @@ impl Default for AmdConfig {
     }
 }
 
+impl AmdConfig {
+    /// Checks the values make sense together; the error names the field
+    /// (`beep.min_hz`...). Any config is safe to run, this catches typos.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let b = &self.beep;
+        let positive = |v: f32| v.is_finite() && v > 0.0;
+        if !positive(self.speech_margin_db) {
+            return Err("speech_margin_db must be a positive number of dB");
+        }
+        if !positive(self.foreground_drop_db) {
+            return Err("foreground_drop_db must be a positive number of dB");
+        }
+        if self.short_greeting_ms > self.max_greeting_ms {
+            return Err("short_greeting_ms must not exceed max_greeting_ms");
+        }
+        if self.initial_silence_ms > self.max_window_ms {
+            return Err("initial_silence_ms must not exceed max_window_ms");
+        }
+        if !(b.min_hz.is_finite() && b.max_hz.is_finite() && b.min_hz < b.max_hz) {
+            return Err("beep.min_hz must be below beep.max_hz");
+        }
+        if b.min_ms > b.max_ms {
+            return Err("beep.min_ms must not exceed beep.max_ms");
+        }
+        Ok(())
+    }
+}
+
 /// What counts as a voicemail beep (defaults: 350-2050 Hz, 80-2000 ms,
 /// listened for until 30 s after the answer).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -209,4 +237,36 @@ pub enum BeepEvent {
     /// The beep ended into quiet: speak from `end_ms` on. Reported 60-80 ms
     /// after `end_ms` (the wait bridges the gap inside a double beep).
     Ended { start_ms: u32, end_ms: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_partial_serde_with_checked_values() {
+        assert_eq!(AmdConfig::default().check(), Ok(()));
+        let c: AmdConfig =
+            serde_json::from_str(r#"{"beep_wait_ms": 1200, "beep": {"max_hz": 1800}}"#)
+                .expect("partial config");
+        assert_eq!(c.beep_wait_ms, 1200);
+        assert_eq!(c.beep.max_hz, 1800.0);
+        assert_eq!(c.beep.min_hz, BeepConfig::default().min_hz);
+        assert_eq!(c.max_greeting_ms, AmdConfig::default().max_greeting_ms);
+        let err = serde_json::from_str::<AmdConfig>(r#"{"beep_wait": 1200}"#).expect_err("typo");
+        assert!(err.to_string().contains("beep_wait"), "{err}");
+        let back: AmdConfig =
+            serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("round trip");
+        assert_eq!(back, c);
+        let bad = AmdConfig {
+            short_greeting_ms: 9000,
+            ..AmdConfig::default()
+        };
+        assert!(bad
+            .check()
+            .is_err_and(|e| e.starts_with("short_greeting_ms")));
+        let mut bad = AmdConfig::default();
+        bad.beep.min_hz = 3000.0;
+        assert!(bad.check().is_err_and(|e| e.starts_with("beep.min_hz")));
+    }
 }
