@@ -17,7 +17,7 @@ pub struct Classification {
     pub decision: AmdDecision,
     /// The first beep heard, `(start_ms, end_ms)`, while the session would
     /// still have been listening (after a `human`, `silence` or `fax`
-    /// decision it stops).
+    /// decision it stops). None for a fax: its calling tone is not a beep.
     pub beep: Option<(u32, u32)>,
     /// Length of the audio fed, ms (whole frames).
     pub audio_ms: u32,
@@ -48,6 +48,9 @@ pub fn classify_samples(config: AmdConfig, samples: &[i16]) -> Classification {
         reason: "audio ended before a decision",
         measures: det.measures(),
     });
+    if decision.verdict == AmdVerdict::Fax {
+        beep = None;
+    }
     Classification {
         decision,
         beep,
