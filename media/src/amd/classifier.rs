@@ -85,6 +85,7 @@ const CED_SPEC: ToneSpec = ToneSpec {
     max_frames: u32::MAX,
     max_gap_frames: 3,
     contrast_db: super::beep::CONTRAST_DB,
+    refuse_signalling: false,
 };
 
 /// Speech bursts and words so far (frame indices).
