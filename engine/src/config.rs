@@ -15,9 +15,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::campaign::schedule::{DialRules, WEEKDAY_KEYS};
+use crate::campaign::AmdTuning;
 use crate::store::{
     CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
 };
+use dialcast_media::AmdConfig;
 
 mod clock;
 pub use clock::{LocalTime, TimeZone};
@@ -46,6 +48,10 @@ pub struct Config {
     pub campaign: CampaignDefaults,
     #[serde(default)]
     pub callbacks: CallbacksConfig,
+    /// Answering-machine detector tuning for every campaign (`[amd]`; any
+    /// field of [`AmdConfig`], the rest default).
+    #[serde(default)]
+    pub amd: AmdConfig,
     /// Per-script overrides of the campaign defaults, by script name.
     #[serde(default)]
     pub script_settings: BTreeMap<String, ScriptOverrides>,
@@ -202,6 +208,9 @@ pub struct ScriptOverrides {
     pub priority: Option<u32>,
     pub cps: Option<u32>,
     pub max_attempts_per_day: Option<u32>,
+    /// The script's detector tuning: `[script_settings.<name>.amd]` keys
+    /// over `[amd]` (merged when the file is read, see [`Config::parse`]).
+    pub amd: Option<AmdConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -470,6 +479,7 @@ impl Config {
             apply_override(&mut table, path, &value)
                 .with_context(|| format!("environment variable {name}"))?;
         }
+        inherit_amd(&mut table);
         let config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {e}"))?;
@@ -477,7 +487,26 @@ impl Config {
         Ok(config)
     }
 
+    /// The detector tuning of each script with its own, and of the rest.
+    pub fn amd_tuning(&self) -> AmdTuning {
+        AmdTuning::new(
+            self.amd,
+            self.script_settings
+                .iter()
+                .filter_map(|(name, o)| o.amd.map(|amd| (name.clone(), amd))),
+        )
+    }
+
     fn check(&self, origin: &str) -> anyhow::Result<()> {
+        self.amd
+            .check()
+            .map_err(|e| anyhow::anyhow!("{origin}: amd.{e}"))?;
+        for (name, o) in &self.script_settings {
+            if let Some(amd) = &o.amd {
+                amd.check()
+                    .map_err(|e| anyhow::anyhow!("{origin}: script_settings.{name}.amd.{e}"))?;
+            }
+        }
         anyhow::ensure!(
             self.media.rtp_port_min < self.media.rtp_port_max,
             "{origin}: media.rtp_port_min must be below media.rtp_port_max"
@@ -549,6 +578,36 @@ impl Config {
 
     pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
         self.trunks.iter().find(|t| t.name == name)
+    }
+}
+
+/// Each `[script_settings.<name>.amd]` table takes the `[amd]` keys it does
+/// not set itself (tables such as `beep` key by key), so a script's tuning is
+/// `[amd]` with its own changes, not the built-in defaults with them.
+fn inherit_amd(table: &mut toml::Table) {
+    fn merge(child: &mut toml::Table, parent: &toml::Table) {
+        for (key, value) in parent {
+            match (child.get_mut(key), value) {
+                (Some(toml::Value::Table(c)), toml::Value::Table(p)) => merge(c, p),
+                (Some(_), _) => {}
+                (None, _) => {
+                    child.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let Some(toml::Value::Table(global)) = table.get("amd").cloned() else {
+        return;
+    };
+    let Some(toml::Value::Table(scripts)) = table.get_mut("script_settings") else {
+        return;
+    };
+    for (_, script) in scripts.iter_mut() {
+        if let toml::Value::Table(script) = script {
+            if let Some(toml::Value::Table(amd)) = script.get_mut("amd") {
+                merge(amd, &global);
+            }
+        }
     }
 }
 
@@ -643,6 +702,62 @@ mod tests {
         let other = config.campaign_settings("payment_reminder");
         assert_eq!(other.schedule.priority, 1);
         assert!(!other.schedule.windows[0].is_empty());
+    }
+
+    #[test]
+    fn a_scripts_amd_tuning_is_amd_with_its_own_changes() {
+        let text = example()
+            .replace("beep_wait_ms = 900", "beep_wait_ms = 950")
+            .replace("max_hz = 2050.0", "max_hz = 1900.0")
+            + "\n[script_settings.night]\n[script_settings.night.amd]\nmax_greeting_ms = 5000\n[script_settings.night.amd.beep]\nmin_ms = 100\n";
+        let config = Config::parse(&text, "x.toml", Vec::new()).expect("parses");
+        let tuning = config.amd_tuning();
+        let night = tuning.for_script("night");
+        // Its own keys, [amd]'s for the rest (tables key by key), and the
+        // built-in defaults for what neither sets.
+        assert_eq!(night.max_greeting_ms, 5000);
+        assert_eq!(night.beep.min_ms, 100);
+        assert_eq!(night.beep_wait_ms, 950);
+        assert_eq!(night.beep.max_hz, 1900.0);
+        let reminder = tuning.for_script("appointment_reminder");
+        assert_eq!(
+            (reminder.beep_wait_ms, reminder.beep.max_hz),
+            (1100, 1900.0)
+        );
+        let other = tuning.for_script("payment_reminder");
+        assert_eq!(other, config.amd);
+        assert_eq!(other.beep_wait_ms, 950);
+        // Without an [amd] table the built-in defaults hold.
+        let start = example().find("[amd]").expect("[amd] in the example");
+        let end = example().find("# Per script").expect("script section");
+        let mut bare = example();
+        bare.replace_range(start..end, "");
+        let config = Config::parse(&bare, "x.toml", Vec::new()).expect("parses");
+        assert_eq!(config.amd, dialcast_media::AmdConfig::default());
+        // The environment reaches [amd] like any section.
+        let env = vec![(
+            "DIALCAST__AMD__BEEP_WAIT_MS".to_string(),
+            "1000".to_string(),
+        )];
+        let config = Config::parse(&bare, "x.toml", env).expect("parses");
+        assert_eq!(config.amd.beep_wait_ms, 1000);
+    }
+
+    #[test]
+    fn bad_amd_keys_and_values_are_named() {
+        let text = example().replace("beep_wait_ms = 900", "beep_wait = 900");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(err.contains("beep_wait"), "{err}");
+        let text = example() + "\n[script_settings.night.amd]\nshort_greeting_ms = 9000\n";
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(
+            err.contains("script_settings.night.amd.short_greeting_ms"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! result files. The single-call controller behind `dialcast dial` and
 //! `dialcast listen` lives in [`single_call`].
 
+pub mod amd_files;
 pub mod blocklist;
 pub mod campaign;
 pub mod config;

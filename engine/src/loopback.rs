@@ -49,6 +49,7 @@ pub async fn start_engine_with_inbound<S: Store>(
         catalog: audio_catalog(&[])?,
         credentials: Default::default(),
         rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        amd: Default::default(),
     })?;
     Ok((engine, sip, inbound))
 }

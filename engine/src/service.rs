@@ -294,6 +294,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         catalog,
         credentials,
         rtp_bind: config.media.bind_ip,
+        amd: config.amd_tuning(),
     })?;
     let recovered = engine.recover().await?;
     if recovered > 0 {

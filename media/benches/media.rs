@@ -164,7 +164,25 @@ fn amd(c: &mut Criterion) {
             (v * 4000.0) as i16
         })
         .collect();
-    for (name, audio) in [("amd_frame_hiss", quiet), ("amd_frame_speech", bursts)] {
+    // A whole answered call, 8 s (400 frames): 0.5 s of hiss, a 3 s
+    // greeting of the bursts above, 0.5 s of hiss, a 1 kHz beep of 0.4 s,
+    // then hiss, through a fresh boxed detector (built as the session
+    // builds it), every frame (it decides "machine" at the beep and goes on
+    // listening for beeps): the cost of detection for one call.
+    let beep = |i: u32| {
+        let t = f64::from(i) / 8000.0;
+        ((t * 1000.0 * std::f64::consts::TAU).sin() * 6000.0) as i16
+    };
+    let call: Vec<i16> = (0..64_000u32)
+        .map(|i| match i {
+            0..4_000 => hiss(i),
+            4_000..28_000 => bursts[(i - 4_000) as usize % bursts.len()],
+            28_000..32_000 => hiss(i),
+            32_000..35_200 => beep(i),
+            _ => hiss(i),
+        })
+        .collect();
+    for (name, audio) in [("amd_frame_hiss", &quiet), ("amd_frame_speech", &bursts)] {
         let mut det = AmdDetector::new(AmdConfig::default());
         let mut frames = audio.chunks(160).cycle();
         c.bench_function(name, |b| {
@@ -174,6 +192,23 @@ fn amd(c: &mut Criterion) {
             })
         });
     }
+    let config = AmdConfig {
+        beep: dialcast_media::BeepConfig {
+            listen_ms: 8_000,
+            ..Default::default()
+        },
+        ..AmdConfig::default()
+    };
+    c.bench_function("amd_call_8s", |b| {
+        b.iter(|| {
+            let mut det = Box::new(AmdDetector::new(config));
+            let mut decision = None;
+            for f in call.chunks(160) {
+                decision = decision.or(det.process(black_box(f)).decision);
+            }
+            black_box(decision)
+        })
+    });
 }
 
 criterion_group!(benches, parsing, session_core, tick_send, amd);

@@ -389,7 +389,7 @@ impl MediaSession {
     /// a `machine` or `unknown` decision it keeps listening for beeps until
     /// `config.beep.listen_ms` from the start (if not 0), after any other
     /// decision it stops. Calling it again starts over. Costs nothing until
-    /// called: the detector (a few kB) is allocated here, once; then 0.3-2 µs
+    /// called: the detector (a few kB) is allocated here, once; then 0.2-1.2 µs
     /// per 20 ms frame while it runs (`BENCH.md`, `AMD.md`).
     pub fn detect(&self, config: AmdConfig) {
         self.shard.send(Command::Detect {

@@ -36,6 +36,21 @@ pub enum MediaError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("cannot read {path} as a WAV file")]
+    WavRead {
+        path: PathBuf,
+        #[source]
+        source: hound::Error,
+    },
+    #[error("{path} holds no audio")]
+    WavEmpty { path: PathBuf },
+    #[error("cannot resample {path} from {rate} Hz")]
+    WavResample {
+        path: PathBuf,
+        rate: u32,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cannot write recording {path}")]
     Record {
         path: PathBuf,

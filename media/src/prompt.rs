@@ -173,7 +173,12 @@ fn decode_file(path: &Path) -> Result<(Vec<f32>, u32), MediaError> {
     Ok((mono, rate))
 }
 
-fn resample(mono: &[f32], rate: u32) -> Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
+/// Resamples mono audio at `rate` to 8 kHz (also used to read recordings
+/// for the answering-machine detector, `crate::amd::read_wav_8k`).
+pub(crate) fn resample(
+    mono: &[f32],
+    rate: u32,
+) -> Result<Vec<f32>, Box<dyn std::error::Error + Send + Sync>> {
     let params = SincInterpolationParameters {
         sinc_len: 128,
         f_cutoff: Some(0.92),

@@ -38,7 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::amd::{AmdDecision, AmdDetector, AmdVerdict, BeepEvent};
+use crate::amd::{AmdDecision, AmdDetector, BeepEvent};
 use crate::codec::{Codec, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::dtmf::{parse_telephone_event, tone_samples, DtmfFrame, DtmfReceiver, DtmfSender};
 use crate::prompt::Prompt;
@@ -744,14 +744,7 @@ impl SessionCore {
             self.events.push_back(MediaEvent::Beep { start_ms, end_ms });
         }
         // Beeps matter only while a machine (or we are not sure) is talking.
-        let done = match det.decision() {
-            None => false,
-            Some(d) if !matches!(d.verdict, AmdVerdict::Machine | AmdVerdict::Unknown) => true,
-            Some(_) => {
-                let listen = det.config().beep.listen_ms;
-                listen != 0 && det.elapsed_ms() >= listen
-            }
-        };
+        let done = !det.wants_audio();
         if done {
             self.detector = None;
         }

@@ -65,6 +65,46 @@ enum Command {
     Stats(StatsArgs),
     /// The result files written.
     Results(ResultsArgs),
+    /// Answering-machine detection on recordings.
+    Amd(AmdArgs),
+}
+
+#[derive(Args)]
+struct AmdArgs {
+    #[command(subcommand)]
+    action: AmdAction,
+}
+
+#[derive(Subcommand)]
+enum AmdAction {
+    /// Run the answering-machine detector on WAV files as if each were the
+    /// first seconds of a call (from the answer): the same detector, and the
+    /// same tuning, as live calls.
+    #[command(
+        after_help = "Input: WAV, any sample format; other rates are resampled to \
+                  8 kHz, several channels are mixed (averaged) to mono. \
+                  With --json, one JSON object per file and line: file, label \
+                  (human|machine|silence|fax|unknown), decision_ms (when it decided, ms \
+                  from the start of the file), beep_ms (where the first voicemail beep \
+                  starts, or null), cause (the rule that decided). A file that cannot \
+                  be read is named on stderr and the others are still classified. \
+                  Exit status: 0 when every file was classified, 1 otherwise."
+    )]
+    Classify {
+        /// The recordings.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file.
+        #[arg(long)]
+        json: bool,
+        /// Take the detector tuning from this configuration ([amd]).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// With --config: the tuning of this script
+        /// ([script_settings.<NAME>.amd] over [amd]).
+        #[arg(long, requires = "config")]
+        script: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -450,6 +490,7 @@ fn main() -> std::process::ExitCode {
             Command::Campaign(args) => run_campaign(args).await,
             Command::Stats(args) => run_stats(args).await,
             Command::Results(args) => run_results(args).await,
+            Command::Amd(args) => run_amd(args),
         }
     });
     match result {
@@ -1130,5 +1171,55 @@ async fn run_results(args: ResultsArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn run_amd(args: AmdArgs) -> anyhow::Result<()> {
+    let AmdAction::Classify {
+        files,
+        json,
+        config,
+        script,
+    } = args.action;
+    let tuning = match &config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            config
+                .amd_tuning()
+                .for_script(script.as_deref().unwrap_or(""))
+        }
+        None => dialcast_media::AmdConfig::default(),
+    };
+    let mut failed = 0;
+    for file in &files {
+        match dialcast_engine::amd_files::classify_file(tuning, file) {
+            Ok(v) if json => println!("{}", serde_json::to_string(&v)?),
+            Ok(v) => println!(
+                "{}: {} at {} ms ({}){}",
+                v.file,
+                v.label,
+                v.decision_ms,
+                v.cause,
+                v.beep_ms
+                    .map_or(String::new(), |ms| format!("; beep at {ms} ms"))
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "dialcast: {}",
+                    anyhow::Error::from(e)
+                        .chain()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(": ")
+                );
+            }
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} files could not be classified",
+        files.len()
+    );
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct CallPlan {
     pub script: Arc<Script>,
     pub target: Arc<TrunkTarget>,
     pub settings: CampaignSettings,
+    /// The answering-machine detector's tuning for this script.
+    pub amd: AmdConfig,
 }
 
 /// Places the call, runs the script and reports the outcome. Never fails: a
@@ -85,6 +87,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         LegPlan {
             claim: &plan.claim,
             settings: &plan.settings,
+            amd: plan.amd,
         },
     )
     .await
@@ -148,6 +151,8 @@ pub async fn run_callback<S: Store>(
         LegPlan {
             claim,
             settings: &settings,
+            // No detection on a callback (settings.amd is off).
+            amd: AmdConfig::default(),
         },
     )
     .await
@@ -158,6 +163,7 @@ pub async fn run_callback<S: Store>(
 struct LegPlan<'a> {
     claim: &'a Claim,
     settings: &'a CampaignSettings,
+    amd: AmdConfig,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -287,7 +293,7 @@ impl Leg {
                                 self.session.start_sending();
                                 if plan.settings.amd {
                                     // Listen first: the script starts for a person.
-                                    let config = AmdConfig::default();
+                                    let config = plan.amd;
                                     self.amd_deadline = Some(TokioInstant::now()
                                         + Duration::from_millis(u64::from(config.max_window_ms))
                                         + AMD_GRACE);

@@ -57,6 +57,32 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// dialing and is recovered as interrupted at the next start).
 const FINISH_TRIES: u32 = 5;
 
+/// The answering-machine detector's tuning per script (from `[amd]` and
+/// `[script_settings.<name>.amd]`); scripts without their own take the
+/// default.
+#[derive(Debug, Clone, Default)]
+pub struct AmdTuning {
+    default: dialcast_media::AmdConfig,
+    scripts: HashMap<String, dialcast_media::AmdConfig>,
+}
+
+impl AmdTuning {
+    pub fn new(
+        default: dialcast_media::AmdConfig,
+        scripts: impl IntoIterator<Item = (String, dialcast_media::AmdConfig)>,
+    ) -> AmdTuning {
+        AmdTuning {
+            default,
+            scripts: scripts.into_iter().collect(),
+        }
+    }
+
+    /// The tuning for calls of `script`.
+    pub fn for_script(&self, script: &str) -> dialcast_media::AmdConfig {
+        self.scripts.get(script).copied().unwrap_or(self.default)
+    }
+}
+
 /// Live counters, announced after the store has committed.
 #[derive(Default)]
 pub struct LiveCounters {
@@ -96,6 +122,7 @@ pub struct Engine<S> {
     credentials: HashMap<String, Credentials>,
     gates: std::sync::Mutex<HashMap<String, Arc<TrunkGate>>>,
     rtp_bind: IpAddr,
+    amd: AmdTuning,
     pub counters: Arc<LiveCounters>,
     /// Bucket updates, sent after the store committed them.
     stats: StatsFeed,
@@ -110,6 +137,8 @@ pub struct EngineParts<S> {
     /// Digest credentials per trunk name.
     pub credentials: HashMap<String, Credentials>,
     pub rtp_bind: IpAddr,
+    /// Answering-machine detector tuning per script.
+    pub amd: AmdTuning,
 }
 
 pub fn now_ms() -> i64 {
@@ -131,6 +160,7 @@ impl<S: Store> Engine<S> {
             credentials: parts.credentials,
             gates: std::sync::Mutex::new(HashMap::new()),
             rtp_bind: parts.rtp_bind,
+            amd: parts.amd,
             counters: Arc::new(LiveCounters::default()),
             stats: StatsFeed::default(),
         }))
@@ -197,6 +227,7 @@ impl<S: Store> Engine<S> {
         campaign: Campaign,
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
+        let amd_config = self.amd.for_script(&campaign.script_name);
         let script = Arc::new(
             Script::parse(
                 &campaign.script_source,
@@ -296,6 +327,7 @@ impl<S: Store> Engine<S> {
                 script: Arc::clone(&script),
                 target: Arc::clone(&target),
                 settings: campaign.settings.clone(),
+                amd: amd_config,
             };
             let engine = Arc::clone(self);
             let call_ended = Arc::clone(&call_ended);

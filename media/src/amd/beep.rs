@@ -10,7 +10,11 @@
 //! * alone: the sound just before it and after it is at least 12 dB quieter
 //!   (a voicemail system beeps after its greeting and then records silence;
 //!   a sung or spoken vowel, however pure, is surrounded by more voice);
-//! * in the band `min_hz..=max_hz`, present for `min_ms` to `max_ms`.
+//! * in the band `min_hz..=max_hz`, present for `min_ms` to `max_ms`;
+//! * not telephone signalling: not mostly frames holding a DTMF digit (one
+//!   tone of each ITU-T Q.23 group, within 3 %), and not one spectral peak
+//!   whose envelope beats within the frame (ring-back's close pairs, 440 +
+//!   480 Hz and 400 + 450 Hz, which the 31 Hz bins cannot separate).
 //!
 //! [`BeepEvent::Detected`] comes as soon as the tone has lasted `min_ms`
 //! after a quiet stretch, [`BeepEvent::Ended`] three frames after it stops
@@ -47,6 +51,7 @@ pub(crate) fn beep_spec(config: &BeepConfig) -> ToneSpec {
         max_frames: (config.max_ms / FRAME_MS).max(2),
         max_gap_frames: MAX_GAP_FRAMES,
         contrast_db: CONTRAST_DB,
+        refuse_signalling: true,
     }
 }
 
@@ -176,6 +181,70 @@ mod tests {
             .then(silence(300))
             .build();
         assert_eq!(run(&s), vec![]);
+    }
+
+    #[test]
+    fn ring_back_and_dtmf_are_not_beeps() {
+        let hiss = |ms, seed| noise(ms, 30.0, seed);
+        // North American ring-back (440 + 480 Hz), whole and cut short; the
+        // UK's (400 + 450 Hz, 0.4 s on, 0.2 s off, 0.4 s on).
+        for ms in [2000, 1000, 400] {
+            let s = Signal::new()
+                .then(hiss(500, 1))
+                .then(tone(&[440.0, 480.0], 6000.0, ms))
+                .then(hiss(3000, 2))
+                .build();
+            let ev = run(&s);
+            assert!(
+                ev.iter().all(|e| matches!(e, BeepEvent::Detected { .. })),
+                "{ms} ms: {ev:?}"
+            );
+        }
+        let uk = Signal::new()
+            .then(hiss(500, 3))
+            .then(tone(&[400.0, 450.0], 6000.0, 400))
+            .then(hiss(200, 4))
+            .then(tone(&[400.0, 450.0], 6000.0, 400))
+            .then(hiss(2000, 5))
+            .build();
+        let ev = run(&uk);
+        assert!(
+            ev.iter().all(|e| matches!(e, BeepEvent::Detected { .. })),
+            "{ev:?}"
+        );
+        // DTMF digits, alone and in a quick string, with twist.
+        let mut s = Signal::new().then(hiss(500, 6));
+        for (lo, hi, ms) in [
+            (697.0, 1209.0, 200),
+            (770.0, 1336.0, 100),
+            (852.0, 1477.0, 80),
+            (941.0, 1633.0, 90),
+        ] {
+            s = s
+                .then(tone(&[lo, hi], 6000.0, ms))
+                .then(hiss(80, 7))
+                .then(Signal::new().build());
+        }
+        let digits: Vec<i16> = s.then(hiss(500, 8)).build();
+        let ev = run(&digits);
+        assert!(
+            ev.iter().all(|e| matches!(e, BeepEvent::Detected { .. })),
+            "{ev:?}"
+        );
+        // Next to them, real beeps of the same frequencies still pass: a
+        // 440 Hz sine, a 440 + 550 Hz two-tone beep.
+        let s = Signal::new()
+            .then(hiss(500, 9))
+            .then(tone(&[440.0], 6000.0, 500))
+            .then(hiss(800, 10))
+            .then(tone(&[440.0, 550.0], 6000.0, 450))
+            .then(hiss(800, 11))
+            .build();
+        let ends = run(&s)
+            .into_iter()
+            .filter(|e| matches!(e, BeepEvent::Ended { .. }))
+            .count();
+        assert_eq!(ends, 2);
     }
 
     #[test]

@@ -49,3 +49,30 @@ fn dump_features() {
         }
     }
 }
+
+/// `AMD_TRACE=dev-063.wav cargo test -p dialcast-media --lib amd::calibrate::trace -- --ignored --nocapture`
+#[test]
+#[ignore = "a calibration tool: prints the classifier's state frame by frame for $AMD_TRACE"]
+fn trace() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/amd-corpus/dev");
+    let Ok(name) = std::env::var("AMD_TRACE") else {
+        return;
+    };
+    let mut r = hound::WavReader::open(dir.join(&name)).expect("open");
+    let s: Vec<i16> = r.samples::<i16>().map(|x| x.expect("sample")).collect();
+    let mut a = FrameAnalyzer::new(AmdConfig::default().speech_margin_db);
+    let mut det = super::AmdDetector::new(AmdConfig::default());
+    for c in s.chunks(160) {
+        let f = a.push(c);
+        let out = det.process(c);
+        println!(
+            "{:>5} e {:>6.1} floor {:>6.1} {} {:?} {:?}",
+            f.index * 20,
+            f.energy_db,
+            f.floor_db,
+            det.trace(),
+            out.decision.map(|d| (d.verdict, d.reason)),
+            out.beep
+        );
+    }
+}

@@ -12,6 +12,8 @@ use crate::codec::FRAME_SAMPLES;
 pub(crate) struct FrameFeatures {
     /// Frames fed before this one.
     pub index: u32,
+    /// Mean square of the frame (full scale 1.0), and in dBFS.
+    pub power: f32,
     pub energy_db: f32,
     pub floor_db: f32,
     /// Linear power above the floor (0 when below it).
@@ -71,6 +73,7 @@ impl FrameAnalyzer {
         self.frames = self.frames.saturating_add(1);
         FrameFeatures {
             index,
+            power,
             energy_db,
             floor_db,
             power_above_floor: (power - from_db(floor_db)).max(0.0),

@@ -15,6 +15,7 @@
 use super::fft::{RealFft, BINS, N};
 use super::vad::MIN_DB;
 use super::FRAME_MS;
+use crate::codec::FRAME_SAMPLES;
 
 /// Bin width in Hz.
 pub(crate) const BIN_HZ: f32 = 8000.0 / N as f32;
@@ -23,6 +24,21 @@ const LO_BIN: usize = 10; // 312 Hz
 const HI_BIN: usize = 109; // 3406 Hz
 /// Half-width of a Hann main lobe, in bins.
 const LOBE: usize = 2;
+
+/// The DTMF frequency groups (ITU-T Q.23) and the tolerance within which a
+/// receiver must not ignore a digit (Q.24: ±1.8 % accepted, ±3 % may be).
+const DTMF_LOW_HZ: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+const DTMF_HIGH_HZ: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+const DTMF_TOLERANCE: f32 = 0.03;
+/// Least power of a DTMF digit's weaker tone against its stronger (Q.24
+/// allows a twist of up to ~8 dB).
+const DTMF_TWIST: f32 = 0.15;
+/// A tone seen as one spectral peak keeps its envelope within this many dB
+/// over the four 5 ms quarters of a frame. Two tones too close to resolve
+/// (ring-back: 440 + 480 Hz, 400 + 450 Hz) beat at their difference (25,
+/// 20 ms periods), swinging the quarters' energies by far more; a sine's
+/// quarters (≥ 1.75 cycles of ≥ 350 Hz each) differ by < 0.5 dB.
+pub(crate) const FLAT_ENVELOPE_DB: f32 = 3.0;
 
 /// A generated tone keeps its level: at least `min_frames - 1` of its pure
 /// frames must be within this many dB of its loudest (the frames at its edges
@@ -42,6 +58,9 @@ pub(crate) struct Peaks {
     pub e2: f32,
     /// Power in the whole band.
     pub total: f32,
+    /// Spread of the energy over the four 5 ms quarters of the newest
+    /// 20 ms, dB (loudest over quietest).
+    pub envelope_db: f32,
 }
 
 impl Peaks {
@@ -59,18 +78,39 @@ impl Peaks {
     pub(crate) fn near(&self, hz: f32, tol: f32) -> Option<f32> {
         if (self.f1 - hz).abs() <= tol {
             Some(self.f1)
-        } else if self.e2 >= 0.1 * self.e1 && (self.f2 - hz).abs() <= tol {
+        } else if self.two_tones() && (self.f2 - hz).abs() <= tol {
             Some(self.f2)
         } else {
             None
         }
     }
 
+    /// Whether a second tone carries a tenth of the first's power.
+    fn two_tones(&self) -> bool {
+        self.e2 >= 0.1 * self.e1
+    }
+
+    /// The two peaks are a DTMF digit: one tone of each group, the weaker at
+    /// least [`DTMF_TWIST`] of the stronger.
+    pub(crate) fn dtmf_pair(&self) -> bool {
+        let near =
+            |f: f32, group: &[f32; 4]| group.iter().any(|g| (f - g).abs() <= DTMF_TOLERANCE * g);
+        self.e2 >= DTMF_TWIST * self.e1
+            && ((near(self.f1, &DTMF_LOW_HZ) && near(self.f2, &DTMF_HIGH_HZ))
+                || (near(self.f1, &DTMF_HIGH_HZ) && near(self.f2, &DTMF_LOW_HZ)))
+    }
+
+    /// One peak whose envelope swings within the frame: an unresolved pair
+    /// of tones beating, not a single tone.
+    pub(crate) fn beating(&self) -> bool {
+        !self.two_tones() && self.envelope_db > FLAT_ENVELOPE_DB
+    }
+
     /// A peak frequency inside `lo..=hi` (the stronger first), if any.
     pub(crate) fn in_band(&self, lo: f32, hi: f32) -> Option<f32> {
         if (lo..=hi).contains(&self.f1) {
             Some(self.f1)
-        } else if self.e2 >= 0.1 * self.e1 && (lo..=hi).contains(&self.f2) {
+        } else if self.two_tones() && (lo..=hi).contains(&self.f2) {
             Some(self.f2)
         } else {
             None
@@ -113,12 +153,24 @@ impl Spectrum {
         let total: f32 = band.iter().sum();
         let k1 = argmax(&self.power, None);
         let k2 = argmax(&self.power, Some(k1));
+        let (mut lo, mut hi) = (f32::INFINITY, 0.0f32);
+        for quarter in history[N - FRAME_SAMPLES..].chunks_exact(FRAME_SAMPLES / 4) {
+            let e = quarter.iter().map(|x| x * x).sum::<f32>();
+            lo = lo.min(e);
+            hi = hi.max(e);
+        }
+        let envelope_db = if hi <= 0.0 {
+            0.0
+        } else {
+            10.0 * (hi / lo.max(hi * 1e-6)).log10()
+        };
         Peaks {
             f1: self.interpolate(k1),
             e1: self.lobe(k1, None),
             f2: self.interpolate(k2),
             e2: self.lobe(k2, Some(k1)),
             total,
+            envelope_db,
         }
     }
 
@@ -192,6 +244,9 @@ pub(crate) struct ToneSpec {
     /// its loudest frame: a beep stands alone, a sung or spoken vowel is
     /// surrounded by more voice.
     pub contrast_db: f32,
+    /// Refuse telephone signalling: a tone most of whose frames are a DTMF
+    /// digit, or one peak beating (ring-back's close pair).
+    pub refuse_signalling: bool,
 }
 
 /// A tracked tone. Times in ms from the first frame fed.
@@ -245,6 +300,9 @@ struct Run {
     /// Confirmation refused (no quiet before it): followed, never reported.
     refused: bool,
     too_long: bool,
+    /// Pure frames that were a DTMF digit, and that beat.
+    dtmf_frames: u32,
+    beating_frames: u32,
 }
 
 impl Run {
@@ -350,6 +408,10 @@ impl ToneTracker {
                 run.pure_frames += 1;
                 run.hz = hz;
                 run.hz_sum += hz;
+                if let Some(p) = pure {
+                    run.dtmf_frames += u32::from(p.dtmf_pair());
+                    run.beating_frames += u32::from(p.beating());
+                }
                 run.last_power = power;
                 run.after = 0.0;
                 run.loud_after = false;
@@ -383,11 +445,16 @@ impl ToneTracker {
             if index - run.last > spec.max_gap_frames {
                 if run.confirmed {
                     let steady = run.steady_frames + 1 >= spec.min_frames;
-                    event = Some(if steady && !run.loud_after && !run.too_long {
-                        ToneEvent::Ended(run.info())
-                    } else {
-                        ToneEvent::Rejected
-                    });
+                    let signalling = spec.refuse_signalling
+                        && (2 * run.dtmf_frames > run.pure_frames
+                            || 2 * run.beating_frames > run.pure_frames);
+                    event = Some(
+                        if steady && !run.loud_after && !run.too_long && !signalling {
+                            ToneEvent::Ended(run.info())
+                        } else {
+                            ToneEvent::Rejected
+                        },
+                    );
                 }
                 self.run = None;
             }
@@ -413,6 +480,8 @@ impl ToneTracker {
                     confirmed: false,
                     refused: false,
                     too_long: false,
+                    dtmf_frames: u32::from(pure.is_some_and(Peaks::dtmf_pair)),
+                    beating_frames: u32::from(pure.is_some_and(Peaks::beating)),
                 });
             }
         }
