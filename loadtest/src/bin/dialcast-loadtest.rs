@@ -1,6 +1,13 @@
 //! `dialcast-loadtest`: benchmarks that print one JSON object, the callee
 //! farm, and the numbers that reach its callees.
 
+/// The same allocator as the `dialcast` binary, so that the dialer measured
+/// here (our SIP and media stacks, running in this process) allocates as it
+/// does in production. The campaign benchmark's bare dialer and the callee
+/// farm use it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
