@@ -158,6 +158,16 @@ struct Probe {
     rtx: Retransmit,
 }
 
+/// What is left of an ended call once nothing of ours is in flight: the one
+/// message to repeat if the peer retransmits into it, kept for the rest of
+/// the call's 64·T1 (see [`SipCore::settle`]).
+struct Tomb {
+    role: Role,
+    /// UAC: the ACK, repeated on a retransmitted final response to the
+    /// INVITE. UAS: the final response, repeated on a retransmitted INVITE.
+    repeat: Option<(Box<[u8]>, Peer)>,
+}
+
 /// A response we sent to a non-INVITE request, kept for its retransmissions.
 struct Answered {
     bytes: Vec<u8>,
@@ -180,6 +190,10 @@ pub struct SipCore {
     /// Branch of answered non-INVITE requests → our response, for T1·64.
     answered: HashMap<String, Answered>,
     answered_order: VecDeque<(Instant, String)>,
+    /// Ended calls by INVITE branch, and when each may go (in the order
+    /// they ended; every call lingers equally long).
+    tombs: FxHashMap<Box<str>, Tomb>,
+    tomb_order: VecDeque<(Instant, Box<str>)>,
     probes: FxHashMap<u64, Probe>,
     heap: BinaryHeap<Reverse<(Instant, u64, u64)>>,
     transmits: VecDeque<Transmit>,
@@ -206,6 +220,8 @@ impl SipCore {
             server_invites: HashMap::default(),
             answered: HashMap::default(),
             answered_order: VecDeque::new(),
+            tombs: FxHashMap::default(),
+            tomb_order: VecDeque::new(),
             probes: FxHashMap::default(),
             heap: BinaryHeap::new(),
             transmits: VecDeque::new(),
@@ -216,7 +232,7 @@ impl SipCore {
 
     /// Calls the core still holds (live ones and those lingering after the end).
     pub fn call_count(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.tombs.len()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -231,10 +247,8 @@ impl SipCore {
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let heap = self.heap.peek().map(|Reverse((at, _, _))| *at);
         let answered = self.answered_order.front().map(|(at, _)| *at);
-        match (heap, answered) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let tomb = self.tomb_order.front().map(|(at, _)| *at);
+        [heap, answered, tomb].into_iter().flatten().min()
     }
 
     fn send(&mut self, to: Peer, bytes: Vec<u8>) {
@@ -456,6 +470,13 @@ impl SipCore {
             self.answered.remove(branch);
             self.answered_order.pop_front();
         }
+        while let Some((at, branch)) = self.tomb_order.front() {
+            if *at > now {
+                break;
+            }
+            self.tombs.remove(branch);
+            self.tomb_order.pop_front();
+        }
         while let Some(Reverse((at, handle, gen))) = self.heap.peek().copied() {
             if at > now {
                 break;
@@ -584,6 +605,7 @@ impl SipCore {
         if bye_done {
             self.end_after_bye(handle, now);
         }
+        self.settle(handle);
     }
 
     // ---- incoming messages ---------------------------------------------
@@ -599,7 +621,12 @@ impl SipCore {
     fn on_response(&mut self, resp: Incoming, code: u16, now: Instant) {
         let is_cancel = resp.cseq_method == Method::Cancel;
         let Some(tx) = self.client.get(&(resp.branch.clone(), is_cancel)).copied() else {
-            return; // stray or late: nothing waits for it
+            // A final response to the INVITE of an ended call: its ACK was
+            // lost, so repeat it. Anything else is stray or late.
+            if resp.cseq_method == Method::Invite && code >= 200 {
+                self.repeat_from_tomb(&resp.branch, Role::Uac, None);
+            }
+            return;
         };
         match tx {
             ClientTx::Invite(handle) if resp.cseq_method == Method::Invite => {
@@ -611,6 +638,7 @@ impl SipCore {
                         call.cancel_rtx = None;
                     }
                     self.schedule(handle);
+                    self.settle(handle);
                 }
             }
             ClientTx::Bye(handle) => {
@@ -619,6 +647,7 @@ impl SipCore {
                         call.bye_rtx = None;
                     }
                     self.end_after_bye(handle, now);
+                    self.settle(handle);
                 } else if let Some(rtx) =
                     self.calls.get_mut(&handle).and_then(|c| c.bye_rtx.as_mut())
                 {
@@ -799,6 +828,9 @@ impl SipCore {
                     {
                         self.send(from, bytes);
                     }
+                    return;
+                }
+                if self.repeat_from_tomb(&req.branch, Role::Uas, Some(from)) {
                     return;
                 }
                 if req.to_tag.is_some() {
@@ -1045,9 +1077,17 @@ impl SipCore {
                 if call.state == State::Ended {
                     call.response_rtx = None;
                     self.schedule(handle);
+                    self.settle(handle);
                     return;
                 }
             }
+        }
+        if self
+            .tombs
+            .get(req.branch.as_str())
+            .is_some_and(|t| t.role == Role::Uas)
+        {
+            return; // the ACK of a retransmitted final response
         }
         let Some(tag) = req.to_tag.clone() else {
             return;
@@ -1078,8 +1118,19 @@ impl SipCore {
     fn on_cancel(&mut self, req: Incoming, from: Peer, now: Instant) {
         let ok = response(&req, 200, "OK", None, &[], None, b"");
         let Some(&handle) = self.server_invites.get(&req.branch) else {
-            let bytes = response(&req, 481, reason(481), None, &[], None, b"");
-            self.remember_answer(&req.branch, from, bytes, now);
+            // An ended call's INVITE transaction still exists (RFC 3261
+            // §9.2: the CANCEL gets 200 and has no effect); else 481.
+            let code = if self
+                .tombs
+                .get(req.branch.as_str())
+                .is_some_and(|t| t.role == Role::Uas)
+            {
+                200
+            } else {
+                481
+            };
+            let bytes = response(&req, code, reason(code), None, &[], None, b"");
+            self.remember_answer(&format!("{}:cancel", req.branch), from, bytes, now);
             return;
         };
         // The CANCEL has the INVITE's branch: remember the answer under a key
@@ -1262,6 +1313,7 @@ impl SipCore {
                 self.events
                     .push_back(Event::Inbound(handle, InboundEvent::Ended(cause)));
                 self.schedule(handle);
+                self.settle(handle);
             }
         }
     }
@@ -1283,21 +1335,87 @@ impl SipCore {
         self.events
             .push_back(Event::Outbound(handle, CallEvent::Ended(end)));
         self.schedule(handle);
+        self.settle(handle);
     }
 
-    fn remove(&mut self, handle: CallHandle) {
-        if let Some(call) = self.calls.remove(&handle) {
-            self.dialogs
-                .remove(&(call.call_id.clone(), call.local_tag.clone()));
-            self.client.remove(&(call.invite_branch.clone(), false));
-            self.client.remove(&(call.invite_branch.clone(), true));
-            if let Some(branch) = call.bye_branch {
-                self.client.remove(&(branch, false));
-            }
-            if call.role == Role::Uas {
-                self.server_invites.remove(&call.invite_branch);
-            }
+    /// Replaces an ended call whose own messages are all settled (nothing of
+    /// ours left to retransmit) by a tomb holding the one message a late
+    /// retransmission from the peer still needs, for the rest of its 64·T1.
+    ///
+    /// Why: at 2,000 calls/s, 64,000 ended calls linger; as full records in
+    /// the call, dialog and transaction maps they were 120 MB and made every
+    /// map operation a cache miss: a tomb is the repeated message and the
+    /// branch (the dialer benchmark: 48-53 µs of CPU per call with full
+    /// records, 42-45 µs with none lingering at all).
+    fn settle(&mut self, handle: CallHandle) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let in_flight = call.invite_rtx.is_some()
+            || call.cancel_rtx.is_some()
+            || call.bye_rtx.is_some()
+            || call.response_rtx.is_some()
+            || call.reinvite_rtx.is_some();
+        let (State::Ended, false, Some(until)) = (call.state, in_flight, call.linger_until) else {
+            return;
+        };
+        let role = call.role;
+        let branch: Box<str> = call.invite_branch.as_str().into();
+        let Some(mut call) = self.remove(handle) else {
+            return;
+        };
+        let repeat = match role {
+            Role::Uac => call
+                .ack
+                .take()
+                .map(|(bytes, to)| (bytes.into_boxed_slice(), to)),
+            Role::Uas => call
+                .last_invite_response
+                .take()
+                .map(|bytes| (bytes.into_boxed_slice(), call.peer)),
+        };
+        if repeat.is_none() || branch.is_empty() {
+            return; // nothing a retransmission could still need
         }
+        self.tomb_order.push_back((until, branch.clone()));
+        self.tombs.insert(branch, Tomb { role, repeat });
+    }
+
+    /// Repeats the message an ended call's tomb keeps for `role`, to `to`
+    /// (else where it went before). Returns whether there was such a tomb.
+    fn repeat_from_tomb(&mut self, branch: &str, role: Role, to: Option<Peer>) -> bool {
+        let Some(tomb) = self.tombs.get(branch).filter(|t| t.role == role) else {
+            return false;
+        };
+        if let Some((bytes, peer)) = &tomb.repeat {
+            let to = to.unwrap_or(*peer);
+            self.transmits.push_back(Transmit {
+                to,
+                bytes: bytes.to_vec(),
+            });
+        }
+        true
+    }
+
+    /// Forgets a call in every map; returns what it was.
+    fn remove(&mut self, handle: CallHandle) -> Option<Call> {
+        let mut call = self.calls.remove(&handle)?;
+        let dialog = (
+            std::mem::take(&mut call.call_id),
+            std::mem::take(&mut call.local_tag),
+        );
+        self.dialogs.remove(&dialog);
+        let mut invite = (std::mem::take(&mut call.invite_branch), false);
+        self.client.remove(&invite);
+        invite.1 = true;
+        self.client.remove(&invite);
+        if let Some(branch) = call.bye_branch.take() {
+            self.client.remove(&(branch, false));
+        }
+        if call.role == Role::Uas {
+            self.server_invites.remove(&invite.0);
+        }
+        Some(call)
     }
 }
 

@@ -172,7 +172,7 @@ fn answered_call_is_acked_and_ends_with_our_bye() {
         other => panic!("expected the answer, got {other:?}"),
     }
     // A retransmitted 200 is ACKed again.
-    c.handle_message(ok, trunk(), t0);
+    c.handle_message(ok.clone(), trunk(), t0);
     assert_eq!(method(&sent(&mut c)[0]), Some(Method::Ack));
     // Our BYE; its 200 ends the call.
     c.handle_command(Command::Hangup(7), t0 + Duration::from_secs(5));
@@ -190,10 +190,19 @@ fn answered_call_is_acked_and_ends_with_our_bye() {
         (end.status, end.cause),
         (CallStatus::Answered, EndCause::LocalHangup)
     );
-    // The record lingers 64 x T1 for retransmissions, then goes.
+    // Nothing of ours is in flight any more: the full record is gone and a
+    // tomb is left, which still ACKs a retransmitted 2xx (our ACK may have
+    // been lost) for the rest of 64 x T1, and then goes too.
+    assert!(c.calls.is_empty() && c.dialogs.is_empty() && c.client.is_empty());
     assert_eq!(c.call_count(), 1);
+    c.handle_message(ok, trunk(), t0 + Duration::from_secs(20));
+    let again = sent(&mut c);
+    assert_eq!(again.len(), 1);
+    assert_eq!(method(&again[0]), Some(Method::Ack));
+    assert_eq!(again[0].branch, acks[0].branch, "the same ACK, repeated");
     c.handle_timeout(t0 + Duration::from_secs(38));
     assert_eq!(c.call_count(), 0, "ended calls are removed");
+    assert!(c.tombs.is_empty() && c.tomb_order.is_empty());
 }
 
 #[test]
@@ -606,6 +615,22 @@ fn a_404_after_183_is_resent_until_its_ack() {
         events(&mut c).is_empty(),
         "a rejection by the owner is no event"
     );
+    // Settled: only a tomb is left. A retransmitted INVITE still gets the
+    // 404, a CANCEL of it gets 200 (the transaction is known, RFC 3261
+    // §9.2), and another ACK is absorbed.
+    assert!(c.calls.is_empty() && c.server_invites.is_empty());
+    let again = from_caller(Method::Invite, "z9hG4bKearly1", "1 INVITE", None);
+    c.handle_message(again, caller(), t1 + Duration::from_secs(11));
+    let repeated = sent(&mut c);
+    assert_eq!(repeated.len(), 1);
+    assert_eq!(code(&repeated[0]), Some(404));
+    assert_eq!(repeated[0].to_tag.as_deref(), Some(tag.as_str()));
+    let cancel = from_caller(Method::Cancel, "z9hG4bKearly1", "1 CANCEL", None);
+    c.handle_message(cancel, caller(), t1 + Duration::from_secs(12));
+    assert_eq!(code(&sent(&mut c).remove(0)), Some(200));
+    let ack = from_caller(Method::Ack, "z9hG4bKearly1", "1 ACK", Some(&tag));
+    c.handle_message(ack, caller(), t1 + Duration::from_secs(13));
+    assert!(sent(&mut c).is_empty() && events(&mut c).is_empty());
     c.handle_timeout(t1 + Duration::from_secs(33));
     assert_eq!(c.call_count(), 0, "the record goes after 64·T1");
 }
