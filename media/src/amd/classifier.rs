@@ -23,10 +23,12 @@
 //!      (silence: no speech frame and no burst going on; or, over a noisy
 //!      background, no foreground for the needed time + 300 ms)
 //!    no words by initial_silence_ms ................. Silence  "no speech"
-//!    max_window_ms reached: words, now quiet ........ Human    "greeting, window over"
-//!                           words, still sounding ... Unknown  "speech at window end"
-//!                           a tone, no words ........ Unknown  "tone only"
-//!                           nothing ................. Silence  "no speech"
+//!    max_window_ms reached (or `finish()`: the audio ended):
+//!      words, a beep under way ...................... Machine  "beep under way at the limit"
+//!      words, now quiet ............................. Human    "greeting then silence at the limit"
+//!      words, still sounding ........................ Unknown  "speech at the limit"
+//!      a tone, no words ............................. Unknown  "tone only"
+//!      nothing ...................................... Silence  "no speech"
 //! ```
 //!
 //! A long greeting alone does not make a machine: a receptionist's "Good
@@ -372,14 +374,52 @@ impl AmdDetector {
             return Some((AmdVerdict::Silence, "no speech"));
         }
         if elapsed >= c.max_window_ms {
-            return Some(match (has_words, w.in_burst, self.tone_first) {
-                (true, false, _) => (AmdVerdict::Human, "greeting, window over"),
-                (true, true, _) => (AmdVerdict::Unknown, "speech at window end"),
-                (false, _, true) => (AmdVerdict::Unknown, "tone only"),
-                (false, _, false) => (AmdVerdict::Silence, "no speech"),
-            });
+            return Some(self.at_limit());
         }
         None
+    }
+
+    /// The judgement when listening ends before a rule has decided (at
+    /// `max_window_ms`, or where a recording ends): what the rules would say
+    /// a moment later, from the state so far. Quiet after words: the
+    /// speaker has stopped, and only a beep could still make it a machine,
+    /// so a person (the silence rules, not waited out). A beep under way
+    /// after words: a machine. Still talking: not known. A tone and no
+    /// words: not known. Nothing: dead air.
+    fn at_limit(&self) -> (AmdVerdict, &'static str) {
+        let w = &self.words;
+        match (
+            w.words > 0,
+            w.in_burst,
+            self.beep.in_tone(),
+            self.tone_first,
+        ) {
+            (true, _, true, _) => (AmdVerdict::Machine, "beep under way at the limit"),
+            (true, false, false, _) => (AmdVerdict::Human, "greeting then silence at the limit"),
+            (true, true, false, _) => (AmdVerdict::Unknown, "speech at the limit"),
+            (false, _, _, true) => (AmdVerdict::Unknown, "tone only"),
+            (false, _, _, false) => (AmdVerdict::Silence, "no speech"),
+        }
+    }
+
+    /// Listening is over (a recording has ended, or a caller stops and
+    /// wants an answer): the decision made earlier, or else one made now by
+    /// the rule of the `max_window_ms` limit (and kept: asked again, the
+    /// same answer).
+    pub fn finish(&mut self) -> AmdDecision {
+        if let Some(d) = self.decision {
+            return d;
+        }
+        let now = self.analyzer.frames();
+        let (verdict, reason) = self.at_limit();
+        let d = AmdDecision {
+            verdict,
+            at_ms: now.saturating_mul(FRAME_MS),
+            reason,
+            measures: self.words.measures(now),
+        };
+        self.decision = Some(d);
+        d
     }
 
     /// One line of internal state, for the calibration tools.
@@ -678,7 +718,7 @@ mod tests {
         let d = d.expect("decided");
         assert_eq!(
             (d.verdict, d.reason, d.at_ms),
-            (AmdVerdict::Unknown, "speech at window end", 4000),
+            (AmdVerdict::Unknown, "speech at the limit", 4000),
             "{d:?}"
         );
     }
