@@ -700,6 +700,52 @@ mod tests {
     }
 
     #[test]
+    fn the_end_of_audio_is_judged_by_the_window_limit_rule() {
+        // The receptionist's greeting, then 0.5 s of quiet: inside the beep
+        // wait. A recording ending here and a call whose window ends here
+        // get the same answer.
+        let s = receptionist().then(hiss(500)).build();
+        let mut det = AmdDetector::new(AmdConfig::default());
+        assert_eq!(s.chunks(160).find_map(|f| det.push_frame(f)), None);
+        let ended = det.finish();
+        assert_eq!(
+            (ended.verdict, ended.reason, ended.at_ms),
+            (
+                AmdVerdict::Human,
+                "greeting then silence at the limit",
+                3500
+            ),
+            "{ended:?}"
+        );
+        assert_eq!(det.finish(), ended, "asked again, the same answer");
+        assert_eq!(det.decision(), Some(ended));
+        let mut limited = AmdDetector::new(AmdConfig {
+            max_window_ms: 3500,
+            ..AmdConfig::default()
+        });
+        let at_limit = s.chunks(160).find_map(|f| limited.push_frame(f));
+        assert_eq!(at_limit, Some(ended));
+        // A beep under way after words: a machine; nothing heard: silence.
+        let mut det = AmdDetector::new(AmdConfig::default());
+        let s = receptionist()
+            .then(hiss(400))
+            .then(tone(&[1000.0], 5000.0, 200))
+            .build();
+        assert_eq!(s.chunks(160).find_map(|f| det.push_frame(f)), None);
+        assert_eq!(
+            det.finish().verdict,
+            AmdVerdict::Machine,
+            "{:?}",
+            det.decision()
+        );
+        let mut det = AmdDetector::new(AmdConfig::default());
+        for f in hiss(1000).chunks(160) {
+            det.push_frame(f);
+        }
+        assert_eq!(det.finish().verdict, AmdVerdict::Silence);
+    }
+
+    #[test]
     fn late_answer_and_window_end() {
         // Someone answering after 3 s is still heard (before the 3.5 s of
         // initial silence run out).
