@@ -369,7 +369,8 @@ fn split_half() {
             |c, v| c.max_greeting_ms = v as u32,
         ),
     ];
-    let splits: [(&str, fn(usize) -> bool); 2] = [
+    type Split = (&'static str, fn(usize) -> bool);
+    let splits: [Split; 2] = [
         ("alternate clips", |i| i % 2 == 0),
         ("first / second 60", |i| i < 60),
     ];
