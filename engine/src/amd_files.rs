@@ -18,7 +18,8 @@ pub struct FileVerdict {
     /// human, machine, silence, fax or unknown.
     pub label: &'static str,
     /// When the detector decided, in ms from the start of the file (for
-    /// "audio ended before a decision": the length of the audio).
+    /// a file that ends before a rule decides: the length of the audio,
+    /// judged as a call at its `max_window_ms` limit).
     pub decision_ms: u32,
     /// Where the first voicemail beep starts, in ms from the start of the
     /// file; `None` (JSON null) when none was heard. As on a call, beeps are

@@ -707,7 +707,7 @@ mod tests {
     #[test]
     fn a_scripts_amd_tuning_is_amd_with_its_own_changes() {
         let text = example()
-            .replace("beep_wait_ms = 900", "beep_wait_ms = 950")
+            .replace("beep_wait_ms = 1200", "beep_wait_ms = 950")
             .replace("max_hz = 2050.0", "max_hz = 1900.0")
             + "\n[script_settings.night]\n[script_settings.night.amd]\nmax_greeting_ms = 5000\n[script_settings.night.amd.beep]\nmin_ms = 100\n";
         let config = Config::parse(&text, "x.toml", Vec::new()).expect("parses");
@@ -722,7 +722,7 @@ mod tests {
         let reminder = tuning.for_script("appointment_reminder");
         assert_eq!(
             (reminder.beep_wait_ms, reminder.beep.max_hz),
-            (1100, 1900.0)
+            (1500, 1900.0)
         );
         let other = tuning.for_script("payment_reminder");
         assert_eq!(other, config.amd);
@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn bad_amd_keys_and_values_are_named() {
-        let text = example().replace("beep_wait_ms = 900", "beep_wait = 900");
+        let text = example().replace("beep_wait_ms = 1200", "beep_wait = 1200");
         let err = Config::parse(&text, "x.toml", Vec::new())
             .expect_err("rejected")
             .to_string();

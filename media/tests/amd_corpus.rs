@@ -17,19 +17,19 @@ const LABELS: [&str; 4] = ["human", "machine", "silence", "fax"];
 const VERDICTS: [&str; 5] = ["human", "machine", "silence", "fax", "unknown"];
 
 /// Floors: what the detector achieves on the dev set with the default
-/// configuration (in brackets), less a clip or two. The dev set was used for
-/// tuning, so these are optimistic.
-const MIN_ACCURACY: f64 = 0.915; // (0.925: 111/120)
-const MIN_HUMAN_ACCURACY: f64 = 0.96; // (0.980: 49/50)
-const MIN_MACHINE_ACCURACY: f64 = 0.83; // (0.855: 47/55)
-const MAX_HUMAN_MEDIAN_MS: u32 = 2500; // (2470)
+/// configuration (in brackets), less one clip: one more error fails. The
+/// dev set was used for tuning, so these are optimistic.
+const MIN_ACCURACY: f64 = 0.945; // (0.950: 114/120)
+const MIN_HUMAN_ACCURACY: f64 = 0.99; // (1.000: 50/50; a person hung up on fails)
+const MIN_MACHINE_ACCURACY: f64 = 0.88; // (0.891: 49/55)
+const MAX_HUMAN_MEDIAN_MS: u32 = 2490; // (2470; the target is < 2500)
 /// Share of the clips with a labelled beep whose first reported beep starts
 /// within 100 ms of it, listening as the session does (not after a `human`
 /// decision) ...
-const MIN_BEEP_WITHIN_100MS: f64 = 0.89; // (0.913: 42/46)
+const MIN_BEEP_WITHIN_100MS: f64 = 0.95; // (0.957: 44/46)
 /// ... and with the detector listening to the whole clip.
-const MIN_BEEP_DETECTOR_WITHIN_100MS: f64 = 0.93; // (0.957: 44/46)
-const MAX_FALSE_BEEPS: usize = 3; // (2)
+const MIN_BEEP_DETECTOR_WITHIN_100MS: f64 = 0.95; // (0.957: 44/46)
+const MAX_FALSE_BEEPS: usize = 2; // (2)
 
 struct Clip {
     file: String,
@@ -281,7 +281,7 @@ fn sweep() {
             },
         );
     }
-    for v in [800, 850, 950, 1000, 1100] {
+    for v in [900, 1000, 1100, 1300, 1400, 1600] {
         add(
             format!("beep_wait_ms {v}"),
             AmdConfig {
@@ -319,6 +319,100 @@ fn sweep() {
     }
     for (name, config) in configs {
         println!("{name:<32} {}", summary(&clips, config).0);
+    }
+}
+
+/// The halves of a split: clips whose position in `labels.csv` gives
+/// `pick(i) == half`.
+fn halves(n: usize, pick: fn(usize) -> bool) -> [Vec<usize>; 2] {
+    let a: Vec<usize> = (0..n).filter(|i| pick(*i)).collect();
+    let b: Vec<usize> = (0..n).filter(|i| !pick(*i)).collect();
+    [a, b]
+}
+
+/// Overfitting check: for each tuned value, choose it on one half of the
+/// clips (the candidate with the most clips right, ties to the middle of
+/// the tied run) and score the other half with it, both ways, on two
+/// splits (alternate clips; first and second half of `labels.csv`, whose
+/// numbering is shuffled). Also scores each half with the shipped default.
+/// `cargo test -p dialcast-media --test amd_corpus -- --ignored split_half --nocapture`
+#[test]
+#[ignore = "an overfitting check, not a floor: prints tune-on-one-half, score-on-the-other"]
+fn split_half() {
+    let dir = corpus_dir();
+    if !dir.join("labels.csv").exists() {
+        println!("AMD corpus not found at {}; skipping", dir.display());
+        return;
+    }
+    let clips = load_all(&dir);
+    let base = AmdConfig::default();
+    type Knob = (&'static str, Vec<f32>, fn(&mut AmdConfig, f32));
+    let knobs: Vec<Knob> = vec![
+        (
+            "beep_wait_ms",
+            vec![800., 900., 1000., 1100., 1200., 1300., 1400., 1500., 1600.],
+            |c, v| c.beep_wait_ms = v as u32,
+        ),
+        (
+            "after_greeting_silence_ms",
+            vec![400., 500., 600., 700., 800., 900.],
+            |c, v| c.after_greeting_silence_ms = v as u32,
+        ),
+        (
+            "foreground_drop_db",
+            vec![4., 5., 6., 7., 8., 9., 10., 12.],
+            |c, v| c.foreground_drop_db = v,
+        ),
+        (
+            "max_greeting_ms",
+            vec![5000., 5500., 6000., 6500., 7000., 7500.],
+            |c, v| c.max_greeting_ms = v as u32,
+        ),
+    ];
+    type Split = (&'static str, fn(usize) -> bool);
+    let splits: [Split; 2] = [
+        ("alternate clips", |i| i % 2 == 0),
+        ("first / second 60", |i| i < 60),
+    ];
+    for (name, values, set) in &knobs {
+        // Right or wrong, per clip, for each candidate value.
+        let right: Vec<Vec<bool>> = values
+            .iter()
+            .map(|v| {
+                let mut c = base;
+                set(&mut c, *v);
+                clips
+                    .iter()
+                    .map(|(clip, samples)| run(c, samples).verdict == clip.label)
+                    .collect()
+            })
+            .collect();
+        let default_right: Vec<bool> = clips
+            .iter()
+            .map(|(clip, samples)| run(base, samples).verdict == clip.label)
+            .collect();
+        let count = |r: &[bool], idx: &[usize]| idx.iter().filter(|i| r[**i]).count();
+        println!("{name}: candidates {values:?}");
+        for (split, pick) in splits {
+            let [a, b] = halves(clips.len(), pick);
+            for (tune, test, dir) in [(&a, &b, "A->B"), (&b, &a, "B->A")] {
+                let scores: Vec<usize> = right.iter().map(|r| count(r, tune)).collect();
+                let best = scores.iter().copied().max().unwrap_or(0);
+                let tied: Vec<usize> = (0..values.len()).filter(|k| scores[*k] == best).collect();
+                let chosen = tied[tied.len() / 2];
+                println!(
+                    "  {split} {dir}: tuned {}/{} at {} (tied: {:?}); other half {}/{} with it, {}/{} with the default",
+                    best,
+                    tune.len(),
+                    values[chosen],
+                    tied.iter().map(|k| values[*k]).collect::<Vec<_>>(),
+                    count(&right[chosen], test),
+                    test.len(),
+                    count(&default_right, test),
+                    test.len()
+                );
+            }
+        }
     }
 }
 

@@ -60,7 +60,7 @@ pub const FRAME_MS: u32 = 20;
 /// | `initial_silence_ms` | 3500 | people answer after up to ~3 s |
 /// | `after_greeting_silence_ms` | 600 | someone who said "Hello?" waits for us; a turn gap over half a second is already long |
 /// | `short_greeting_ms` | 1500 | a word or two; voicemail greetings are rarely this short |
-/// | `beep_wait_ms` | 900 | voicemail systems beep 0.15-0.9 s after their greeting |
+/// | `beep_wait_ms` | 1200 | voicemail systems beep 0.15-0.9 s after their greeting; its weak last sounds can be lost in noise up to 0.2 s earlier; a beep is confirmed after 80 ms |
 /// | `max_greeting_ms` | 6500 | a person answering leaves the caller a turn sooner |
 /// | `max_window_ms` | 10000 | a cap; the rules above decide first |
 /// | `min_word_ms` | 100 | clicks and pops are shorter |
@@ -105,7 +105,7 @@ impl Default for AmdConfig {
             initial_silence_ms: 3500,
             after_greeting_silence_ms: 600,
             short_greeting_ms: 1500,
-            beep_wait_ms: 900,
+            beep_wait_ms: 1200,
             max_greeting_ms: 6500,
             max_window_ms: 10_000,
             min_word_ms: 100,

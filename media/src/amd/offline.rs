@@ -12,8 +12,9 @@ use crate::MediaError;
 /// What the detector made of a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Classification {
-    /// The decision; when the audio ended first, `unknown` at the end of the
-    /// audio with the reason "audio ended before a decision".
+    /// The decision; when the audio ended first, the judgement at the end
+    /// of the audio by the rule of the `max_window_ms` limit
+    /// ([`AmdDetector::finish`]).
     pub decision: AmdDecision,
     /// The first beep heard, `(start_ms, end_ms)`, while the session would
     /// still have been listening (after a `human`, `silence` or `fax`
@@ -42,12 +43,9 @@ pub fn classify_samples(config: AmdConfig, samples: &[i16]) -> Classification {
     let audio_ms = u32::try_from(samples.len().div_ceil(FRAME_SAMPLES))
         .unwrap_or(u32::MAX)
         .saturating_mul(super::FRAME_MS);
-    let decision = decision.unwrap_or_else(|| AmdDecision {
-        verdict: AmdVerdict::Unknown,
-        at_ms: det.elapsed_ms(),
-        reason: "audio ended before a decision",
-        measures: det.measures(),
-    });
+    // The end of the recording is the end of listening: the same rule as
+    // the `max_window_ms` limit of a call.
+    let decision = decision.unwrap_or_else(|| det.finish());
     if decision.verdict == AmdVerdict::Fax {
         beep = None;
     }
@@ -153,11 +151,36 @@ mod tests {
     }
 
     #[test]
-    fn audio_ending_first_is_unknown_and_beeps_after_human_are_not_heard() {
+    fn audio_ending_first_is_judged_as_at_the_limit_and_beeps_after_human_are_not_heard() {
+        // Dead air shorter than `initial_silence_ms`: nothing said.
         let c = classify_samples(AmdConfig::default(), &silence(1000));
         assert_eq!(
             (c.decision.verdict, c.decision.reason, c.decision.at_ms),
-            (AmdVerdict::Unknown, "audio ended before a decision", 1000)
+            (AmdVerdict::Silence, "no speech", 1000)
+        );
+        // A long sentence, and the audio ends 0.5 s into the beep wait: the
+        // speaker has stopped, as a call would hear at its limit.
+        let s = Signal::new()
+            .then(noise(500, 20.0, 3))
+            .then(voice(3000, 140.0, 4000.0))
+            .then(noise(500, 20.0, 4))
+            .build();
+        let c = classify_samples(AmdConfig::default(), &s);
+        assert_eq!(
+            (c.decision.verdict, c.decision.reason, c.decision.at_ms),
+            (
+                AmdVerdict::Human,
+                "greeting then silence at the limit",
+                4000
+            ),
+            "{c:?}"
+        );
+        // Cut while still talking: not known.
+        let c = classify_samples(AmdConfig::default(), &s[..8 * 2000]);
+        assert_eq!(
+            (c.decision.verdict, c.decision.reason),
+            (AmdVerdict::Unknown, "speech at the limit"),
+            "{c:?}"
         );
         // "Hello", silence (human), then a tone the session would not hear.
         let s = Signal::new()
