@@ -13,6 +13,7 @@ pub mod call;
 pub mod callback;
 pub mod callee_zone;
 pub mod catch_up;
+pub mod channels;
 pub mod clips;
 mod country_zones;
 pub mod pacing;
