@@ -58,8 +58,7 @@ mod imports;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Connections in the pool: writes are serialised by SQLite anyway; a few
-/// connections let status reads run beside them.
+/// Connections for reads: a few let status reads run beside the writes.
 const POOL_SIZE: u32 = 4;
 /// Page cache per connection, in KiB: an import batch (10,000 records, a
 /// few MiB with their index entries) fits, so pages are not spilled to the
@@ -72,9 +71,18 @@ const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SQLite implementation of [`Store`].
+///
+/// Write transactions all go through one connection of their own
+/// (`writer`). SQLite lets one writer in at a time anyway; on one
+/// connection a writer never sleeps in the busy handler waiting for
+/// another, and the connection keeps its page cache from one transaction
+/// to the next (a commit made through another connection makes SQLite drop
+/// it and read the pages again). Measured with `dialcast-loadtest
+/// campaign`, see loadtest/RESULTS.md.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -104,7 +112,10 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// A private in-memory database (tests).
@@ -116,20 +127,27 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     async fn connect(options: SqliteConnectOptions) -> StoreResult<SqliteStore> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
@@ -535,7 +553,7 @@ impl Store for SqliteStore {
             // A callback is counted as one, not as an attempt.
             if !inbound {
                 let done = next == NextStep::Final;
-                count_attempt_end(&mut tx, campaign, attempt, status, false, done, now).await?;
+                count_attempt_end(&mut tx, attempt, status, false, done, now).await?;
             }
             sqlx::query(
                 "UPDATE attempts SET state = 'ended', status = ?, ended_at = ? WHERE id = ?",
@@ -581,109 +599,105 @@ impl Store for SqliteStore {
             tx.rollback().await?;
             return Ok(ClaimResult::NotRunning);
         }
-        let mut due = Vec::new();
-        for (from, to) in due_ranges(&mut tx, campaign, now).await? {
-            let left = CLAIM_SCAN - due.len() as i64;
-            if left <= 0 {
+        // Most claims dial the first due record, so read one first and more
+        // only when it was deferred or finished (those leave the due set
+        // inside this transaction, so the next read starts after them).
+        let ranges = due_ranges(&mut tx, campaign, now).await?;
+        let mut scanned: i64 = 0;
+        while scanned < CLAIM_SCAN {
+            let want = if scanned == 0 {
+                1
+            } else {
+                CLAIM_SCAN - scanned
+            };
+            let due = due_records(&mut tx, campaign, &ranges, want).await?;
+            if due.is_empty() {
                 break;
             }
-            due.extend(
-                sqlx::query(
-                    "SELECT id, record_id, attempts, fields_json, phones_json FROM records \
-                     WHERE campaign_id = ? AND state = 'pending' \
-                     AND next_attempt_at BETWEEN ? AND ? \
-                     ORDER BY next_attempt_at, id LIMIT ?",
-                )
-                .bind(campaign)
-                .bind(from)
-                .bind(to)
-                .bind(left)
-                .fetch_all(&mut *tx)
-                .await?,
-            );
-        }
-        for row in due {
-            let record: Id = row.try_get("id")?;
-            let record_id: String = row.try_get("record_id")?;
-            let attempts_so_far = to_u32(row.try_get("attempts")?);
-            let fields: BTreeMap<String, String> =
-                from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
-            let phones: Vec<String> =
-                from_json(&row.try_get::<String, _>("phones_json")?, "record phones")?;
-            // One read gives both the count and the recent starts: a record
-            // has a handful of attempts.
-            let mut recent: Vec<EpochMs> = sqlx::query_scalar(
-                "SELECT started_at FROM attempts WHERE record_id = ? AND dialled = 1 \
-                 ORDER BY started_at",
-            )
-            .bind(record)
-            .fetch_all(&mut *tx)
-            .await?;
-            let dialled = recent.len();
-            let since = now.saturating_sub(LOOKBACK_MS);
-            recent.retain(|started| *started > since);
-            let blocked = blocked_numbers(&mut tx, campaign, &phones).await?;
-            let candidate = Candidate {
-                fields: &fields,
-                phones: &phones,
-                dialled: u32::try_from(dialled).unwrap_or(u32::MAX),
-                recent_starts: &recent,
-                blocked: &blocked,
-            };
-            let attempt_no = attempts_so_far + 1;
-            match decide(&candidate) {
-                Decision::Defer { until, .. } => {
-                    sqlx::query("UPDATE records SET next_attempt_at = ? WHERE id = ?")
-                        .bind(until.max(now + 1))
-                        .bind(record)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Decision::Finish { status } => {
-                    sqlx::query(
-                        "UPDATE records SET state = 'done', final_status = ?, attempts = ? \
+            scanned += due.len() as i64;
+            for row in due {
+                let record: Id = row.try_get("id")?;
+                let record_id: String = row.try_get("record_id")?;
+                let attempts_so_far = to_u32(row.try_get("attempts")?);
+                let fields: BTreeMap<String, String> =
+                    from_json(&row.try_get::<String, _>("fields_json")?, "record fields")?;
+                let phones: Vec<String> =
+                    from_json(&row.try_get::<String, _>("phones_json")?, "record phones")?;
+                // One list gives both the count and the recent starts: a record
+                // has a handful of attempts.
+                let mut recent: Vec<EpochMs> =
+                    from_json(&row.try_get::<String, _>("starts_json")?, "attempt starts")?;
+                recent.sort_unstable();
+                let dialled = recent.len();
+                let since = now.saturating_sub(LOOKBACK_MS);
+                recent.retain(|started| *started > since);
+                let blocked: std::collections::BTreeSet<String> = from_json(
+                    &row.try_get::<String, _>("blocked_json")?,
+                    "blocked numbers",
+                )?;
+                let candidate = Candidate {
+                    fields: &fields,
+                    phones: &phones,
+                    dialled: u32::try_from(dialled).unwrap_or(u32::MAX),
+                    recent_starts: &recent,
+                    blocked: &blocked,
+                };
+                let attempt_no = attempts_so_far + 1;
+                match decide(&candidate) {
+                    Decision::Defer { until, .. } => {
+                        sqlx::query("UPDATE records SET next_attempt_at = ? WHERE id = ?")
+                            .bind(until.max(now + 1))
+                            .bind(record)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Decision::Finish { status } => {
+                        sqlx::query(
+                            "UPDATE records SET state = 'done', final_status = ?, attempts = ? \
                          WHERE id = ?",
-                    )
-                    .bind(status)
-                    .bind(i64::from(attempt_no))
-                    .bind(record)
-                    .execute(&mut *tx)
-                    .await?;
-                    let number = phones.first().cloned().unwrap_or_default();
-                    insert_undialled_attempt(&mut tx, record, attempt_no, &number, status, now)
-                        .await?;
-                    let mut counters = Counters::attempts_ended(status, false, false, 1);
-                    counters.records_done = 1;
-                    add_counters(&mut tx, campaign, now, &counters, now).await?;
-                    insert_event(
-                        &mut tx,
-                        campaign,
-                        Some(record),
-                        None,
-                        "record_done",
-                        &serde_json::json!({ "record_id": record_id, "status": status }),
-                        now,
-                    )
-                    .await?;
-                }
-                Decision::Dial { number } => {
-                    sqlx::query("UPDATE records SET state = 'dialing', attempts = ? WHERE id = ?")
+                        )
+                        .bind(status)
                         .bind(i64::from(attempt_no))
                         .bind(record)
                         .execute(&mut *tx)
                         .await?;
-                    let attempt_id: Id = sqlx::query_scalar(
-                        "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, \
+                        let number = phones.first().cloned().unwrap_or_default();
+                        insert_undialled_attempt(&mut tx, record, attempt_no, &number, status, now)
+                            .await?;
+                        let mut counters = Counters::attempts_ended(status, false, false, 1);
+                        counters.records_done = 1;
+                        add_counters(&mut tx, campaign, now, &counters, now).await?;
+                        insert_event(
+                            &mut tx,
+                            campaign,
+                            Some(record),
+                            None,
+                            "record_done",
+                            &serde_json::json!({ "record_id": record_id, "status": status }),
+                            now,
+                        )
+                        .await?;
+                    }
+                    Decision::Dial { number } => {
+                        sqlx::query(
+                            "UPDATE records SET state = 'dialing', attempts = ? WHERE id = ?",
+                        )
+                        .bind(i64::from(attempt_no))
+                        .bind(record)
+                        .execute(&mut *tx)
+                        .await?;
+                        let attempt_id: Id = sqlx::query_scalar(
+                            "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, \
                          started_at, success_point, dtmf, outputs_json) \
                          VALUES (?, ?, ?, 1, 'dialing', ?, 0, '', '[]') RETURNING id",
-                    )
-                    .bind(record)
-                    .bind(i64::from(attempt_no))
-                    .bind(&number)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    insert_event(
+                        )
+                        .bind(record)
+                        .bind(i64::from(attempt_no))
+                        .bind(&number)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        insert_event(
                         &mut tx,
                         campaign,
                         Some(record),
@@ -693,15 +707,16 @@ impl Store for SqliteStore {
                         now,
                     )
                     .await?;
-                    tx.commit().await?;
-                    return Ok(ClaimResult::Claimed(Claim {
-                        attempt_id,
-                        record,
-                        record_id,
-                        attempt_no: u32::try_from(dialled + 1).unwrap_or(u32::MAX),
-                        number,
-                        fields,
-                    }));
+                        tx.commit().await?;
+                        return Ok(ClaimResult::Claimed(Claim {
+                            attempt_id,
+                            record,
+                            record_id,
+                            attempt_no: u32::try_from(dialled + 1).unwrap_or(u32::MAX),
+                            number,
+                            fields,
+                        }));
+                    }
                 }
             }
         }
@@ -718,7 +733,7 @@ impl Store for SqliteStore {
             .bind(&calendar.time_zone)
             .bind(json(calendar)?)
             .bind(organisation)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -893,34 +908,29 @@ impl Store for SqliteStore {
 
     async fn mark_success_point(&self, attempt: Id, at: EpochMs) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let campaign: Option<(Id, Id)> = sqlx::query_as(
-            "SELECT r.campaign_id, r.id FROM attempts a JOIN records r ON r.id = a.record_id \
-             WHERE a.id = ?",
+        // The event names its campaign and record, read in the same
+        // statement; no row means no such attempt.
+        let logged = sqlx::query(
+            "INSERT INTO events (campaign_id, record_id, attempt_id, kind, payload_json, \
+             created_at) \
+             SELECT r.campaign_id, r.id, a.id, 'success_point', '{}', ? \
+             FROM attempts a JOIN records r ON r.id = a.record_id WHERE a.id = ?",
         )
+        .bind(at)
         .bind(attempt)
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        let Some((campaign, record)) = campaign else {
+        if logged.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 kind: "attempt",
                 name: attempt.to_string(),
             });
-        };
+        }
         sqlx::query("UPDATE attempts SET success_point = 1, success_at = ? WHERE id = ?")
             .bind(at)
             .bind(attempt)
             .execute(&mut *tx)
             .await?;
-        insert_event(
-            &mut tx,
-            campaign,
-            Some(record),
-            Some(attempt),
-            "success_point",
-            &serde_json::json!({}),
-            at,
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -932,19 +942,17 @@ impl Store for SqliteStore {
         next: NextStep,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let campaign: Id = sqlx::query_scalar("SELECT campaign_id FROM records WHERE id = ?")
-            .bind(claim.record)
-            .fetch_one(&mut *tx)
-            .await?;
         // No voicemail step yet, so no message is ever left.
         let done = next == NextStep::Final;
         let (status, at) = (&outcome.status, outcome.ended_at);
-        if !count_attempt_end(&mut tx, campaign, claim.attempt_id, status, false, done, at).await? {
+        let Some(campaign) =
+            count_attempt_end(&mut tx, claim.attempt_id, status, false, done, at).await?
+        else {
             // Ended already (a retried commit that had gone through): the
             // record may have moved on since, so nothing is applied twice.
             tx.rollback().await?;
             return Ok(());
-        }
+        };
         end_attempt(&mut tx, claim.attempt_id, outcome).await?;
         update_record_after(&mut tx, claim.record, &outcome.status, next).await?;
         insert_event(
@@ -1172,6 +1180,53 @@ async fn end_attempt(
     Ok(())
 }
 
+/// Up to `limit` due records of the campaign, earliest first, inside the
+/// `ranges` [`due_ranges`] gave.
+async fn due_records(
+    conn: &mut sqlx::SqliteConnection,
+    campaign: Id,
+    ranges: &[(EpochMs, EpochMs)],
+    limit: i64,
+) -> StoreResult<Vec<sqlx::sqlite::SqliteRow>> {
+    let mut due = Vec::new();
+    for &(from, to) in ranges {
+        let left = limit - due.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        due.extend(
+            sqlx::query(
+                // With each record, what the rules read beside its fields:
+                // the starts of its dialled attempts, oldest first, and which
+                // of its numbers the organisation has blocked (checked at
+                // every claim, so a number blocked after its record was
+                // imported, or while an import ran, is never dialled).
+                "SELECT r.id, r.record_id, r.attempts, r.fields_json, r.phones_json, \
+                 (SELECT json_group_array(s.started_at) FROM \
+                   (SELECT a.started_at FROM attempts a \
+                    WHERE a.record_id = r.id AND a.dialled = 1 ORDER BY a.started_at) s) \
+                   AS starts_json, \
+                 (SELECT json_group_array(b.number) FROM blocklist b \
+                   WHERE b.organisation_id = \
+                     (SELECT c.organisation_id FROM campaigns c WHERE c.id = r.campaign_id) \
+                   AND b.number IN (SELECT p.value FROM json_each(r.phones_json) p)) \
+                   AS blocked_json \
+                 FROM records r \
+                 WHERE r.campaign_id = ? AND r.state = 'pending' \
+                 AND r.next_attempt_at BETWEEN ? AND ? \
+                 ORDER BY r.next_attempt_at, r.id LIMIT ?",
+            )
+            .bind(campaign)
+            .bind(from)
+            .bind(to)
+            .bind(left)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    Ok(due)
+}
+
 /// Due records [`Store::claim_next`] looks at in one transaction; those it
 /// defers get a later time, so the next call sees others.
 const CLAIM_SCAN: i64 = 32;
@@ -1200,34 +1255,6 @@ async fn insert_undialled_attempt(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// Which of `numbers` the campaign's organisation has blocked: checked at
-/// every claim, so a number blocked after its record was imported (or
-/// while an import ran) is never dialled. One read for a record's numbers
-/// (at most four: one statement text per count, each prepared once).
-async fn blocked_numbers(
-    tx: &mut sqlx::SqliteConnection,
-    campaign: Id,
-    numbers: &[String],
-) -> StoreResult<std::collections::BTreeSet<String>> {
-    if numbers.is_empty() {
-        return Ok(std::collections::BTreeSet::new());
-    }
-    let mut sql = String::from(
-        "SELECT b.number FROM blocklist b JOIN campaigns c ON c.organisation_id = b.organisation_id \
-         WHERE c.id = ? AND b.number IN (",
-    );
-    for i in 0..numbers.len() {
-        sql.push_str(if i == 0 { "?" } else { ", ?" });
-    }
-    sql.push(')');
-    // Only placeholders are added to the text; the numbers are bound.
-    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(campaign);
-    for number in numbers {
-        query = query.bind(number.as_str());
-    }
-    Ok(query.fetch_all(&mut *tx).await?.into_iter().collect())
 }
 
 /// Moves a record on after an attempt ended with `status`.

@@ -115,7 +115,7 @@ impl BlocklistStore for SqliteStore {
         let removed = sqlx::query("DELETE FROM blocklist WHERE organisation_id = ? AND number = ?")
             .bind(organisation)
             .bind(number)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(removed > 0)

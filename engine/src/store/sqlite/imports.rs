@@ -635,7 +635,7 @@ impl ImportStore for SqliteStore {
         sqlx::query("UPDATE imports SET stored_path = NULL, file_deleted_at = ? WHERE id = ?")
             .bind(now)
             .bind(import)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

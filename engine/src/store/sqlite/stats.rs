@@ -21,7 +21,11 @@ use crate::stats::{bucket_start, BucketUpdate, Counters, ImportTally, StatsEvent
 use crate::store::stats::{ResultFile, ScriptCampaigns, StatsStore};
 use crate::store::{EpochMs, Id, StoreError, StoreResult};
 
-/// Adds `counters` to the campaign's bucket holding `at`.
+/// Adds `counters` to the campaign's bucket holding `at`, in one statement
+/// whatever their number (an attempt's end touches four or five counters;
+/// a statement per counter was most of the store's work per call). The
+/// text depends only on how many counters there are, so each shape is
+/// prepared once per connection.
 pub async fn add_counters(
     conn: &mut SqliteConnection,
     campaign: Id,
@@ -29,58 +33,74 @@ pub async fn add_counters(
     counters: &Counters,
     now: EpochMs,
 ) -> StoreResult<()> {
-    let bucket = bucket_start(at);
-    for (counter, n) in counters.named() {
-        sqlx::query(
-            "INSERT INTO stats_counters (campaign_id, bucket_start, counter, n, updated_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (campaign_id, bucket_start, counter) \
-             DO UPDATE SET n = stats_counters.n + excluded.n, updated_at = excluded.updated_at",
-        )
-        .bind(campaign)
-        .bind(bucket)
-        .bind(&counter)
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    let named = counters.named();
+    if named.is_empty() {
+        return Ok(());
     }
+    let bucket = bucket_start(at);
+    let mut sql = String::from(
+        "INSERT INTO stats_counters (campaign_id, bucket_start, counter, n, updated_at) VALUES ",
+    );
+    for i in 0..named.len() {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?)"
+        });
+    }
+    sql.push_str(
+        " ON CONFLICT (campaign_id, bucket_start, counter) \
+         DO UPDATE SET n = stats_counters.n + excluded.n, updated_at = excluded.updated_at",
+    );
+    // Only placeholders are added to the text; the values are bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (counter, n) in &named {
+        query = query
+            .bind(campaign)
+            .bind(bucket)
+            .bind(counter.as_str())
+            .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+            .bind(now);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
 /// Counts the end of `attempt` with `status` in the bucket of its start,
 /// and the record's end when `record_done`. Call it before the attempt row
 /// is marked ended: an attempt that is no longer dialing was counted
-/// already and is skipped. Returns whether it counted.
+/// already and is skipped. Returns the attempt's campaign when it counted,
+/// `None` when it was skipped.
 pub async fn count_attempt_end(
     conn: &mut SqliteConnection,
-    campaign: Id,
     attempt: Id,
     status: &str,
     voicemail_left: bool,
     record_done: bool,
     now: EpochMs,
-) -> StoreResult<bool> {
-    let row: Option<(String, EpochMs, i64)> =
-        sqlx::query_as("SELECT state, started_at, dialled FROM attempts WHERE id = ?")
-            .bind(attempt)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((state, started_at, dialled)) = row else {
+) -> StoreResult<Option<Id>> {
+    let row: Option<(String, EpochMs, i64, Id)> = sqlx::query_as(
+        "SELECT a.state, a.started_at, a.dialled, r.campaign_id \
+         FROM attempts a JOIN records r ON r.id = a.record_id WHERE a.id = ?",
+    )
+    .bind(attempt)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((state, started_at, dialled, campaign)) = row else {
         return Err(StoreError::NotFound {
             kind: "attempt",
             name: attempt.to_string(),
         });
     };
     if state != "dialing" {
-        return Ok(false);
+        return Ok(None);
     }
     let mut counters = Counters::attempts_ended(status, voicemail_left, dialled != 0, 1);
     if record_done {
         counters.records_done = 1;
     }
     add_counters(conn, campaign, started_at, &counters, now).await?;
-    Ok(true)
+    Ok(Some(campaign))
 }
 
 /// Counts what an import stored (see [`ImportTally`]) in the bucket of `now`.
@@ -326,7 +346,7 @@ impl StatsStore for SqliteStore {
         .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
         .bind(i64::try_from(file.rows).unwrap_or(i64::MAX))
         .bind(file.written_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
