@@ -22,7 +22,10 @@ use crate::store::{
 use dialcast_media::AmdConfig;
 
 mod clock;
+mod voice;
+
 pub use clock::{LocalTime, TimeZone};
+pub use voice::{ForwardMode, ForwardingConfig, VoicemailConfig};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "DIALCAST__";
@@ -55,6 +58,12 @@ pub struct Config {
     /// Per-script overrides of the campaign defaults, by script name.
     #[serde(default)]
     pub script_settings: BTreeMap<String, ScriptOverrides>,
+    /// What a call does on an answering machine (`[voicemail]`).
+    #[serde(default)]
+    pub voicemail: VoicemailConfig,
+    /// Where and when `forward` steps connect (`[forwarding]`).
+    #[serde(default)]
+    pub forwarding: ForwardingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +220,10 @@ pub struct ScriptOverrides {
     /// The script's detector tuning: `[script_settings.<name>.amd]` keys
     /// over `[amd]` (merged when the file is read, see [`Config::parse`]).
     pub amd: Option<AmdConfig>,
+    /// `[voicemail] wait_ms` for this script.
+    pub voicemail_wait_ms: Option<u32>,
+    /// `[script_settings.<name>.forwarding]` keys over `[forwarding]`.
+    pub forwarding: Option<ForwardingConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -498,6 +511,8 @@ impl Config {
     }
 
     fn check(&self, origin: &str) -> anyhow::Result<()> {
+        self.voice_tuning()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         self.amd
             .check()
             .map_err(|e| anyhow::anyhow!("{origin}: amd.{e}"))?;

@@ -122,6 +122,8 @@ pub struct MediaStats {
     pub record_dropped: u64,
     /// Packets the socket refused to send (counted in `rtp_sent` too).
     pub rtp_send_errors: u64,
+    /// Frames of a bridged peer's audio sent (see `crate::bridge`).
+    pub bridged_frames: u64,
 }
 
 /// Session settings taken from `MediaConfig`.
@@ -732,6 +734,7 @@ impl SessionCore {
             let Some(pcm) = bridge.receive() else {
                 return self.send_silence(tick, codec, payload_type, packet, out);
             };
+            self.stats.bridged_frames += 1;
             let mut frame = [0u8; FRAME_SAMPLES];
             codec.encode(&pcm, &mut frame);
             let header = RtpHeader {
