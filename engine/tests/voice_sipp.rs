@@ -9,8 +9,9 @@
 //!   centre, which gets the record's reference in a header; audio crosses
 //!   the bridge both ways; the call counts as forwarded.
 //! - With forwarding paused, the same key runs the closed branch.
-//! - A gather step collects "159*" ended by "#" (RFC 4733), and "42" ended
-//!   by "#" from a peer that sends its keys only as tones in the audio.
+//! - A gather step collects "159*" ended by "#" (RFC 4733) and queues a
+//!   confirmation SMS, and collects "42" ended by "#" from a peer that sends
+//!   its keys only as tones in the audio.
 //!
 //! Run with `cargo test -p dialcast-engine --features interop --test
 //! voice_sipp`. `play_pcap_audio` needs root or CAP_NET_RAW (see
@@ -88,7 +89,8 @@ key = "forward"
 value = "failed"
 "#;
 
-/// An account number: up to four keys, `#` ends it.
+/// An account number: up to four keys, `#` ends it; a confirmation SMS is
+/// queued for a valid one.
 const GATHER_SCRIPT: &str = r##"name = "voice_test"
 default_language = "en"
 
@@ -102,6 +104,10 @@ then = "thanks"
 
 [[steps]]
 step = "hangup"
+
+[[blocks.thanks]]
+step = "sms"
+template = "account_confirmation"
 
 [[blocks.thanks]]
 step = "play"
@@ -137,6 +143,8 @@ struct Ran {
     status: Option<String>,
     /// The `attempt_ended` events' payloads.
     ended_events: Vec<serde_json::Value>,
+    /// Templates of the queued SMS (`sms_outbox`).
+    sms: Vec<String>,
 }
 
 /// Runs `script` for one record against the SIPp UAS at `trunk`.
@@ -220,7 +228,12 @@ async fn run_one(
     .fetch_all(&pool)
     .await
     .expect("events");
+    let sms: Vec<String> = sqlx::query_scalar("SELECT template FROM sms_outbox ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .expect("sms outbox");
     Ran {
+        sms,
         row: rows.into_iter().next(),
         status: finals.into_iter().next().and_then(|f| f.final_status),
         ended_events: ended_events
@@ -470,6 +483,12 @@ async fn a_gather_step_collects_the_keys_up_to_the_terminator() {
         custom == [("account".to_string(), "159*".to_string())],
         || format!("outputs {custom:?}, expected account = 159*"),
     );
+    verdict.check(ran.sms == ["account_confirmation"], || {
+        format!(
+            "queued SMS {:?}, expected one account_confirmation",
+            ran.sms
+        )
+    });
     let ended = callee.wait(Duration::from_secs(30));
     callee.check_passed(ended, &mut verdict);
     if verdict.failed() {
