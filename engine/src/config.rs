@@ -667,6 +667,35 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_and_voicemail_per_script() {
+        let text = example().replace(
+            "# uri = \"sip:queue@callcentre.example.net:5060\"",
+            "uri = \"sip:queue@10.0.0.9:5060\"",
+        ) + "\n[script_settings.night]\nvoicemail_wait_ms = 3000\n[script_settings.night.forwarding]\nreference_header = \"X-Case\"\n";
+        let config = Config::parse(&text, "x.toml", Vec::new()).expect("parses");
+        let tuning = config.voice_tuning().expect("valid");
+        let night = tuning.for_script("night");
+        assert_eq!(night.voicemail_wait_ms, 3000);
+        let target = night.forward.expect("a call centre");
+        assert_eq!(target.uri, "sip:queue@10.0.0.9:5060");
+        assert_eq!(target.reference_header, "X-Case");
+        assert_eq!(target.ring_timeout_ms, 20_000);
+        assert!(target.opening_hours.is_some_and(|h| h[5].is_empty()));
+        let other = tuning.for_script("other");
+        assert_eq!(other.voicemail_wait_ms, 5000);
+        assert_eq!(
+            other.forward.map(|f| f.reference_header),
+            Some("X-Dialcast-Reference".to_string())
+        );
+
+        let refer = text.replace("mode = \"bridge\"", "mode = \"refer\"");
+        let err = Config::parse(&refer, "x.toml", Vec::new())
+            .expect_err("refer is refused")
+            .to_string();
+        assert!(err.contains("forwarding.mode"), "{err}");
+    }
+
+    #[test]
     fn environment_overrides_a_key() {
         let env = vec![
             (

@@ -119,7 +119,9 @@
 //! The examples: `payment_reminder.toml` (amount and due date; the demo
 //! script), `appointment_reminder.toml` (date, time, custom fields, a
 //! number spoken as digits), `notice_with_menu.toml` (a DTMF menu whose
-//! choice is reported in the results).
+//! choice is reported in the results), `notice_with_agent.toml` (a menu
+//! that forwards to the call centre or queues a confirmation SMS, and a
+//! voicemail message for answering machines).
 //!
 //! # Reference: the header
 //!
