@@ -8,7 +8,8 @@
 //! - A callee pressing 1 (RFC 4733) is forwarded to a second SIPp, the call
 //!   centre, which gets the record's reference in a header; audio crosses
 //!   the bridge both ways; the call counts as forwarded.
-//! - With forwarding paused, the same key runs the closed branch.
+//! - With forwarding paused, the same key runs the closed branch; with the
+//!   call centre busy, the failed branch.
 //! - A gather step collects "159*" ended by "#" (RFC 4733) and queues a
 //!   confirmation SMS, and collects "42" ended by "#" from a peer that sends
 //!   its keys only as tones in the audio.
@@ -411,6 +412,47 @@ async fn a_callee_pressing_1_is_bridged_to_the_call_centre_with_audio_both_ways(
     verdict.check(seen.contains("X-Dialcast-Reference: REF-42"), || {
         "the call centre's INVITE did not carry X-Dialcast-Reference: REF-42".to_string()
     });
+    let ended = callee.wait(Duration::from_secs(30));
+    callee.check_passed(ended, &mut verdict);
+    if verdict.failed() {
+        centre.attach_logs(&mut verdict);
+        callee.attach_logs(&mut verdict);
+    }
+    verdict.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_call_centre_runs_the_failed_branch() {
+    sipp::require_sipp();
+    let work = Workdir::new("voice_sipp_centre_busy");
+    let centre_work = Workdir::new("voice_sipp_centre_busy_centre");
+    write_key_then_talk_pcap(&work.file("press-1-then-talk.pcap"), '1', 101, 1_500, 2_000);
+    let mut centre = sipp::uas(&centre_work, "uas-486-busy.xml").start();
+    let mut callee = sipp::uas(&work, "uas-200-press-1-then-talk-expect-bye.xml").start();
+    let ran = run_one(
+        &work,
+        callee.addr(),
+        FORWARD_SCRIPT,
+        any_hour(1, 0, 10_000, false),
+        forward_to(centre.addr()),
+        false,
+    )
+    .await;
+    let mut verdict = Verdict::new("a busy call centre: the failed branch runs");
+    let custom = ran
+        .row
+        .as_ref()
+        .map(|r| r.custom.clone())
+        .unwrap_or_default();
+    verdict.check(
+        custom.contains(&("forward".to_string(), "failed".to_string())),
+        || format!("outputs {custom:?}, expected forward = failed"),
+    );
+    verdict.check(ran.status.as_deref() != Some("forwarded"), || {
+        format!("record ended {:?}", ran.status)
+    });
+    let ended = centre.wait(Duration::from_secs(30));
+    centre.check_passed(ended, &mut verdict);
     let ended = callee.wait(Duration::from_secs(30));
     callee.check_passed(ended, &mut verdict);
     if verdict.failed() {

@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dialcast_media::{AmdConfig, AmdVerdict, MediaEngine, MediaEvent, MediaSession};
-use dialcast_scripts::{
-    Action, Event, ForwardOutcome, Run, Script, FORWARDING_OPEN_FIELD, VOICEMAIL_BLOCK,
-};
+use dialcast_scripts::{Action, Event, Run, Script, VOICEMAIL_BLOCK};
 use dialcast_sip::sdp::{LocalMedia, NegotiatedMedia};
 use dialcast_sip::{
     CallEnd, CallEvent, CallRequest, CallStatus, InboundCall, InboundEvent, OutboundCall,
@@ -35,13 +33,13 @@ use tokio::time::Instant as TokioInstant;
 
 use super::clips::ClipLibrary;
 use super::target::TrunkTarget;
-use super::voice::{ForwardGate, VoicePlan};
+use super::voice::VoicePlan;
 use crate::single_call::remote_media;
 use crate::store::{AttemptOutcome, CampaignSettings, Claim, ForwardStats, SmsRequest, Store};
 
-/// The record field whose value the call centre is sent as the reference
-/// (else the record's `RECORD_ID`).
-const REFERENCE_FIELD: &str = "IDENTIFICATION_CLIENT_REFERENCE";
+mod forward;
+
+use forward::{forward_event, ForwardLeg};
 
 /// Extra time after the detector's own window before we give up waiting for
 /// its verdict (e.g. no RTP at all) and start the script.
@@ -191,16 +189,6 @@ struct LegPlan<'a> {
     voice: &'a VoicePlan,
     /// Our RTP address, for the call centre's leg.
     rtp_ip: std::net::IpAddr,
-}
-
-/// The second call of a forward: to the call centre.
-struct ForwardLeg {
-    call: OutboundCall,
-    session: MediaSession,
-    /// When the call centre answered and the bridge began.
-    bridged_at: Option<Instant>,
-    /// The call ended (no hang-up to send).
-    ended: bool,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -519,157 +507,6 @@ impl Leg {
         self.feed(ctx, plan, Event::MachineAnswered).await;
     }
 
-    /// Carries out a script's forward: the call centre's leg is placed, or
-    /// the script hears at once why not.
-    async fn start_forward<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) {
-        let paused = plan
-            .claim
-            .fields
-            .get(FORWARDING_OPEN_FIELD)
-            .is_some_and(|v| v == "N");
-        let target = match (
-            plan.voice.forward_gate(paused, Utc::now()),
-            &plan.voice.settings.forward,
-        ) {
-            (ForwardGate::Open, Some(target)) => target,
-            (ForwardGate::Closed, _) => {
-                tracing::info!(record = %plan.claim.record_id, paused, "forward: the call centre is closed");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Closed));
-                return;
-            }
-            _ => {
-                tracing::warn!(record = %plan.claim.record_id,
-                    "forward: no call centre configured ([forwarding] uri)");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
-                return;
-            }
-        };
-        let session = match ctx.media.open_session() {
-            Ok(session) => session,
-            Err(e) => {
-                tracing::warn!(record = %plan.claim.record_id, "forward: no RTP port: {e}");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
-                return;
-            }
-        };
-        let reference = plan
-            .claim
-            .fields
-            .get(REFERENCE_FIELD)
-            .map(|r| r.trim())
-            .filter(|r| !r.is_empty())
-            .unwrap_or(&plan.claim.record_id)
-            .to_string();
-        let transport = if target.uri.to_ascii_lowercase().contains("transport=tcp") {
-            dialcast_sip::Transport::Tcp
-        } else {
-            dialcast_sip::Transport::Udp
-        };
-        let request = CallRequest {
-            target: target.uri.clone(),
-            transport,
-            // The agent sees who is being connected.
-            caller_id: Some(plan.claim.number.clone()),
-            username: None,
-            password: None,
-            local_media: LocalMedia {
-                ip: plan.rtp_ip,
-                port: session.local_addr().port(),
-            },
-            ring_timeout: Duration::from_millis(u64::from(target.ring_timeout_ms.max(1))),
-            extra_headers: vec![(target.reference_header.clone(), reference)],
-        };
-        match ctx.sip.place_call(request).await {
-            Ok(call) => {
-                self.forward = Some(ForwardLeg {
-                    call,
-                    session,
-                    bridged_at: None,
-                    ended: false,
-                })
-            }
-            Err(e) => {
-                tracing::warn!(record = %plan.claim.record_id, "forward: cannot call the call centre: {e}");
-                session.close().await;
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
-            }
-        }
-    }
-
-    /// Something happened on the call centre's leg.
-    async fn on_forward_event<S: Store>(
-        &mut self,
-        ctx: &CallContext<S>,
-        plan: LegPlan<'_>,
-        event: Option<CallEvent>,
-    ) {
-        let Some(leg) = self.forward.as_mut() else {
-            return;
-        };
-        match event {
-            Some(CallEvent::Answered(Some(media))) if leg.bridged_at.is_none() => {
-                leg.session.set_remote(remote_media(&media));
-                leg.session.set_hold(media.on_hold);
-                leg.session.start_sending();
-                self.session.stop_playback();
-                self.session.bridge_with(&leg.session);
-                leg.bridged_at = Some(Instant::now());
-                tracing::info!(record = %plan.claim.record_id, "forward: bridged to the call centre");
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Connected))
-                    .await;
-            }
-            Some(CallEvent::MediaUpdated(media)) => {
-                leg.session.set_remote(remote_media(&media));
-                leg.session.set_hold(media.on_hold);
-            }
-            Some(CallEvent::Answered(None)) => {
-                tracing::warn!(record = %plan.claim.record_id,
-                    "forward: the call centre answered without usable SDP");
-                self.end_forward().await;
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                    .await;
-            }
-            Some(CallEvent::Ended(_)) | None => {
-                leg.ended = true;
-                let bridged = leg.bridged_at.is_some();
-                self.end_forward().await;
-                if bridged {
-                    // The agent hung up: the call is over.
-                    self.hangup().await;
-                } else {
-                    tracing::info!(record = %plan.claim.record_id, "forward: the call centre did not answer");
-                    self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                        .await;
-                }
-            }
-            Some(_) => {}
-        }
-    }
-
-    /// Hangs up and closes the call centre's leg, if any, and keeps what
-    /// its bridge carried.
-    async fn end_forward(&mut self) {
-        let Some(mut leg) = self.forward.take() else {
-            return;
-        };
-        if !leg.ended {
-            leg.call.hangup().await;
-        }
-        self.session.unbridge();
-        let stats = leg.session.close().await;
-        if let Some(at) = leg.bridged_at {
-            self.forward_stats = Some(ForwardStats {
-                to_centre_frames: stats.bridged_frames,
-                to_callee_frames: 0,
-                bridged_ms: at.elapsed().as_millis() as i64,
-            });
-        }
-    }
-
     /// The callee is a person (or we could not tell): the script begins.
     async fn start_script<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) {
         self.feed(ctx, plan, Event::Answered).await;
@@ -776,14 +613,6 @@ impl Leg {
             self.inband = wants_keys;
             self.session.detect_inband_dtmf(wants_keys);
         }
-    }
-}
-
-/// The next event of the call centre's leg; pending while there is none.
-async fn forward_event(leg: &mut Option<ForwardLeg>) -> Option<CallEvent> {
-    match leg {
-        Some(leg) if !leg.ended => leg.call.next_event().await,
-        _ => std::future::pending().await,
     }
 }
 
