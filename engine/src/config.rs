@@ -689,10 +689,13 @@ mod tests {
         );
 
         let refer = text.replace("mode = \"bridge\"", "mode = \"refer\"");
-        let err = Config::parse(&refer, "x.toml", Vec::new())
-            .expect_err("refer is refused")
-            .to_string();
-        assert!(err.contains("forwarding.mode"), "{err}");
+        let config = Config::parse(&refer, "x.toml", Vec::new()).expect("parses");
+        let target = config
+            .voice_tuning()
+            .expect("valid")
+            .for_script("x")
+            .forward;
+        assert_eq!(target.map(|t| t.mode), Some(ForwardMode::Refer));
     }
 
     #[test]

@@ -496,6 +496,7 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
                     to_centre_frames: 10,
                     to_callee_frames: 12,
                     bridged_ms: 240,
+                    referred: false,
                 }),
                 ..outcome("forwarded", 40)
             },

@@ -9,7 +9,8 @@
 //!   centre, which gets the record's reference in a header; audio crosses
 //!   the bridge both ways; the call counts as forwarded.
 //! - With forwarding paused, the same key runs the closed branch; with the
-//!   call centre busy, the failed branch.
+//!   call centre busy, the failed branch. In REFER mode the trunk (SIPp) is
+//!   asked to transfer, reports success by NOTIFY, and we leave the call.
 //! - A gather step collects "159*" ended by "#" (RFC 4733) and queues a
 //!   confirmation SMS, and collects "42" ended by "#" from a peer that sends
 //!   its keys only as tones in the audio.
@@ -33,7 +34,7 @@ use common::media::{
 use common::{dialcast, ports, sipp, Verdict, Workdir};
 use dialcast_engine::campaign::now_ms;
 use dialcast_engine::campaign::voice::{
-    ForwardTarget, VoiceSettings, VoiceTuning, DEFAULT_REFERENCE_HEADER,
+    ForwardMode, ForwardTarget, VoiceSettings, VoiceTuning, DEFAULT_REFERENCE_HEADER,
 };
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::loopback::start_engine_tuned;
@@ -353,6 +354,7 @@ fn forward_to(centre: SocketAddr) -> VoiceSettings {
     VoiceSettings {
         forward: Some(ForwardTarget {
             uri: format!("sip:agent@{centre}"),
+            mode: ForwardMode::Bridge,
             reference_header: DEFAULT_REFERENCE_HEADER.to_string(),
             ring_timeout_ms: 10_000,
             opening_hours: None,
@@ -417,6 +419,45 @@ async fn a_callee_pressing_1_is_bridged_to_the_call_centre_with_audio_both_ways(
     if verdict.failed() {
         centre.attach_logs(&mut verdict);
         callee.attach_logs(&mut verdict);
+    }
+    verdict.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_refer_mode_the_trunk_is_asked_to_transfer_and_we_leave_on_its_success() {
+    sipp::require_sipp();
+    let work = Workdir::new("voice_sipp_refer");
+    write_key_then_talk_pcap(&work.file("press-1-then-talk.pcap"), '1', 101, 1_500, 2_000);
+    let mut trunk = sipp::uas(&work, "uas-200-press-1-refer-202-notify-200-expect-bye.xml").start();
+    let mut voice = forward_to(SocketAddr::from(([127, 0, 0, 1], 5099)));
+    if let Some(target) = voice.forward.as_mut() {
+        target.mode = ForwardMode::Refer;
+    }
+    let ran = run_one(
+        &work,
+        trunk.addr(),
+        FORWARD_SCRIPT,
+        any_hour(1, 0, 10_000, false),
+        voice,
+        false,
+    )
+    .await;
+    let mut verdict = Verdict::new("forwarding by REFER");
+    verdict.check(ran.status.as_deref() == Some("forwarded"), || {
+        format!("record ended {:?}, expected forwarded", ran.status)
+    });
+    let referred = ran
+        .ended_events
+        .first()
+        .and_then(|e| e.pointer("/forwarded/referred"))
+        .and_then(|v| v.as_bool());
+    verdict.check(referred == Some(true), || {
+        format!("attempt_ended events: {:?}", ran.ended_events)
+    });
+    let ended = trunk.wait(Duration::from_secs(30));
+    trunk.check_passed(ended, &mut verdict);
+    if verdict.failed() {
+        trunk.attach_logs(&mut verdict);
     }
     verdict.finish();
 }

@@ -257,7 +257,8 @@
 //! | `closed` | string | no | Block to run outside the organisation's opening hours or while forwarding is paused for the script. |
 //!
 //! Emits [`Action::Forward`]; the engine calls the call centre and bridges
-//! the two calls, or answers with [`ForwardOutcome::Failed`] or
+//! the two calls (or, configured so, asks the trunk to transfer the call
+//! with REFER), or answers with [`ForwardOutcome::Failed`] or
 //! [`ForwardOutcome::Closed`], after which the block runs and the script goes
 //! on after the step. A connected call ends when either side hangs up and
 //! counts as `forwarded` (a success).

@@ -40,11 +40,24 @@ impl Default for VoiceSettings {
     }
 }
 
+/// How a forward reaches the call centre.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    /// A second call from us, its RTP relayed to the callee's.
+    #[default]
+    Bridge,
+    /// A REFER asking the trunk to connect the callee to the call centre
+    /// itself (RFC 3515); we leave the call once it reports success.
+    Refer,
+}
+
 /// The call centre.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardTarget {
     /// Its SIP URI, e.g. `sip:queue@callcentre.example:5060`.
     pub uri: String,
+    pub mode: ForwardMode,
     /// The header that carries the record's reference (`CLIENT_REFERENCE`,
     /// else its `RECORD_ID`).
     pub reference_header: String,
@@ -148,6 +161,7 @@ mod tests {
         let settings = VoiceSettings {
             forward: Some(ForwardTarget {
                 uri: "sip:cc@127.0.0.1".into(),
+                mode: ForwardMode::Bridge,
                 reference_header: DEFAULT_REFERENCE_HEADER.into(),
                 ring_timeout_ms: DEFAULT_FORWARD_RING_MS,
                 opening_hours: hours,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::WeekWindows;
 use crate::campaign::calendar::Window;
 use crate::campaign::schedule::WEEKDAY_KEYS;
+pub use crate::campaign::voice::ForwardMode;
 use crate::campaign::voice::{
     ForwardTarget, VoiceSettings, VoiceTuning, DEFAULT_FORWARD_RING_MS, DEFAULT_REFERENCE_HEADER,
     DEFAULT_VOICEMAIL_WAIT_MS,
@@ -33,17 +34,6 @@ impl Default for VoicemailConfig {
 
 fn default_wait() -> u32 {
     DEFAULT_VOICEMAIL_WAIT_MS
-}
-
-/// How a forward reaches the call centre.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardMode {
-    /// A second call from us, its RTP relayed to the callee's.
-    #[default]
-    Bridge,
-    /// A REFER to the trunk (not supported yet: refused at start).
-    Refer,
 }
 
 /// `[forwarding]` and `[script_settings.<name>.forwarding]`: every key
@@ -84,10 +74,6 @@ impl ForwardingConfig {
 
     /// The target, checked; `section` names the table in errors.
     fn target(&self, section: &str) -> anyhow::Result<Option<ForwardTarget>> {
-        anyhow::ensure!(
-            self.mode != Some(ForwardMode::Refer),
-            "{section}.mode = \"refer\" is not supported yet (the SIP layer cannot send REFER); use \"bridge\""
-        );
         let Some(uri) = self.uri.as_ref() else {
             return Ok(None);
         };
@@ -133,6 +119,7 @@ impl ForwardingConfig {
         };
         Ok(Some(ForwardTarget {
             uri: uri.to_string(),
+            mode: self.mode.unwrap_or_default(),
             reference_header: header,
             ring_timeout_ms,
             opening_hours,
@@ -168,7 +155,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn script_keys_override_the_organisation_and_refer_is_refused() {
+    fn script_keys_override_the_organisation() {
         let base = ForwardingConfig {
             uri: Some("sip:cc@10.0.0.1".into()),
             ring_timeout_s: Some(15),
@@ -190,10 +177,10 @@ mod tests {
 
         let refer = ForwardingConfig {
             mode: Some(ForwardMode::Refer),
-            ..base.clone()
+            ..ForwardingConfig::default()
         };
-        let err = refer.target("forwarding").expect_err("refer").to_string();
-        assert!(err.contains("forwarding.mode"), "{err}");
+        let target = base.merged(Some(&refer)).target("f").expect("valid");
+        assert_eq!(target.map(|t| t.mode), Some(ForwardMode::Refer));
 
         let bad_hours = ForwardingConfig {
             opening_hours: Some(WeekWindows {

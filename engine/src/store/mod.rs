@@ -242,6 +242,8 @@ pub struct ForwardStats {
     pub to_callee_frames: u64,
     /// How long the bridge lasted, ms.
     pub bridged_ms: i64,
+    /// The trunk connected the callee itself (REFER): no bridge of ours.
+    pub referred: bool,
 }
 
 /// A text message a script queued for a record.

@@ -39,7 +39,7 @@ use crate::store::{AttemptOutcome, CampaignSettings, Claim, ForwardStats, SmsReq
 
 mod forward;
 
-use forward::{forward_event, ForwardLeg};
+use forward::{forward_event, ForwardLeg, Referral};
 
 /// Extra time after the detector's own window before we give up waiting for
 /// its verdict (e.g. no RTP at all) and start the script.
@@ -241,6 +241,18 @@ impl SipSide {
         }
     }
 
+    /// Sends REFER on a call we placed; false for an inbound call (the
+    /// caller's trunk is not ours to ask).
+    async fn refer(&self, target: &str) -> bool {
+        match self {
+            SipSide::Out(call) => {
+                call.refer(target).await;
+                true
+            }
+            SipSide::In { .. } => false,
+        }
+    }
+
     fn call_id(&self) -> String {
         match self {
             SipSide::Out(call) => call.call_id().to_string(),
@@ -294,6 +306,8 @@ struct Leg {
     forward: Option<ForwardLeg>,
     /// What the bridge carried, once it has ended.
     forward_stats: Option<ForwardStats>,
+    /// A REFER to the call centre in progress.
+    referral: Option<Referral>,
 }
 
 impl Leg {
@@ -326,6 +340,7 @@ impl Leg {
             inband: false,
             forward: None,
             forward_stats: None,
+            referral: None,
         }
     }
 
@@ -366,6 +381,9 @@ impl Leg {
                         }
                     }
                     Some(CallEvent::MediaUpdated(m)) => self.apply(&m),
+                    Some(CallEvent::Refer { code, notify }) => {
+                        self.on_refer_event(ctx, plan, code, notify).await;
+                    }
                     Some(CallEvent::InfoDtmf(digit)) => {
                         self.dtmf_info.push(digit);
                         self.feed(ctx, plan, Event::Dtmf(digit)).await;
@@ -440,6 +458,9 @@ impl Leg {
                 }
                 event = forward_event(&mut self.forward) => {
                     self.on_forward_event(ctx, plan, event).await;
+                }
+                _ = sleep_until_opt(self.referral.as_ref().map(Referral::deadline)) => {
+                    self.refer_timed_out(ctx, plan).await;
                 }
                 _ = sleep_until_opt(self.voicemail_deadline) => {
                     // No beep came: the machine is recording after silence.
