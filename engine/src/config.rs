@@ -22,7 +22,10 @@ use crate::store::{
 use dialcast_media::AmdConfig;
 
 mod clock;
+mod voice;
+
 pub use clock::{LocalTime, TimeZone};
+pub use voice::{ForwardMode, ForwardingConfig, VoicemailConfig};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "DIALCAST__";
@@ -55,6 +58,12 @@ pub struct Config {
     /// Per-script overrides of the campaign defaults, by script name.
     #[serde(default)]
     pub script_settings: BTreeMap<String, ScriptOverrides>,
+    /// What a call does on an answering machine (`[voicemail]`).
+    #[serde(default)]
+    pub voicemail: VoicemailConfig,
+    /// Where and when `forward` steps connect (`[forwarding]`).
+    #[serde(default)]
+    pub forwarding: ForwardingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +220,10 @@ pub struct ScriptOverrides {
     /// The script's detector tuning: `[script_settings.<name>.amd]` keys
     /// over `[amd]` (merged when the file is read, see [`Config::parse`]).
     pub amd: Option<AmdConfig>,
+    /// `[voicemail] wait_ms` for this script.
+    pub voicemail_wait_ms: Option<u32>,
+    /// `[script_settings.<name>.forwarding]` keys over `[forwarding]`.
+    pub forwarding: Option<ForwardingConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -498,6 +511,8 @@ impl Config {
     }
 
     fn check(&self, origin: &str) -> anyhow::Result<()> {
+        self.voice_tuning()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         self.amd
             .check()
             .map_err(|e| anyhow::anyhow!("{origin}: amd.{e}"))?;
@@ -649,6 +664,38 @@ mod tests {
     fn the_example_config_parses() {
         let config = Config::parse(&example(), "dialcast.example.toml", Vec::new());
         assert!(config.is_ok(), "{config:?}");
+    }
+
+    #[test]
+    fn forwarding_and_voicemail_per_script() {
+        let text = example().replace(
+            "# uri = \"sip:queue@callcentre.example.net:5060\"",
+            "uri = \"sip:queue@10.0.0.9:5060\"",
+        ) + "\n[script_settings.night]\nvoicemail_wait_ms = 3000\n[script_settings.night.forwarding]\nreference_header = \"X-Case\"\n";
+        let config = Config::parse(&text, "x.toml", Vec::new()).expect("parses");
+        let tuning = config.voice_tuning().expect("valid");
+        let night = tuning.for_script("night");
+        assert_eq!(night.voicemail_wait_ms, 3000);
+        let target = night.forward.expect("a call centre");
+        assert_eq!(target.uri, "sip:queue@10.0.0.9:5060");
+        assert_eq!(target.reference_header, "X-Case");
+        assert_eq!(target.ring_timeout_ms, 20_000);
+        assert!(target.opening_hours.is_some_and(|h| h[5].is_empty()));
+        let other = tuning.for_script("other");
+        assert_eq!(other.voicemail_wait_ms, 5000);
+        assert_eq!(
+            other.forward.map(|f| f.reference_header),
+            Some("X-Dialcast-Reference".to_string())
+        );
+
+        let refer = text.replace("mode = \"bridge\"", "mode = \"refer\"");
+        let config = Config::parse(&refer, "x.toml", Vec::new()).expect("parses");
+        let target = config
+            .voice_tuning()
+            .expect("valid")
+            .for_script("x")
+            .forward;
+        assert_eq!(target.map(|t| t.mode), Some(ForwardMode::Refer));
     }
 
     #[test]

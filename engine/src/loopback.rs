@@ -10,7 +10,8 @@ use std::time::Duration;
 use dialcast_media::{MediaConfig, MediaEngine};
 use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
 
-use crate::campaign::{Engine, EngineParts};
+use crate::campaign::voice::VoiceTuning;
+use crate::campaign::{AmdTuning, Engine, EngineParts};
 use crate::service::audio_catalog;
 use crate::store::Store;
 
@@ -28,6 +29,23 @@ pub async fn start_engine<S: Store>(
 pub async fn start_engine_with_inbound<S: Store>(
     store: Arc<S>,
     rtp_ports: (u16, u16),
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
+    start_engine_tuned(
+        store,
+        rtp_ports,
+        AmdTuning::default(),
+        VoiceTuning::default(),
+    )
+    .await
+}
+
+/// As [`start_engine_with_inbound`], with the detector's tuning and the
+/// voicemail and forwarding settings.
+pub async fn start_engine_tuned<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+    amd: AmdTuning,
+    voice: VoiceTuning,
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
     let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -49,7 +67,8 @@ pub async fn start_engine_with_inbound<S: Store>(
         catalog: audio_catalog(&[])?,
         credentials: Default::default(),
         rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        amd: Default::default(),
+        amd,
+        voice,
     })?;
     Ok((engine, sip, inbound))
 }

@@ -295,6 +295,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         credentials,
         rtp_bind: config.media.bind_ip,
         amd: config.amd_tuning(),
+        voice: config.voice_tuning()?,
     })?;
     let recovered = engine.recover().await?;
     if recovered > 0 {

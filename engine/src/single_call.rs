@@ -238,6 +238,8 @@ pub async fn dial(
                 }
                 Some(CallEvent::MediaUpdated(m)) => leg.apply(&m),
                 Some(CallEvent::InfoDtmf(d)) => leg.dtmf_from_info.push(d),
+                // `dial` never sends REFER.
+                Some(CallEvent::Refer { .. }) => {}
                 Some(CallEvent::Ended(end)) => break end,
                 None => anyhow::bail!("call ended without an outcome"),
             },

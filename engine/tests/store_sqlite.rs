@@ -427,3 +427,129 @@ fn only_one_service_runs_on_a_database() {
     assert!(ServeLock::acquire(&db).is_ok(), "free again");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outbox() {
+    use dialcast_engine::store::{ForwardStats, SmsRequest};
+    let dir = std::env::temp_dir().join(format!("dialcast-store-voice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("store.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let store = SqliteStore::open(&db).await.expect("store");
+    let campaign = setup(&store, 1).await;
+    store
+        .insert_records(
+            campaign,
+            &[
+                record("M", &["+31612345670"]),
+                record("F", &["+31612345671"]),
+            ],
+            0,
+        )
+        .await
+        .expect("insert");
+    let first = claim_any_hour(&store, campaign, 10).await.expect("due");
+    let second = claim_any_hour(&store, campaign, 10).await.expect("due");
+    let (machine, forwarded) = if first.record_id == "M" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let sms = store
+        .queue_sms(
+            &SmsRequest {
+                attempt: forwarded.attempt_id,
+                number: forwarded.number.clone(),
+                template: "confirmation".into(),
+                language: "en".into(),
+            },
+            20,
+        )
+        .await
+        .expect("sms queued");
+    assert!(sms > 0);
+    let unknown = SmsRequest {
+        attempt: 9_999,
+        number: "+31".into(),
+        template: "t".into(),
+        language: "en".into(),
+    };
+    assert!(store.queue_sms(&unknown, 20).await.is_err());
+    store
+        .finish_attempt(
+            &machine,
+            &AttemptOutcome {
+                voicemail_left: true,
+                amd: Some("machine".into()),
+                ..outcome("voicemail", 30)
+            },
+            NextStep::Final,
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_attempt(
+            &forwarded,
+            &AttemptOutcome {
+                answered_at: Some(15),
+                forwarded: Some(ForwardStats {
+                    to_centre_frames: 10,
+                    to_callee_frames: 12,
+                    bridged_ms: 240,
+                    referred: false,
+                }),
+                ..outcome("forwarded", 40)
+            },
+            NextStep::Final,
+        )
+        .await
+        .expect("finish");
+    let rows = store.result_rows(campaign, 0, 1_000).await.expect("rows");
+    let call = |id: &str| {
+        rows.iter()
+            .find(|r| r.record_id == id)
+            .and_then(|r| r.calls.first().cloned())
+            .expect("a call")
+    };
+    assert!(call("M").voicemail_left && !call("M").forwarded);
+    assert!(call("F").forwarded && !call("F").voicemail_left);
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("read the store");
+    let queued: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT number, template, language, state FROM sms_outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("outbox");
+    assert_eq!(
+        queued,
+        [(
+            "+31612345671".to_string(),
+            "confirmation".to_string(),
+            "en".to_string(),
+            "queued".to_string()
+        )]
+    );
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM events WHERE kind = 'sms_queued'")
+            .fetch_all(&pool)
+            .await
+            .expect("events");
+    assert_eq!(events.len(), 1);
+    let counters: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT counter, SUM(n) FROM stats_counters WHERE counter IN ('forwards', 'voicemail_left') GROUP BY counter ORDER BY counter",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counters");
+    assert_eq!(
+        counters,
+        [
+            ("forwards".to_string(), 1),
+            ("voicemail_left".to_string(), 1)
+        ]
+    );
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

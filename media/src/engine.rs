@@ -398,6 +398,37 @@ impl MediaSession {
         });
     }
 
+    /// Listen for DTMF tones in the received audio as well as RFC 4733
+    /// events (`crate::inband`), or stop. Costs about a microsecond per
+    /// 20 ms frame while on, so turn it on only while keys are expected;
+    /// it turns itself off for good when the peer sends an RFC 4733 event.
+    pub fn detect_inband_dtmf(&self, on: bool) {
+        self.shard.send(Command::InbandDtmf { id: self.id, on });
+    }
+
+    /// Relay audio both ways with `other` (another call's session): each
+    /// sends what the other receives, instead of prompts, until
+    /// [`MediaSession::unbridge`] or close. See [`crate::bridge`].
+    pub fn bridge_with(&self, other: &MediaSession) {
+        let (ours, theirs) = crate::bridge::BridgeEnd::pair();
+        self.shard.send(Command::Bridge {
+            id: self.id,
+            end: Some(ours),
+        });
+        other.shard.send(Command::Bridge {
+            id: other.id,
+            end: Some(theirs),
+        });
+    }
+
+    /// End this session's side of a bridge: it sends prompts or silence again.
+    pub fn unbridge(&self) {
+        self.shard.send(Command::Bridge {
+            id: self.id,
+            end: None,
+        });
+    }
+
     /// Stop detection (no further `Amd` or `Beep` events).
     pub fn stop_detect(&self) {
         self.shard.send(Command::Detect {

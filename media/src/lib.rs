@@ -5,6 +5,9 @@
 //! negotiated elsewhere.
 //!
 //! * [`rtp`], [`dtmf`], [`codec`] — pure wire formats and codecs.
+//! * [`inband`] — pure in-band DTMF detection (Goertzel), the fallback when
+//!   a peer sends no RFC 4733 events.
+//! * [`bridge`] — the frame queues that relay audio between two sessions.
 //! * [`amd`] — pure answering-machine and voicemail-beep detectors.
 //! * [`session`] — the sans-IO per-call state machine ([`SessionCore`]).
 //! * `scheduler` — the shared thread that paces and receives RTP for every call.
@@ -12,10 +15,12 @@
 //! * [`Prompt`] — audio decoded, resampled and encoded once at load time.
 
 pub mod amd;
+pub mod bridge;
 pub mod codec;
 pub mod dtmf;
 mod engine;
 mod error;
+pub mod inband;
 mod priority;
 pub mod prompt;
 mod recorder;
@@ -28,6 +33,7 @@ pub use amd::{
     AmdConfig, AmdDecision, AmdDetector, AmdMeasures, AmdOutput, AmdVerdict, BeepConfig,
     BeepDetector, BeepEvent,
 };
+pub use bridge::BridgeEnd;
 pub use codec::Codec;
 pub use engine::{MediaConfig, MediaEngine, MediaSession};
 pub use error::MediaError;

@@ -101,6 +101,14 @@ pub(crate) enum Command {
         id: u64,
         detector: Option<Box<AmdDetector>>,
     },
+    InbandDtmf {
+        id: u64,
+        on: bool,
+    },
+    Bridge {
+        id: u64,
+        end: Option<crate::bridge::BridgeEnd>,
+    },
     Close {
         id: u64,
         reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
@@ -297,6 +305,8 @@ impl Scheduler {
                     Some(d) => c.start_detection(d),
                     None => c.stop_detection(),
                 }),
+                Command::InbandDtmf { id, on } => self.with(id, |c| c.set_inband_dtmf(on)),
+                Command::Bridge { id, end } => self.with(id, |c| c.set_bridge(end)),
                 Command::Close { id, reply } => {
                     let stats = self.close(id);
                     if let Some(reply) = reply {

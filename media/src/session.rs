@@ -39,8 +39,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::amd::{AmdDecision, AmdDetector, BeepEvent};
+use crate::bridge::{BridgeEnd, PcmFrame};
 use crate::codec::{Codec, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::dtmf::{parse_telephone_event, tone_samples, DtmfFrame, DtmfReceiver, DtmfSender};
+use crate::inband::InbandDtmf;
 use crate::prompt::Prompt;
 use crate::rtp::{parse_rtp, RtpHeader, RTP_HEADER_LEN};
 
@@ -78,7 +80,8 @@ pub struct RemoteMedia {
 pub enum MediaEvent {
     /// The first valid RTP packet from the peer arrived.
     FirstPacket,
-    /// A DTMF key press (RFC 4733), reported once.
+    /// A DTMF key press (RFC 4733, or in band when that detection is on;
+    /// `duration_ms` is 0 for in-band keys), reported once.
     Dtmf { digit: char, duration_ms: u32 },
     /// The last frame of a prompt was sent.
     PlaybackFinished,
@@ -119,6 +122,8 @@ pub struct MediaStats {
     pub record_dropped: u64,
     /// Packets the socket refused to send (counted in `rtp_sent` too).
     pub rtp_send_errors: u64,
+    /// Frames of a bridged peer's audio sent (see `crate::bridge`).
+    pub bridged_frames: u64,
 }
 
 /// Session settings taken from `MediaConfig`.
@@ -193,6 +198,12 @@ pub struct SessionCore {
     /// packet yet", not the line's background, and a noise floor taken from
     /// them makes the line's hiss, when it arrives, look like speech.
     detector_heard: bool,
+    /// In-band DTMF detection, while enabled and no RFC 4733 event has come.
+    inband: Option<Box<InbandDtmf>>,
+    /// The peer has sent an RFC 4733 event: in-band detection stays off.
+    rfc4733_seen: bool,
+    /// Bridged to another session: its audio is sent instead of prompts.
+    bridge: Option<BridgeEnd>,
 }
 
 impl SessionCore {
@@ -240,6 +251,9 @@ impl SessionCore {
             ring_len: 0,
             ring_primed: false,
             detector_heard: false,
+            inband: None,
+            rfc4733_seen: false,
+            bridge: None,
             detector: None,
         }
     }
@@ -341,6 +355,31 @@ impl SessionCore {
         self.detector.is_some()
     }
 
+    /// Listen for DTMF tones in the received audio (the fallback for peers
+    /// without RFC 4733), or stop. Ignored once the peer has sent an RFC 4733
+    /// event: its keys come that way.
+    pub fn set_inband_dtmf(&mut self, on: bool) {
+        if on && !self.rfc4733_seen {
+            if self.inband.is_none() {
+                self.inband = Some(Box::default());
+            }
+        } else {
+            self.inband = None;
+        }
+    }
+
+    /// Whether in-band DTMF detection runs.
+    pub fn is_detecting_inband_dtmf(&self) -> bool {
+        self.inband.is_some()
+    }
+
+    /// Relay audio with another session through `end` (see
+    /// [`crate::bridge`]): from now on the peer's audio is sent instead of
+    /// prompts, and what we receive goes to the peer. `None` ends the bridge.
+    pub fn set_bridge(&mut self, end: Option<BridgeEnd>) {
+        self.bridge = end;
+    }
+
     pub fn is_recording(&self) -> bool {
         self.recording
     }
@@ -400,6 +439,8 @@ impl SessionCore {
         }
         self.track_sequence(pkt.ssrc, pkt.sequence);
         if is_dtmf {
+            self.rfc4733_seen = true;
+            self.inband = None;
             if let Ok(ev) = parse_telephone_event(pkt.payload) {
                 for d in self
                     .dtmf
@@ -417,10 +458,23 @@ impl SessionCore {
             return;
         }
         self.update_jitter(pkt.timestamp, now);
-        let wanted = self.recording || self.detector.is_some();
+        let wanted = self.recording || self.detector.is_some() || self.inband.is_some();
         if let (true, Some(codec)) = (wanted, audio_codec) {
             for b in pkt.payload.iter().take(RX_RING) {
                 self.ring_push(codec.decode_sample(*b));
+            }
+        }
+        if let (Some(bridge), Some(codec)) = (&self.bridge, audio_codec) {
+            for chunk in pkt
+                .payload
+                .chunks(FRAME_SAMPLES)
+                .take(RX_RING / FRAME_SAMPLES)
+            {
+                let mut frame: PcmFrame = [0; FRAME_SAMPLES];
+                for (s, b) in frame.iter_mut().zip(chunk) {
+                    *s = codec.decode_sample(*b);
+                }
+                bridge.send(frame);
             }
         }
     }
@@ -602,7 +656,7 @@ impl SessionCore {
             }
         }
 
-        if self.recording || self.detector.is_some() {
+        if self.recording || self.detector.is_some() || self.inband.is_some() {
             let mut theirs = [0i16; FRAME_SAMPLES];
             if self.ring_len >= RX_PRIME {
                 self.ring_primed = true;
@@ -624,6 +678,13 @@ impl SessionCore {
             self.detector_heard |= self.ring_primed;
             if self.detector_heard {
                 self.detect(&theirs);
+            }
+            if let Some(key) = self.inband.as_mut().and_then(|d| d.process(&theirs)) {
+                self.stats.dtmf.push(key);
+                self.events.push_back(MediaEvent::Dtmf {
+                    digit: key,
+                    duration_ms: 0,
+                });
             }
         }
         out
@@ -668,6 +729,26 @@ impl SessionCore {
         packet: &mut [u8; MAX_PACKET],
         out: &mut TickOutput,
     ) -> Option<Codec> {
+        if let Some(bridge) = &self.bridge {
+            // Bridged: the peer's audio, else silence; prompts wait.
+            let Some(pcm) = bridge.receive() else {
+                return self.send_silence(tick, codec, payload_type, packet, out);
+            };
+            self.stats.bridged_frames += 1;
+            let mut frame = [0u8; FRAME_SAMPLES];
+            codec.encode(&pcm, &mut frame);
+            let header = RtpHeader {
+                marker: self.marker_pending || !self.last_was_prompt,
+                payload_type,
+                sequence: self.sequence,
+                timestamp: tick.timestamp,
+                ssrc: self.ssrc,
+            };
+            self.last_was_prompt = true;
+            return self
+                .emit(header, &frame, tick, packet, out)
+                .then_some(codec);
+        }
         // Skip prompts with no frames.
         while self
             .queue
@@ -1129,6 +1210,92 @@ mod tests {
             (crate::AmdVerdict::Machine, "beep")
         );
         assert!(!core.is_detecting(), "stopped after listen_ms");
+    }
+
+    #[test]
+    fn inband_dtmf_is_heard_until_the_peer_sends_rfc_4733() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, Some(101)), t0);
+        core.start_sending();
+        core.set_inband_dtmf(true);
+        assert!(core.is_detecting_inband_dtmf());
+        // 100 ms of the key 5 (770 + 1336 Hz), then 200 ms of silence.
+        let mut pcm: Vec<i16> = (0..8 * 100)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                let w = 2.0 * std::f64::consts::PI;
+                ((w * 770.0 * t).sin() * 5000.0 + (w * 1336.0 * t).sin() * 5000.0) as i16
+            })
+            .collect();
+        pcm.extend(vec![0i16; 8 * 200]);
+        let from = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let mut b = bufs();
+        let mut keys = Vec::new();
+        for (i, f) in pcmu_frames(&pcm).iter().enumerate() {
+            let now = t0 + PTIME * i as u32;
+            let seq = i as u16;
+            core.handle_datagram(&rtp(0, seq, u32::from(seq) * 160, false, f), from, now);
+            core.on_tick(now, &mut b.pkt, &mut b.rec);
+            keys.extend(
+                std::iter::from_fn(|| core.poll_event()).filter_map(|e| match e {
+                    MediaEvent::Dtmf { digit, .. } => Some(digit),
+                    _ => None,
+                }),
+            );
+        }
+        assert_eq!(keys, ['5']);
+        assert_eq!(core.stats().dtmf, "5");
+        // An RFC 4733 event turns the in-band detector off for good.
+        core.handle_datagram(&rtp(101, 100, 16000, true, &[1, 10, 0, 160]), from, t0);
+        assert!(!core.is_detecting_inband_dtmf());
+        core.set_inband_dtmf(true);
+        assert!(!core.is_detecting_inband_dtmf());
+    }
+
+    #[test]
+    fn a_bridge_relays_audio_both_ways_across_codecs() {
+        let t0 = Instant::now();
+        let mut a = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        let mut b = SessionCore::with_origin(CFG, t0, 2, 0, 0);
+        a.set_remote(remote(4000, None), t0);
+        let mut pcma = remote(4002, None);
+        pcma.codec = Codec::Pcma;
+        pcma.payload_type = 8;
+        b.set_remote(pcma, t0);
+        a.start_sending();
+        b.start_sending();
+        let (end_a, end_b) = BridgeEnd::pair();
+        a.set_bridge(Some(end_a));
+        b.set_bridge(Some(end_b));
+        let from_a = SocketAddr::from(([127, 0, 0, 1], 4000));
+        let from_b = SocketAddr::from(([127, 0, 0, 1], 4002));
+        a.handle_datagram(
+            &rtp(0, 1, 0, false, &[Codec::Pcmu.encode_sample(3000); 160]),
+            from_a,
+            t0,
+        );
+        b.handle_datagram(
+            &rtp(8, 1, 0, false, &[Codec::Pcma.encode_sample(-1000); 160]),
+            from_b,
+            t0,
+        );
+        let mut bufs_a = bufs();
+        let mut bufs_b = bufs();
+        let out_b = b.on_tick(t0, &mut bufs_b.pkt, &mut bufs_b.rec);
+        let (len, _) = out_b.transmit.expect("b sends");
+        let pkt = parse_rtp(&bufs_b.pkt[..len]).expect("parses");
+        assert_eq!(pkt.payload_type, 8);
+        assert!((Codec::Pcma.decode_sample(pkt.payload[0]) - 3000).abs() < 100);
+        let out_a = a.on_tick(t0, &mut bufs_a.pkt, &mut bufs_a.rec);
+        let (len, _) = out_a.transmit.expect("a sends");
+        let pkt = parse_rtp(&bufs_a.pkt[..len]).expect("parses");
+        assert!((Codec::Pcmu.decode_sample(pkt.payload[0]) + 1000).abs() < 60);
+        // Nothing waiting: silence, and prompts stay queued while bridged.
+        let out_a = a.on_tick(t0 + PTIME, &mut bufs_a.pkt, &mut bufs_a.rec);
+        let (len, _) = out_a.transmit.expect("silence");
+        let pkt = parse_rtp(&bufs_a.pkt[..len]).expect("parses");
+        assert_eq!(pkt.payload[0], Codec::Pcmu.silence_frame()[0]);
     }
 
     #[test]

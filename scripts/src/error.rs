@@ -258,6 +258,12 @@ pub enum Problem {
         /// The key as written.
         key: String,
     },
+    /// A gather terminator that is not `#` or `*`.
+    #[error("terminator \"{key}\" is not allowed; expected \"#\" or \"*\"")]
+    BadTerminator {
+        /// The key as written.
+        key: String,
+    },
     /// A menu without options.
     #[error("a menu needs at least one option; expected options = {{ 1 = \"<block>\", ... }}")]
     NoMenuOptions,

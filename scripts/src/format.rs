@@ -39,6 +39,9 @@ pub const STEP_NAMES: &[&str] = &[
     "menu",
     "output",
     "hangup",
+    "gather",
+    "forward",
+    "sms",
 ];
 
 /// Which step a table is.
@@ -52,6 +55,9 @@ pub(crate) enum StepKind {
     Menu,
     Output,
     Hangup,
+    Gather,
+    Forward,
+    Sms,
 }
 
 impl StepKind {
@@ -65,6 +71,9 @@ impl StepKind {
             "menu" => StepKind::Menu,
             "output" => StepKind::Output,
             "hangup" => StepKind::Hangup,
+            "gather" => StepKind::Gather,
+            "forward" => StepKind::Forward,
+            "sms" => StepKind::Sms,
             _ => return None,
         })
     }
@@ -167,6 +176,53 @@ pub(crate) struct OutputStep {
     pub value: Spanned<String>,
 }
 
+/// `step = "gather"`: collect digits into a result.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatherStep {
+    pub prompt: Spanned<String>,
+    pub key: Spanned<String>,
+    #[serde(default)]
+    pub min_digits: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub max_digits: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub terminator: Option<Spanned<String>>,
+    #[serde(default)]
+    pub first_digit_timeout_ms: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub inter_digit_timeout_ms: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub retries: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub no_input_prompt: Option<Spanned<String>>,
+    #[serde(default)]
+    pub invalid_prompt: Option<Spanned<String>>,
+    #[serde(default)]
+    pub then: Option<Spanned<String>>,
+    #[serde(default)]
+    pub no_input: Option<Spanned<String>>,
+}
+
+/// `step = "forward"`: connect the callee to the call centre.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForwardStep {
+    #[serde(default)]
+    pub prompt: Option<Spanned<String>>,
+    #[serde(default)]
+    pub failed: Option<Spanned<String>>,
+    #[serde(default)]
+    pub closed: Option<Spanned<String>>,
+}
+
+/// `step = "sms"`: queue a text message for the record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmsStep {
+    pub template: Spanned<String>,
+}
+
 /// Steps without keys of their own (`success_point`, `hangup`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +277,9 @@ pub(crate) enum StepBody {
     Menu(MenuStep),
     Output(OutputStep),
     Hangup,
+    Gather(GatherStep),
+    Forward(ForwardStep),
+    Sms(SmsStep),
 }
 
 /// A named block: `[[blocks.<name>]]` tables.
@@ -406,6 +465,9 @@ fn parse_step(value: Spanned<DeValue<'_>>, problems: &mut Vec<Found>) -> Option<
         StepKind::Menu => MenuStep::deserialize(rest).map(StepBody::Menu),
         StepKind::Output => OutputStep::deserialize(rest).map(StepBody::Output),
         StepKind::Hangup => NoKeys::deserialize(rest).map(|_| StepBody::Hangup),
+        StepKind::Gather => GatherStep::deserialize(rest).map(StepBody::Gather),
+        StepKind::Forward => ForwardStep::deserialize(rest).map(StepBody::Forward),
+        StepKind::Sms => SmsStep::deserialize(rest).map(StepBody::Sms),
     };
     match body {
         Ok(body) => Some(RawStep { span, body }),

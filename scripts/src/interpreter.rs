@@ -17,7 +17,17 @@
 //!                          │        │ TimerFired(id)      │
 //!                          │        └── no input ────────►┘ retries left: back to
 //!                          │                                Menu::Prompting
+//!                          ├──► Gather::Prompting ──Dtmf──► Gather::Waiting (digits so far)
+//!                          │        │ PlaybackFinished (first-digit timer)  │ Dtmf: inter-digit
+//!                          │        ▼                                      │ timer, terminator or
+//!                          │    Gather::Waiting ── max digits / timeout ───┘ max digits: Output,
+//!                          │        └── none or too few: reprompt while      then block
+//!                          │            retries last, else no_input block
+//!                          ├──► [prompt] ──► Action::Forward ──► Forwarding
+//!                          │        ForwardResult: Connected ──► Bridged (until RemoteHangup)
+//!                          │                       Failed / Closed ──► failed / closed block
 //!                          └──► end of steps or hangup: Hangup, Finished ─► Ended
+//!  Ringing ── MachineAnswered ──► the `voicemail` block instead of the steps
 //!  any state ── RemoteHangup ──► Finished ─► Ended
 //! ```
 //!
@@ -31,7 +41,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::fields::LANGUAGE_FIELD;
-use crate::script::{BlockId, Menu, Step, Test, MAIN};
+use crate::script::{BlockId, Gather, Menu, Step, Test, MAIN};
 use crate::speak::{self, Amount, SayOptions};
 use crate::{ClipRef, RecordFields, Script, SpeakError};
 
@@ -39,12 +49,25 @@ use crate::{ClipRef, RecordFields, Script, SpeakError};
 /// ([`Run::start_inbound`]); without it, inbound calls run the main steps.
 pub const INBOUND_BLOCK: &str = "inbound";
 
+/// The block a script runs on an answering machine after its beep
+/// ([`Event::MachineAnswered`]); without it, the engine hangs up on machines.
+pub const VOICEMAIL_BLOCK: &str = "voicemail";
+
+/// How a forward to the call centre went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardOutcome {
+    /// The call centre answered; the two legs are bridged.
+    Connected,
+    /// The call centre did not answer, was busy or failed.
+    Failed,
+    /// Outside opening hours, or forwarding is paused for the script.
+    Closed,
+}
+
 /// Something that happened on the call.
 ///
-/// Planned additions (not yet produced by the engine): an answering-machine
-/// verdict and a detected beep (for voicemail handling), the outcome of a
-/// forward to a call centre, and the outcome of sending an SMS. The enum is
-/// `#[non_exhaustive]` so they can be added without breaking the engine.
+/// The enum is `#[non_exhaustive]` so events can be added without breaking
+/// the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -61,13 +84,18 @@ pub enum Event {
     Dtmf(char),
     /// The callee hung up.
     RemoteHangup,
+    /// Instead of [`Event::Answered`]: an answering machine answered and
+    /// its beep has ended (or it went quiet); the run speaks the
+    /// [`VOICEMAIL_BLOCK`] block instead of the steps (nothing if the script
+    /// has none: it hangs up).
+    MachineAnswered,
+    /// The outcome of [`Action::Forward`].
+    ForwardResult(ForwardOutcome),
 }
 
 /// Something the engine should do.
 ///
-/// Planned additions: wait for the voicemail beep, forward the call to a
-/// number, send an SMS from a template. Match with a `_` arm: the enum is
-/// `#[non_exhaustive]`.
+/// Match with a `_` arm: the enum is `#[non_exhaustive]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
@@ -93,6 +121,16 @@ pub enum Action {
     },
     /// Something the engine should log; the run carries on.
     Warning(String),
+    /// Connect the callee to the call centre (if open); answer with one
+    /// [`Event::ForwardResult`]. After `Connected` the run waits for the
+    /// end of the call ([`Event::RemoteHangup`]).
+    Forward,
+    /// Queue a text message from this template for the record (carry on
+    /// at once; sending is the messaging adapters' job).
+    QueueSms {
+        /// The template's name.
+        template: String,
+    },
     /// Hang up the call.
     Hangup,
     /// The run is over; nothing more will come.
@@ -131,6 +169,7 @@ pub struct Run {
     state: State,
     last_timer: u32,
     success: bool,
+    forwarded: bool,
 }
 
 /// Where a block is being run: the next step to take.
@@ -150,6 +189,14 @@ enum State {
     Pausing { timer: u32 },
     /// In a menu.
     Menu(MenuState),
+    /// Collecting digits.
+    Gather(GatherState),
+    /// Playing the prompt before a forward.
+    ForwardPrompting,
+    /// Waiting for [`Event::ForwardResult`].
+    Forwarding { at: (BlockId, usize) },
+    /// Connected to the call centre: waiting for the end of the call.
+    Bridged,
     /// Finished has been emitted.
     Ended,
 }
@@ -168,6 +215,24 @@ enum MenuPhase {
     /// The prompt (maybe after a reprompt) is playing; a key barges in.
     Prompting,
     /// The prompt has played; waiting for a key until the timer fires.
+    Waiting { timer: u32 },
+}
+
+#[derive(Debug)]
+struct GatherState {
+    /// The gather step: block and index.
+    at: (BlockId, usize),
+    /// Failed entries so far.
+    failures: u32,
+    digits: String,
+    phase: GatherPhase,
+}
+
+#[derive(Debug)]
+enum GatherPhase {
+    /// The prompt is playing; a key barges in.
+    Prompting,
+    /// Waiting for the next key until the timer fires.
     Waiting { timer: u32 },
 }
 
@@ -218,6 +283,7 @@ impl Run {
             state: State::Ringing,
             last_timer: 0,
             success: false,
+            forwarded: false,
         }
     }
 
@@ -233,7 +299,30 @@ impl Run {
                 }
                 self.advance();
             }
+            (State::Ringing, Event::MachineAnswered) => {
+                let voicemail = self
+                    .script
+                    .blocks
+                    .iter()
+                    .position(|b| b.name == VOICEMAIL_BLOCK);
+                match voicemail {
+                    Some(block) if block != MAIN => {
+                        self.stack = vec![Frame { block, next: 0 }];
+                        self.advance();
+                    }
+                    _ => self.hang_up(),
+                }
+            }
             (State::Playing, Event::PlaybackFinished) => self.advance(),
+            (State::Gather(gather), event) => self.gather_event(gather, event),
+            (State::ForwardPrompting, Event::PlaybackFinished) => {
+                self.actions.push_back(Action::Forward);
+                let at = self.current_step();
+                self.state = State::Forwarding { at };
+            }
+            (State::Forwarding { at }, Event::ForwardResult(outcome)) => {
+                self.forward_result(at, outcome)
+            }
             (State::Pausing { timer }, Event::TimerFired { id }) if id == timer => self.advance(),
             (State::Menu(menu), event) => self.menu_event(menu, event),
             (state, _) => self.state = state,
@@ -253,6 +342,17 @@ impl Run {
     /// Whether a success point has been passed.
     pub fn success_reached(&self) -> bool {
         self.success
+    }
+
+    /// Whether the run is waiting for keys (in a menu or a gather step): the
+    /// engine listens for in-band DTMF only then.
+    pub fn wants_keys(&self) -> bool {
+        matches!(self.state, State::Menu(_) | State::Gather(_))
+    }
+
+    /// Whether the call centre answered a forward.
+    pub fn forwarded(&self) -> bool {
+        self.forwarded
     }
 
     /// Whether the run has ended ([`Action::Finished`] has been queued).
@@ -392,8 +492,188 @@ impl Run {
                     self.hang_up();
                     return;
                 }
+                Step::Gather(gather) => {
+                    self.actions
+                        .push_back(Action::Play(vec![self.clip(&gather.prompt)]));
+                    self.state = State::Gather(GatherState {
+                        at,
+                        failures: 0,
+                        digits: String::new(),
+                        phase: GatherPhase::Prompting,
+                    });
+                    return;
+                }
+                Step::Forward { prompt, .. } => {
+                    match prompt {
+                        Some(prompt) => {
+                            self.actions
+                                .push_back(Action::Play(vec![self.clip(prompt)]));
+                            self.state = State::ForwardPrompting;
+                        }
+                        None => {
+                            self.actions.push_back(Action::Forward);
+                            self.state = State::Forwarding { at };
+                        }
+                    }
+                    return;
+                }
+                Step::Sms { template } => self.actions.push_back(Action::QueueSms {
+                    template: template.clone(),
+                }),
             }
         }
+    }
+
+    /// The step last taken (the one the run waits in).
+    fn current_step(&self) -> (BlockId, usize) {
+        self.stack
+            .last()
+            .map_or((MAIN, 0), |f| (f.block, f.next.saturating_sub(1)))
+    }
+
+    fn forward_result(&mut self, at: (BlockId, usize), outcome: ForwardOutcome) {
+        let (failed, closed) = match self.script.blocks.get(at.0).and_then(|b| b.steps.get(at.1)) {
+            Some(Step::Forward { failed, closed, .. }) => (*failed, *closed),
+            _ => (None, None),
+        };
+        let block = match outcome {
+            ForwardOutcome::Connected => {
+                self.forwarded = true;
+                self.state = State::Bridged;
+                return;
+            }
+            ForwardOutcome::Failed => failed,
+            ForwardOutcome::Closed => closed,
+        };
+        if let Some(block) = block {
+            self.stack.push(Frame { block, next: 0 });
+        }
+        self.advance();
+    }
+
+    fn gather_def(&self, at: (BlockId, usize)) -> Option<&Gather> {
+        match self.script.blocks.get(at.0)?.steps.get(at.1)? {
+            Step::Gather(gather) => Some(gather),
+            _ => None,
+        }
+    }
+
+    fn gather_event(&mut self, mut gather: GatherState, event: Event) {
+        let script = Arc::clone(&self.script);
+        let Some(def) = script
+            .blocks
+            .get(gather.at.0)
+            .and_then(|b| b.steps.get(gather.at.1))
+            .and_then(|s| match s {
+                Step::Gather(g) => Some(&**g),
+                _ => None,
+            })
+        else {
+            self.advance();
+            return;
+        };
+        match (&gather.phase, event) {
+            (GatherPhase::Prompting, Event::PlaybackFinished) => {
+                let timer = self.timer(def.first_digit_timeout_ms);
+                gather.phase = GatherPhase::Waiting { timer };
+                self.state = State::Gather(gather);
+            }
+            (phase, Event::Dtmf(key)) => {
+                if matches!(phase, GatherPhase::Prompting) {
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                if Some(key) == def.terminator {
+                    self.gather_done(gather);
+                    return;
+                }
+                if key.is_ascii_digit() || key == '*' || key == '#' {
+                    gather.digits.push(key);
+                }
+                if gather.digits.len() >= def.max_digits as usize {
+                    self.gather_done(gather);
+                    return;
+                }
+                let wait = if gather.digits.is_empty() {
+                    def.first_digit_timeout_ms
+                } else {
+                    def.inter_digit_timeout_ms
+                };
+                let timer = self.timer(wait);
+                gather.phase = GatherPhase::Waiting { timer };
+                self.state = State::Gather(gather);
+            }
+            (GatherPhase::Waiting { timer }, Event::TimerFired { id }) if id == *timer => {
+                if gather.digits.is_empty() {
+                    self.gather_failure(gather, Failure::NoInput);
+                } else {
+                    self.gather_done(gather);
+                }
+            }
+            _ => self.state = State::Gather(gather),
+        }
+    }
+
+    /// The entry is complete (terminator, max digits or the inter-digit
+    /// timeout): report it, or count it as invalid when too short.
+    fn gather_done(&mut self, gather: GatherState) {
+        let Some((min, key, then)) = self
+            .gather_def(gather.at)
+            .map(|g| (g.min_digits, g.key.clone(), g.then))
+        else {
+            self.advance();
+            return;
+        };
+        if gather.digits.len() < min as usize {
+            let failure = if gather.digits.is_empty() {
+                Failure::NoInput
+            } else {
+                Failure::Invalid
+            };
+            self.gather_failure(gather, failure);
+            return;
+        }
+        self.actions.push_back(Action::Output {
+            key,
+            value: gather.digits,
+        });
+        if let Some(block) = then {
+            self.stack.push(Frame { block, next: 0 });
+        }
+        self.advance();
+    }
+
+    fn gather_failure(&mut self, mut gather: GatherState, failure: Failure) {
+        let script = Arc::clone(&self.script);
+        let Some(def) = script
+            .blocks
+            .get(gather.at.0)
+            .and_then(|b| b.steps.get(gather.at.1))
+            .and_then(|s| match s {
+                Step::Gather(g) => Some(&**g),
+                _ => None,
+            })
+        else {
+            self.advance();
+            return;
+        };
+        gather.failures += 1;
+        if gather.failures <= def.retries {
+            let reprompt = match failure {
+                Failure::NoInput => &def.no_input_prompt,
+                Failure::Invalid => &def.invalid_prompt,
+            };
+            let mut clips: Vec<ClipRef> = reprompt.iter().map(|p| self.clip(p)).collect();
+            clips.push(self.clip(&def.prompt));
+            self.actions.push_back(Action::Play(clips));
+            gather.digits.clear();
+            gather.phase = GatherPhase::Prompting;
+            self.state = State::Gather(gather);
+            return;
+        }
+        if let Some(block) = def.no_input {
+            self.stack.push(Frame { block, next: 0 });
+        }
+        self.advance();
     }
 
     fn test(&mut self, at: (BlockId, usize), field: &str, test: &Test) -> bool {
@@ -1026,5 +1306,201 @@ mod tests {
             fields,
             ["INVOICE_AMOUNT_OPEN", "INVOICE_CURRENCY", "PERSON_LANGUAGE"]
         );
+    }
+    const GATHER: &str = r##"steps = [
+        { step = "gather", prompt = "q", key = "code", min_digits = 2, max_digits = 4, terminator = "#", first_digit_timeout_ms = 4000, inter_digit_timeout_ms = 2000, retries = 1, no_input_prompt = "noin", invalid_prompt = "inv", then = "got", no_input = "none" },
+        { step = "play", prompt = "c" },
+    ]
+    [blocks]
+    got = [{ step = "output", key = "choice", value = "entered" }]
+    none = [{ step = "output", key = "choice", value = "none" }]"##;
+
+    #[test]
+    fn gather_collects_digits_until_the_terminator() {
+        let mut run = start(GATHER, &[]);
+        run.handle(Event::Answered);
+        assert_eq!(drain(&mut run), [play(&["q"])]);
+        run.handle(Event::Dtmf('4'));
+        assert_eq!(
+            drain(&mut run),
+            [Action::StopPlayback, Action::StartTimer { id: 1, ms: 2000 }]
+        );
+        run.handle(Event::Dtmf('2'));
+        assert_eq!(drain(&mut run), [Action::StartTimer { id: 2, ms: 2000 }]);
+        // The first timer is stale.
+        run.handle(Event::TimerFired { id: 1 });
+        assert_eq!(drain(&mut run), []);
+        run.handle(Event::Dtmf('#'));
+        assert_eq!(
+            drain(&mut run),
+            [
+                output("code", "42"),
+                output("choice", "entered"),
+                play(&["c"])
+            ]
+        );
+    }
+
+    #[test]
+    fn gather_ends_at_max_digits_and_at_the_inter_digit_timeout() {
+        let mut run = start(GATHER, &[]);
+        run.handle(Event::Answered);
+        drain(&mut run);
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), [Action::StartTimer { id: 1, ms: 4000 }]);
+        for d in ['1', '2', '3'] {
+            run.handle(Event::Dtmf(d));
+            drain(&mut run);
+        }
+        run.handle(Event::Dtmf('4'));
+        assert_eq!(
+            drain(&mut run),
+            [
+                output("code", "1234"),
+                output("choice", "entered"),
+                play(&["c"])
+            ]
+        );
+
+        let mut run = start(GATHER, &[]);
+        run.handle(Event::Answered);
+        drain(&mut run);
+        run.handle(Event::PlaybackFinished);
+        drain(&mut run);
+        run.handle(Event::Dtmf('7'));
+        run.handle(Event::Dtmf('*'));
+        assert_eq!(
+            drain(&mut run),
+            [
+                Action::StartTimer { id: 2, ms: 2000 },
+                Action::StartTimer { id: 3, ms: 2000 }
+            ]
+        );
+        run.handle(Event::TimerFired { id: 3 });
+        assert_eq!(
+            drain(&mut run),
+            [
+                output("code", "7*"),
+                output("choice", "entered"),
+                play(&["c"])
+            ]
+        );
+    }
+
+    #[test]
+    fn gather_reprompts_on_too_few_digits_then_gives_up_on_no_input() {
+        let mut run = start(GATHER, &[]);
+        run.handle(Event::Answered);
+        drain(&mut run);
+        run.handle(Event::PlaybackFinished);
+        drain(&mut run);
+        run.handle(Event::Dtmf('5'));
+        run.handle(Event::Dtmf('#'));
+        assert_eq!(
+            drain(&mut run),
+            [Action::StartTimer { id: 2, ms: 2000 }, play(&["inv", "q"])]
+        );
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), [Action::StartTimer { id: 3, ms: 4000 }]);
+        run.handle(Event::TimerFired { id: 3 });
+        assert_eq!(drain(&mut run), [output("choice", "none"), play(&["c"])]);
+    }
+
+    #[test]
+    fn gather_with_defaults_takes_one_key() {
+        let mut run = start(
+            r#"steps = [{ step = "gather", prompt = "q", key = "k" }]"#,
+            &[],
+        );
+        run.handle(Event::Answered);
+        drain(&mut run);
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), [Action::StartTimer { id: 1, ms: 5000 }]);
+        run.handle(Event::Dtmf('9'));
+        assert_eq!(
+            drain(&mut run),
+            [output("k", "9"), Action::Hangup, Action::Finished]
+        );
+    }
+
+    const FORWARD: &str = r#"steps = [
+        { step = "forward", prompt = "a", failed = "busy", closed = "closed" },
+        { step = "play", prompt = "c" },
+    ]
+    [blocks]
+    busy = [{ step = "output", key = "fwd", value = "failed" }]
+    closed = [{ step = "output", key = "fwd", value = "closed" }]"#;
+
+    #[test]
+    fn forward_plays_its_prompt_then_asks_the_engine() {
+        let mut run = start(FORWARD, &[]);
+        run.handle(Event::Answered);
+        assert_eq!(drain(&mut run), [play(&["a"])]);
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), [Action::Forward]);
+        run.handle(Event::ForwardResult(ForwardOutcome::Connected));
+        assert_eq!(drain(&mut run), []);
+        assert!(run.forwarded());
+        run.handle(Event::PlaybackFinished);
+        run.handle(Event::Dtmf('1'));
+        assert_eq!(drain(&mut run), []);
+        run.handle(Event::RemoteHangup);
+        assert_eq!(drain(&mut run), [Action::Finished]);
+    }
+
+    #[test]
+    fn forward_failure_and_closed_run_their_blocks() {
+        for (outcome, value) in [
+            (ForwardOutcome::Failed, "failed"),
+            (ForwardOutcome::Closed, "closed"),
+        ] {
+            let mut run = start(FORWARD, &[]);
+            run.handle(Event::Answered);
+            drain(&mut run);
+            run.handle(Event::PlaybackFinished);
+            drain(&mut run);
+            run.handle(Event::ForwardResult(outcome));
+            assert_eq!(drain(&mut run), [output("fwd", value), play(&["c"])]);
+            assert!(!run.forwarded());
+        }
+        let mut run = start(r#"steps = [{ step = "forward" }]"#, &[]);
+        run.handle(Event::Answered);
+        assert_eq!(drain(&mut run), [Action::Forward]);
+        run.handle(Event::ForwardResult(ForwardOutcome::Closed));
+        assert_eq!(drain(&mut run), [Action::Hangup, Action::Finished]);
+    }
+
+    #[test]
+    fn sms_is_queued_and_the_script_carries_on() {
+        let mut run = start(
+            r#"steps = [{ step = "sms", template = "confirmation" }, { step = "play", prompt = "a" }]"#,
+            &[],
+        );
+        run.handle(Event::Answered);
+        assert_eq!(
+            drain(&mut run),
+            [
+                Action::QueueSms {
+                    template: "confirmation".to_string()
+                },
+                play(&["a"])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_machine_hears_the_voicemail_block_or_is_hung_up_on() {
+        let body = r#"steps = [{ step = "play", prompt = "a" }]
+            [blocks]
+            voicemail = [{ step = "play", prompt = "b" }]"#;
+        let mut run = start(body, &[]);
+        run.handle(Event::MachineAnswered);
+        assert_eq!(drain(&mut run), [play(&["b"])]);
+        run.handle(Event::PlaybackFinished);
+        assert_eq!(drain(&mut run), [Action::Hangup, Action::Finished]);
+
+        let mut run = start(r#"steps = [{ step = "play", prompt = "a" }]"#, &[]);
+        run.handle(Event::MachineAnswered);
+        assert_eq!(drain(&mut run), [Action::Hangup, Action::Finished]);
     }
 }

@@ -18,7 +18,7 @@
 //! - [Audio: prompts, segments and your own recordings](#audio-prompts-segments-and-your-own-recordings)
 //! - [Errors](#errors)
 //! - [Running a script](#running-a-script)
-//! - [Planned steps](#planned-steps)
+//! - [Answering machines](#answering-machines)
 //!
 //! # Using the crate
 //!
@@ -119,7 +119,9 @@
 //! The examples: `payment_reminder.toml` (amount and due date; the demo
 //! script), `appointment_reminder.toml` (date, time, custom fields, a
 //! number spoken as digits), `notice_with_menu.toml` (a DTMF menu whose
-//! choice is reported in the results).
+//! choice is reported in the results), `notice_with_agent.toml` (a menu
+//! that forwards to the call centre or queues a confirmation SMS, and a
+//! voicemail message for answering machines).
 //!
 //! # Reference: the header
 //!
@@ -226,6 +228,50 @@
 //! Emits [`Action::Output`]; the engine writes it to the results as
 //! `CUSTOMRESULTS_CUSTOM_n_KEY` / `_VALUE`.
 //!
+//! ## `gather`: collect digits
+//!
+//! | key | type | required | meaning |
+//! | --- | --- | --- | --- |
+//! | `prompt` | string | yes | The question; a key pressed while it plays interrupts it. |
+//! | `key` | string | yes | The result key the digits are reported under (`CUSTOMRESULTS`), as for `output`. |
+//! | `max_digits` | integer | no | The entry ends when this many keys are in: 1 to 32, default 1. |
+//! | `min_digits` | integer | no | Fewer keys count as an invalid entry: 1 to `max_digits`, default 1. |
+//! | `terminator` | string | no | `"#"` or `"*"`: ends the entry early (not part of it). |
+//! | `first_digit_timeout_ms` | integer | no | Wait for the first key after the prompt: 1000 to 60000, default 5000. |
+//! | `inter_digit_timeout_ms` | integer | no | Wait for each further key; when it passes the entry ends: 500 to 30000, default 3000. |
+//! | `retries` | integer | no | Repeats of the prompt after no input or too few keys: 0 to 5, default 2. |
+//! | `no_input_prompt`, `invalid_prompt` | string | no | Played before the repeated prompt. |
+//! | `then` | string | no | Block to run after a valid entry. |
+//! | `no_input` | string | no | Block to run when the retries are used up. |
+//!
+//! A valid entry emits [`Action::Output`] with `key` and the keys pressed.
+//! Keys come as RFC 4733 events or, from peers that send none, are heard in
+//! the audio (the engine listens for tones while a menu or gather waits).
+//!
+//! ## `forward`: connect to the call centre
+//!
+//! | key | type | required | meaning |
+//! | --- | --- | --- | --- |
+//! | `prompt` | string | no | Played first ("connecting you now"). |
+//! | `failed` | string | no | Block to run when the call centre does not answer, is busy or fails. |
+//! | `closed` | string | no | Block to run outside the organisation's opening hours or while forwarding is paused for the script. |
+//!
+//! Emits [`Action::Forward`]; the engine calls the call centre and bridges
+//! the two calls (or, configured so, asks the trunk to transfer the call
+//! with REFER), or answers with [`ForwardOutcome::Failed`] or
+//! [`ForwardOutcome::Closed`], after which the block runs and the script goes
+//! on after the step. A connected call ends when either side hangs up and
+//! counts as `forwarded` (a success).
+//!
+//! ## `sms`: queue a text message
+//!
+//! | key | type | required | meaning |
+//! | --- | --- | --- | --- |
+//! | `template` | string | yes | The message template's name. |
+//!
+//! Emits [`Action::QueueSms`]; the engine stores the message in its outbox
+//! for the record and the script goes on at once.
+//!
 //! ## `hangup`: end the call
 //!
 //! No keys. Hangs up; later steps do not run. A script that runs out of
@@ -245,7 +291,7 @@
 //! ```
 //!
 //! Each `[[blocks.<name>]]` table adds a step to the block `<name>`. Blocks
-//! are run by `branch` and `menu` steps; when a block ends, the step that
+//! are run by `branch`, `menu`, `gather` and `forward` steps; when a block ends, the step that
 //! ran it is done and the script goes on after it. A block may run other
 //! blocks but never, directly or through others, itself: scripts have no
 //! loops, so every call ends (menus repeat only up to `retries`). Any step
@@ -352,17 +398,15 @@
 //! - At the end of the steps, or at a `hangup` step: [`Action::Hangup`],
 //!   then [`Action::Finished`].
 //!
-//! # Planned steps
+//! # Answering machines
 //!
-//! Not implemented yet; the step set, [`Event`] and [`Action`] are built to
-//! take them as new variants (both enums are `#[non_exhaustive]`):
-//!
-//! - **voicemail**: when the engine's answering-machine detection reports a
-//!   machine (a new event), run a separate block instead of the steps, after
-//!   waiting for the beep (a new action and event);
-//! - **forward**: transfer the call to a call centre number (a new action,
-//!   and an event with the outcome; a forwarded call counts as success);
-//! - **sms**: send a text message from a template (a new action).
+//! When the engine's answering-machine detection hears a machine, it waits
+//! for the voicemail beep to end (or for the machine to go quiet) and then
+//! sends [`Event::MachineAnswered`] instead of [`Event::Answered`]: the run
+//! speaks the block named `voicemail` ([`VOICEMAIL_BLOCK`]) and hangs up. A
+//! script without that block leaves no message: the engine hangs up on
+//! machines. The results show `VOICEMAIL_LEFT` = `Y` when the block was
+//! spoken to its end.
 
 mod catalog;
 mod error;
@@ -381,5 +425,5 @@ pub use fields::{
     LANGUAGE_FIELD, STANDARD_FIELDS,
 };
 pub use format::STEP_NAMES;
-pub use interpreter::{Action, Event, Run, INBOUND_BLOCK};
+pub use interpreter::{Action, Event, ForwardOutcome, Run, INBOUND_BLOCK, VOICEMAIL_BLOCK};
 pub use script::Script;

@@ -65,6 +65,33 @@ pub(crate) enum Step {
         value: String,
     },
     Hangup,
+    Gather(Box<Gather>),
+    Forward {
+        prompt: Option<String>,
+        failed: Option<BlockId>,
+        closed: Option<BlockId>,
+    },
+    Sms {
+        template: String,
+    },
+}
+
+/// A digit-collecting step.
+#[derive(Debug)]
+pub(crate) struct Gather {
+    pub prompt: String,
+    /// The result key the digits are reported under.
+    pub key: String,
+    pub min_digits: u32,
+    pub max_digits: u32,
+    pub terminator: Option<char>,
+    pub first_digit_timeout_ms: u32,
+    pub inter_digit_timeout_ms: u32,
+    pub retries: u32,
+    pub no_input_prompt: Option<String>,
+    pub invalid_prompt: Option<String>,
+    pub then: Option<BlockId>,
+    pub no_input: Option<BlockId>,
 }
 
 /// A test on one record field.
@@ -159,6 +186,11 @@ impl Script {
     /// Every record field a run of this script reads.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(String::as_str)
+    }
+
+    /// Whether the script defines a block with this name.
+    pub fn has_block(&self, name: &str) -> bool {
+        self.blocks.iter().skip(1).any(|b| b.name == name)
     }
 
     /// Every clip a run of this script may play, in all its languages: its

@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml::Spanned;
 
 use crate::fields::{is_standard_field, CURRENCY_FIELD, LANGUAGE_FIELD, STANDARD_FIELDS};
-use crate::format::{BranchStep, Found, MenuStep, RawScript, RawStep, SayStep, Span, StepBody};
-use crate::script::{Block, BlockId, Condition, Menu, Step, Test, MAIN};
+use crate::format::{
+    BranchStep, Found, GatherStep, MenuStep, RawScript, RawStep, SayStep, Span, StepBody,
+};
+use crate::script::{Block, BlockId, Condition, Gather, Menu, Step, Test, MAIN};
 use crate::speak::{self, Amount, ValueKind, SPEAKING_LANGUAGES};
 use crate::suggest::closest;
 use crate::{AudioCatalog, ClipRef, Problem, Script};
@@ -24,6 +26,17 @@ pub(crate) const DEFAULT_MENU_TIMEOUT_MS: u32 = 5_000;
 pub(crate) const MENU_RETRIES: (u32, u32) = (0, 5);
 /// Default menu retries.
 pub(crate) const DEFAULT_MENU_RETRIES: u32 = 2;
+
+/// Digits a gather step collects at most.
+pub(crate) const GATHER_DIGITS: (u32, u32) = (1, 32);
+/// Wait for the first digit after the prompt, milliseconds.
+pub(crate) const GATHER_FIRST_MS: (u32, u32) = (1_000, 60_000);
+/// Default wait for the first digit.
+pub(crate) const DEFAULT_GATHER_FIRST_MS: u32 = 5_000;
+/// Wait between digits, milliseconds.
+pub(crate) const GATHER_INTER_MS: (u32, u32) = (500, 30_000);
+/// Default wait between digits.
+pub(crate) const DEFAULT_GATHER_INTER_MS: u32 = 3_000;
 
 /// Turns a raw script into a checked [`Script`], or lists every problem.
 pub(crate) fn validate(raw: RawScript, catalog: &AudioCatalog) -> Result<Script, Vec<Found>> {
@@ -293,23 +306,99 @@ impl Checker<'_> {
             StepBody::SuccessPoint => Step::SuccessPoint,
             StepBody::Branch(b) => self.branch(block, raw.span.clone(), b)?,
             StepBody::Menu(m) => self.menu(block, m),
-            StepBody::Output(o) => {
-                let key = o.key.get_ref().clone();
-                if key.is_empty() {
-                    self.problem(o.key.span(), Problem::Empty { key: "key" });
-                } else if !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                {
-                    self.problem(o.key.span(), Problem::BadOutputKey { key: key.clone() });
+            StepBody::Output(o) => Step::Output {
+                key: self.output_key(&o.key),
+                value: o.value.get_ref().clone(),
+            },
+            StepBody::Hangup => Step::Hangup,
+            StepBody::Gather(g) => self.gather(block, g),
+            StepBody::Forward(f) => Step::Forward {
+                prompt: f.prompt.as_ref().map(|p| self.prompt(p)),
+                failed: f.failed.as_ref().and_then(|n| self.block_ref(block, n)),
+                closed: f.closed.as_ref().and_then(|n| self.block_ref(block, n)),
+            },
+            StepBody::Sms(m) => {
+                let template = m.template.get_ref().trim().to_string();
+                if template.is_empty() {
+                    self.problem(m.template.span(), Problem::Empty { key: "template" });
                 }
-                Step::Output {
-                    key,
-                    value: o.value.get_ref().clone(),
+                Step::Sms { template }
+            }
+        })
+    }
+
+    /// A result key: letters, digits, `_`, `-`, `.`.
+    fn output_key(&mut self, key: &Spanned<String>) -> String {
+        let name = key.get_ref().clone();
+        if name.is_empty() {
+            self.problem(key.span(), Problem::Empty { key: "key" });
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            self.problem(key.span(), Problem::BadOutputKey { key: name.clone() });
+        }
+        name
+    }
+
+    fn gather(&mut self, block: BlockId, g: &GatherStep) -> Step {
+        let prompt = self.prompt(&g.prompt);
+        let key = self.output_key(&g.key);
+        let max_digits = g
+            .max_digits
+            .as_ref()
+            .map_or(1, |m| self.range("max_digits", m, GATHER_DIGITS));
+        let min_digits = g.min_digits.as_ref().map_or(1, |m| {
+            self.range("min_digits", m, (GATHER_DIGITS.0, max_digits))
+        });
+        let terminator = g.terminator.as_ref().and_then(|t| {
+            let mut chars = t.get_ref().chars();
+            match (chars.next(), chars.next()) {
+                (Some(c @ ('#' | '*')), None) => Some(c),
+                _ => {
+                    self.problem(
+                        t.span(),
+                        Problem::BadTerminator {
+                            key: t.get_ref().clone(),
+                        },
+                    );
+                    None
                 }
             }
-            StepBody::Hangup => Step::Hangup,
-        })
+        });
+        let first_digit_timeout_ms = g
+            .first_digit_timeout_ms
+            .as_ref()
+            .map_or(DEFAULT_GATHER_FIRST_MS, |t| {
+                self.range("first_digit_timeout_ms", t, GATHER_FIRST_MS)
+            });
+        let inter_digit_timeout_ms = g
+            .inter_digit_timeout_ms
+            .as_ref()
+            .map_or(DEFAULT_GATHER_INTER_MS, |t| {
+                self.range("inter_digit_timeout_ms", t, GATHER_INTER_MS)
+            });
+        let retries = g.retries.as_ref().map_or(DEFAULT_MENU_RETRIES, |r| {
+            self.range("retries", r, MENU_RETRIES)
+        });
+        let no_input_prompt = g.no_input_prompt.as_ref().map(|p| self.prompt(p));
+        let invalid_prompt = g.invalid_prompt.as_ref().map(|p| self.prompt(p));
+        let then = g.then.as_ref().and_then(|n| self.block_ref(block, n));
+        let no_input = g.no_input.as_ref().and_then(|n| self.block_ref(block, n));
+        Step::Gather(Box::new(Gather {
+            prompt,
+            key,
+            min_digits,
+            max_digits,
+            terminator,
+            first_digit_timeout_ms,
+            inter_digit_timeout_ms,
+            retries,
+            no_input_prompt,
+            invalid_prompt,
+            then,
+            no_input,
+        }))
     }
 
     fn say(&mut self, span: Span, s: &SayStep) -> Step {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dialcast_scripts::{default_audio_root, Action, AudioCatalog, ClipRef, Event, Run, Script};
+use dialcast_scripts::{
+    default_audio_root, Action, AudioCatalog, ClipRef, Event, ForwardOutcome, Run, Script,
+};
 
 fn catalog() -> AudioCatalog {
     AudioCatalog::from_roots(&[default_audio_root()]).unwrap()
@@ -84,6 +86,8 @@ fn play_through(
                     next.push(Event::PlaybackFinished);
                 }
                 Action::StartTimer { id, .. } => next.push(Event::TimerFired { id: *id }),
+                // The call centre is closed in these runs.
+                Action::Forward => next.push(Event::ForwardResult(ForwardOutcome::Closed)),
                 Action::SuccessPoint => success_at = Some(seconds),
                 _ => {}
             }
@@ -130,6 +134,7 @@ fn every_example_loads_in_both_languages() {
         "payment_reminder",
         "appointment_reminder",
         "notice_with_menu",
+        "notice_with_agent",
     ] {
         let script = load(name);
         assert_eq!(script.name(), name);
@@ -269,4 +274,31 @@ fn shipped_recordings_are_8khz_mono_16bit_and_small() {
         assert!(catalog.contains(&ClipRef::new(language, "say/99")));
         assert!(catalog.contains(&ClipRef::new(language, "goodbye")));
     }
+}
+
+#[test]
+fn notice_with_agent_forwards_queues_a_text_and_speaks_to_machines() {
+    let catalog = catalog();
+    let script = load("notice_with_agent");
+    let fields = record(&[("INVOICE_NUMBER", "42")]);
+
+    let mut run = Run::start(Arc::clone(&script), &fields);
+    let (actions, _) = play_through(&mut run, &catalog, &['2']);
+    let heard = names(&actions);
+    let forward = heard.iter().position(|a| a == "Forward").unwrap();
+    assert_eq!(heard[forward + 1], "notice_thanks_plan", "{heard:?}");
+
+    let mut run = Run::start(Arc::clone(&script), &fields);
+    let (actions, _) = play_through(&mut run, &catalog, &['1']);
+    assert!(actions.contains(&Action::QueueSms {
+        template: "payment_check_confirmation".into()
+    }));
+
+    let mut run = Run::start(script, &fields);
+    run.handle(Event::MachineAnswered);
+    let first: Vec<Action> = std::iter::from_fn(|| run.poll_action()).collect();
+    assert_eq!(
+        first,
+        [Action::Play(vec![ClipRef::new("en", "notice_intro")])]
+    );
 }

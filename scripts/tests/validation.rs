@@ -73,7 +73,7 @@ prompt = "hello"
     ));
     assert_eq!(
         e,
-        "test.toml:5:8: unknown step \"paly\" (did you mean \"play\"?); expected one of play, say, pause, success_point, branch, menu, output, hangup"
+        "test.toml:5:8: unknown step \"paly\" (did you mean \"play\"?); expected one of play, say, pause, success_point, branch, menu, output, hangup, gather, forward, sms"
     );
 }
 
@@ -472,6 +472,70 @@ fn load_names_the_path() {
     assert_eq!((d.line, d.column), (4, 8));
     assert!(d.file.ends_with("bad.toml"));
     assert!(matches!(d.problem, Problem::UnknownStep { .. }));
+}
+
+#[test]
+fn gather_forward_and_sms_steps_are_checked() {
+    let ok = format!(
+        r##"{HEAD}
+[[steps]]
+step = "gather"
+prompt = "menu"
+key = "account"
+min_digits = 4
+max_digits = 8
+terminator = "#"
+then = "thanks"
+no_input = "thanks"
+
+[[steps]]
+step = "forward"
+prompt = "hello"
+failed = "thanks"
+closed = "thanks"
+
+[[steps]]
+step = "sms"
+template = "confirmation"
+
+[[blocks.thanks]]
+step = "play"
+prompt = "hello"
+"##
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+
+    let bad = errors(&format!(
+        r#"{HEAD}
+[[steps]]
+step = "gather"
+prompt = "menu"
+key = "a b"
+min_digits = 5
+max_digits = 4
+terminator = "0"
+first_digit_timeout_ms = 10
+
+[[steps]]
+step = "forward"
+failed = "nowhere"
+
+[[steps]]
+step = "sms"
+template = " "
+"#
+    ));
+    assert_eq!(bad.len(), 6, "{bad:#?}");
+    assert!(bad[0].contains("output key \"a b\""), "{}", bad[0]);
+    assert!(
+        bad[1].contains("min_digits = 5 is out of range; expected 1 to 4"),
+        "{}",
+        bad[1]
+    );
+    assert!(bad[2].contains("terminator \"0\""), "{}", bad[2]);
+    assert!(bad[3].contains("first_digit_timeout_ms = 10"), "{}", bad[3]);
+    assert!(bad[4].contains("no block named \"nowhere\""), "{}", bad[4]);
+    assert!(bad[5].contains("template must not be empty"), "{}", bad[5]);
 }
 
 mod never_panics {

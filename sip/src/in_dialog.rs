@@ -1,6 +1,7 @@
 //! What to answer to requests inside an established dialog, as pure functions:
 //! re-INVITE and UPDATE (hold, unhold, new media address) get an SDP answer or
-//! 488, INFO carries DTMF (application/dtmf-relay or application/dtmf).
+//! 488, INFO carries DTMF (application/dtmf-relay or application/dtmf), a
+//! NOTIFY of our REFER the transfer's progress (message/sipfrag).
 //! The core (`crate::core`) sends the answers and keeps the transactions.
 
 use rsipstack::sip::Method;
@@ -12,6 +13,8 @@ use crate::sdp::{self, LocalMedia, NegotiatedMedia};
 pub enum Update {
     Media(NegotiatedMedia),
     Dtmf(char),
+    /// The status code a NOTIFY of our REFER reports (RFC 3515 §2.4.5).
+    TransferStatus(u16),
     None,
 }
 
@@ -62,6 +65,21 @@ pub fn dtmf_from_body(content_type: Option<&str>, body: &[u8]) -> Option<char> {
     };
     let digit = raw.chars().next()?.to_ascii_uppercase();
     matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D').then_some(digit)
+}
+
+/// The status code of a `message/sipfrag` body (`SIP/2.0 200 OK`), as
+/// NOTIFYs of a REFER carry it.
+pub fn sipfrag_status(content_type: Option<&str>, body: &[u8]) -> Option<u16> {
+    if !content_type?.trim().starts_with("message/sipfrag") {
+        return None;
+    }
+    let line = std::str::from_utf8(body).ok()?.lines().next()?;
+    let mut words = line.split_whitespace();
+    if words.next()? != "SIP/2.0" {
+        return None;
+    }
+    let code: u16 = words.next()?.parse().ok()?;
+    (100..700).contains(&code).then_some(code)
 }
 
 #[cfg(test)]
@@ -118,5 +136,18 @@ mod tests {
         assert!(body.is_some_and(|b| b.starts_with(b"v=0")));
         let (code, body, _) = session_update(Method::Update, b"", &local(), 1, 2);
         assert_eq!((code, body), (200, None));
+    }
+
+    #[test]
+    fn sipfrag_status_lines() {
+        let frag = Some("message/sipfrag;version=2.0");
+        assert_eq!(sipfrag_status(frag, b"SIP/2.0 200 OK\r\n"), Some(200));
+        assert_eq!(sipfrag_status(frag, b"SIP/2.0 100 Trying"), Some(100));
+        assert_eq!(sipfrag_status(frag, b"SIP/2.0 486 Busy Here"), Some(486));
+        assert_eq!(sipfrag_status(frag, b"HTTP/1.1 200 OK"), None);
+        assert_eq!(sipfrag_status(frag, b"SIP/2.0 99 x"), None);
+        assert_eq!(sipfrag_status(frag, &[0xff, 0xfe]), None);
+        assert_eq!(sipfrag_status(Some("text/plain"), b"SIP/2.0 200 OK"), None);
+        assert_eq!(sipfrag_status(None, b"SIP/2.0 200 OK"), None);
     }
 }

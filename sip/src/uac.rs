@@ -54,6 +54,12 @@ pub enum CallEvent {
     MediaUpdated(NegotiatedMedia),
     /// A DTMF digit sent with SIP INFO (application/dtmf-relay).
     InfoDtmf(char),
+    /// How our REFER ([`OutboundCall::refer`]) goes: the final response to
+    /// it (`notify` false: 202 accepted, else refused; 408 when none came,
+    /// 481 when the call was not answered), or the status a NOTIFY reported
+    /// for the transfer (`notify` true: 1xx trying, 2xx the target answered,
+    /// 3xx-6xx it failed).
+    Refer { code: u16, notify: bool },
     /// The call is over; no more events follow.
     Ended(CallEnd),
 }
@@ -225,6 +231,23 @@ impl OutboundCall {
             _ => {}
         }
         Some(event)
+    }
+
+    /// Asks the answered peer to call `target` instead (REFER, RFC 3515;
+    /// `target` is the Refer-To URI, which may carry headers for the new
+    /// INVITE as `?Name=value`). Progress comes as [`CallEvent::Refer`]; the
+    /// call stays up until someone hangs up.
+    pub async fn refer(&self, target: &str) {
+        if !self.ended {
+            self.shared
+                .commands
+                .send(DriverCommand::Core(Command::Refer(
+                    self.handle,
+                    target.to_string(),
+                )))
+                .await
+                .ok();
+        }
     }
 
     /// Ends the call from our side: BYE when answered, CANCEL before that.

@@ -78,6 +78,15 @@ impl<S: Store> Engine<S> {
                 return;
             }
         };
+        let voice = match self.voice_plan(campaign) {
+            Ok(voice) => voice,
+            Err(e) => {
+                tracing::error!(campaign = %campaign.name, "callback: {e:#}");
+                call.reject(500).ok();
+                self.settle_callback(&callback, "failed").await;
+                return;
+            }
+        };
         let forwarding = if campaign.forwarding_paused { "N" } else { "Y" };
         callback
             .claim
@@ -95,6 +104,7 @@ impl<S: Store> Engine<S> {
             &callback.claim,
             script,
             &campaign.settings,
+            voice,
             self.rtp_bind(),
         )
         .instrument(span)

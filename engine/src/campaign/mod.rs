@@ -20,6 +20,7 @@ pub mod pacing;
 pub mod retry;
 pub mod schedule;
 pub mod target;
+pub mod voice;
 pub mod weekly_cap;
 
 pub mod pace;
@@ -45,6 +46,7 @@ use pace::Pace;
 use pacing::TrunkGate;
 use schedule::{Candidate, DialRules};
 use target::{Credentials, TrunkTarget};
+use voice::{VoicePlan, VoiceTuning};
 
 use crate::stats::{BucketUpdate, StatsFeed};
 use crate::store::{Campaign, CampaignState, ClaimResult, NextStep, Store, TrunkSettings};
@@ -124,6 +126,7 @@ pub struct Engine<S> {
     gates: std::sync::Mutex<HashMap<String, Arc<TrunkGate>>>,
     rtp_bind: IpAddr,
     amd: AmdTuning,
+    voice: VoiceTuning,
     pub counters: Arc<LiveCounters>,
     /// Bucket updates, sent after the store committed them.
     stats: StatsFeed,
@@ -140,6 +143,8 @@ pub struct EngineParts<S> {
     pub rtp_bind: IpAddr,
     /// Answering-machine detector tuning per script.
     pub amd: AmdTuning,
+    /// Voicemail and forwarding settings per script.
+    pub voice: VoiceTuning,
 }
 
 pub fn now_ms() -> i64 {
@@ -162,6 +167,7 @@ impl<S: Store> Engine<S> {
             gates: std::sync::Mutex::new(HashMap::new()),
             rtp_bind: parts.rtp_bind,
             amd: parts.amd,
+            voice: parts.voice,
             counters: Arc::new(LiveCounters::default()),
             stats: StatsFeed::default(),
         }))
@@ -177,6 +183,15 @@ impl<S: Store> Engine<S> {
 
     pub(crate) fn context(&self) -> &CallContext<S> {
         &self.ctx
+    }
+
+    /// The voicemail and forwarding settings of `campaign`'s calls.
+    pub(crate) fn voice_plan(&self, campaign: &Campaign) -> anyhow::Result<Arc<VoicePlan>> {
+        let settings = self.voice.for_script(&campaign.script_name);
+        let plan = VoicePlan::new(settings, &campaign.calendar).map_err(|e| {
+            anyhow::anyhow!("campaign {}: forwarding opening hours: {e}", campaign.name)
+        })?;
+        Ok(Arc::new(plan))
     }
 
     pub(crate) fn rtp_bind(&self) -> IpAddr {
@@ -229,6 +244,7 @@ impl<S: Store> Engine<S> {
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
         let amd_config = self.amd.for_script(&campaign.script_name);
+        let voice = self.voice_plan(&campaign)?;
         let script = Arc::new(
             Script::parse(
                 &campaign.script_source,
@@ -329,6 +345,7 @@ impl<S: Store> Engine<S> {
                 target: Arc::clone(&target),
                 settings: campaign.settings.clone(),
                 amd: amd_config,
+                voice: Arc::clone(&voice),
             };
             let engine = Arc::clone(self);
             let call_ended = Arc::clone(&call_ended);

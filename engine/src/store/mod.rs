@@ -227,6 +227,33 @@ pub struct AttemptOutcome {
     pub dtmf: String,
     pub outputs: Vec<(String, String)>,
     pub call_id: Option<String>,
+    /// The script's voicemail block was spoken to its end on a machine.
+    pub voicemail_left: bool,
+    /// The call centre answered a forward: the call was bridged to it.
+    pub forwarded: Option<ForwardStats>,
+}
+
+/// What a bridge to the call centre carried, for the outbox event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ForwardStats {
+    /// 20 ms frames of the callee's audio sent on to the call centre.
+    pub to_centre_frames: u64,
+    /// 20 ms frames of the call centre's audio sent on to the callee.
+    pub to_callee_frames: u64,
+    /// How long the bridge lasted, ms.
+    pub bridged_ms: i64,
+    /// The trunk connected the callee itself (REFER): no bridge of ours.
+    pub referred: bool,
+}
+
+/// A text message a script queued for a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmsRequest {
+    pub attempt: Id,
+    /// The number the call reached.
+    pub number: String,
+    pub template: String,
+    pub language: String,
 }
 
 /// What happens to the record after an attempt.
@@ -396,6 +423,14 @@ pub trait Store: StatsStore + Send + Sync + 'static {
         attempt: Id,
         at: EpochMs,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Queues a text message for the attempt's record (an `sms_outbox` row
+    /// and an `sms_queued` event in one transaction); returns its id.
+    fn queue_sms(
+        &self,
+        sms: &SmsRequest,
+        at: EpochMs,
+    ) -> impl Future<Output = StoreResult<Id>> + Send;
 
     /// Ends the attempt and moves its record on, with outbox events, in one
     /// transaction.

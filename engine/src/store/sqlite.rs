@@ -19,7 +19,7 @@ use sqlx::{Row as _, SqlitePool};
 use super::{
     AttemptOutcome, CallbackClaim, Campaign, CampaignSettings, CampaignState, CampaignStatus,
     Claim, ClaimResult, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, RecordFinal,
-    Store, StoreError, StoreResult, TrunkSettings,
+    SmsRequest, Store, StoreError, StoreResult, TrunkSettings,
 };
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
@@ -935,6 +935,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn queue_sms(&self, sms: &SmsRequest, at: EpochMs) -> StoreResult<Id> {
+        let mut tx = self.begin_write().await?;
+        let owner: Option<(Id, Id)> = sqlx::query_as(
+            "SELECT r.campaign_id, r.id FROM attempts a JOIN records r ON r.id = a.record_id \
+             WHERE a.id = ?",
+        )
+        .bind(sms.attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((campaign, record)) = owner else {
+            return Err(StoreError::NotFound {
+                kind: "attempt",
+                name: sms.attempt.to_string(),
+            });
+        };
+        let id: Id = sqlx::query_scalar(
+            "INSERT INTO sms_outbox (campaign_id, record_id, attempt_id, number, template, \
+             language, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+        )
+        .bind(campaign)
+        .bind(record)
+        .bind(sms.attempt)
+        .bind(&sms.number)
+        .bind(&sms.template)
+        .bind(&sms.language)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            campaign,
+            Some(record),
+            Some(sms.attempt),
+            "sms_queued",
+            &serde_json::json!({ "sms_id": id, "template": sms.template }),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
     async fn finish_attempt(
         &self,
         claim: &Claim,
@@ -942,11 +984,11 @@ impl Store for SqliteStore {
         next: NextStep,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        // No voicemail step yet, so no message is ever left.
         let done = next == NextStep::Final;
         let (status, at) = (&outcome.status, outcome.ended_at);
+        let left = outcome.voicemail_left;
         let Some(campaign) =
-            count_attempt_end(&mut tx, claim.attempt_id, status, false, done, at).await?
+            count_attempt_end(&mut tx, claim.attempt_id, status, left, done, at).await?
         else {
             // Ended already (a retried commit that had gone through): the
             // record may have moved on since, so nothing is applied twice.
@@ -955,6 +997,10 @@ impl Store for SqliteStore {
         };
         end_attempt(&mut tx, claim.attempt_id, outcome).await?;
         update_record_after(&mut tx, claim.record, &outcome.status, next).await?;
+        if outcome.forwarded.is_some() {
+            let at = outcome.answered_at.unwrap_or(outcome.ended_at);
+            count_event(&mut tx, campaign, at, StatsEvent::Forwarded).await?;
+        }
         insert_event(
             &mut tx,
             campaign,
@@ -966,6 +1012,8 @@ impl Store for SqliteStore {
                 "status": outcome.status,
                 "sip_code": outcome.sip_code,
                 "final": next == NextStep::Final,
+                "voicemail_left": outcome.voicemail_left,
+                "forwarded": outcome.forwarded,
             }),
             outcome.ended_at,
         )
@@ -1093,7 +1141,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ResultRow>> {
         let rows = sqlx::query(
             "SELECT r.id AS rid, r.record_id, r.client_reference, a.number, a.direction, a.status, \
-             a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json \
+             a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json, \
+             a.voicemail_left, a.forwarded \
              FROM attempts a JOIN records r ON r.id = a.record_id \
              WHERE r.campaign_id = ? AND a.state = 'ended' AND a.started_at >= ? AND a.started_at < ? \
              ORDER BY r.id, a.attempt_no",
@@ -1143,8 +1192,8 @@ impl Store for SqliteStore {
                 talk_s: row.try_get::<Option<i64>, _>("talk_ms")?.unwrap_or(0) as f64 / 1000.0,
                 success_point: row.try_get::<i64, _>("success_point")? != 0,
                 amd: row.try_get("amd")?,
-                voicemail_left: false,
-                forwarded: false,
+                voicemail_left: row.try_get::<i64, _>("voicemail_left")? != 0,
+                forwarded: row.try_get::<i64, _>("forwarded")? != 0,
                 dtmf: row.try_get("dtmf")?,
                 voicelog_id: None,
             });
@@ -1162,7 +1211,7 @@ async fn end_attempt(
     sqlx::query(
         "UPDATE attempts SET state = 'ended', status = ?, sip_code = ?, answered_at = ?, \
          ended_at = ?, ring_ms = ?, talk_ms = ?, amd = ?, dtmf = ?, outputs_json = ?, \
-         call_id = ? WHERE id = ?",
+         call_id = ?, voicemail_left = ?, forwarded = ? WHERE id = ?",
     )
     .bind(&outcome.status)
     .bind(outcome.sip_code.map(i64::from))
@@ -1174,6 +1223,8 @@ async fn end_attempt(
     .bind(&outcome.dtmf)
     .bind(json(&outcome.outputs)?)
     .bind(&outcome.call_id)
+    .bind(i64::from(outcome.voicemail_left))
+    .bind(i64::from(outcome.forwarded.is_some()))
     .bind(attempt)
     .execute(&mut *tx)
     .await?;

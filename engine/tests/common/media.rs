@@ -137,6 +137,76 @@ pub fn write_dtmf_pcap(path: &Path, digits: &str, payload_type: u8) {
     pcap.write(path);
 }
 
+/// Writes one key as RFC 4733 events on `payload_type` (200 ms, end packet
+/// three times), then, `gap_millis` after it, `millis` ms of the 440 Hz tone
+/// as PCMU, on one RTP stream: a callee who presses a key and then talks.
+pub fn write_key_then_talk_pcap(
+    path: &Path,
+    digit: char,
+    payload_type: u8,
+    gap_millis: u32,
+    millis: u32,
+) {
+    const TONE_PACKETS: u32 = 10;
+    let mut rtp = RtpWriter::new(0x5171_7a03);
+    let mut pcap = Pcap::new();
+    let event = event_code(digit);
+    let mut micros = 0u32;
+    for n in 1..=TONE_PACKETS {
+        let payload = event_payload(event, false, n * SAMPLES_PER_PACKET);
+        pcap.push(micros, &rtp.packet(payload_type, n == 1, 0, &payload));
+        micros += 20_000;
+    }
+    let payload = event_payload(event, true, TONE_PACKETS * SAMPLES_PER_PACKET);
+    for _ in 0..3 {
+        pcap.push(micros, &rtp.packet(payload_type, false, 0, &payload));
+        micros += 1_000;
+    }
+    micros += gap_millis * 1000;
+    let first_timestamp = micros / 125;
+    let samples = tone(packets_for(millis) * SAMPLES_PER_PACKET);
+    for (index, frame) in samples.chunks(SAMPLES_PER_PACKET as usize).enumerate() {
+        let index = u32::try_from(index).expect("a short clip");
+        let payload: Vec<u8> = frame.iter().map(|&s| ulaw(s)).collect();
+        let timestamp = first_timestamp + index * SAMPLES_PER_PACKET;
+        pcap.push(micros, &rtp.packet(0, index == 0, timestamp, &payload));
+        micros += 20_000;
+    }
+    pcap.write(path);
+}
+
+/// Writes `digits` in band: per digit 100 ms of its two Q.23 tones, then
+/// 100 ms of silence, as PCMU (payload type 0), the way a phone without
+/// RFC 4733 sends keys.
+pub fn write_inband_dtmf_pcap(path: &Path, digits: &str) {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    let mut samples: Vec<i16> = Vec::new();
+    for digit in digits.chars() {
+        let (row, column) = KEYS
+            .iter()
+            .enumerate()
+            .find_map(|(r, keys)| keys.find(digit).map(|c| (ROWS[r], COLUMNS[c])))
+            .unwrap_or_else(|| panic!("{digit:?} is not a DTMF digit"));
+        for n in 0..RATE / 10 {
+            let t = f64::from(n) / f64::from(RATE);
+            let s = (2.0 * PI * row * t).sin() * 6000.0 + (2.0 * PI * column * t).sin() * 6000.0;
+            samples.push(s as i16);
+        }
+        samples.extend(std::iter::repeat_n(0i16, (RATE / 10) as usize));
+    }
+    let mut rtp = RtpWriter::new(0x5171_7a04);
+    let mut pcap = Pcap::new();
+    for (index, frame) in samples.chunks(SAMPLES_PER_PACKET as usize).enumerate() {
+        let index = u32::try_from(index).expect("a short clip");
+        let payload: Vec<u8> = frame.iter().map(|&s| ulaw(s)).collect();
+        let packet = rtp.packet(0, index == 0, index * SAMPLES_PER_PACKET, &payload);
+        pcap.push(index * 20_000, &packet);
+    }
+    pcap.write(path);
+}
+
 /// The RFC 4733 event code of a DTMF digit.
 fn event_code(digit: char) -> u8 {
     match digit {

@@ -145,6 +145,9 @@ pub struct Call {
     pub cancel_rtx: Option<Retransmit>,
     pub bye_rtx: Option<Retransmit>,
     pub bye_branch: Option<String>,
+    /// Our REFER (RFC 3515), resent until a response.
+    pub refer_rtx: Option<Retransmit>,
+    pub refer_branch: Option<String>,
     /// UAS: our final response to the INVITE, resent until the ACK.
     pub response_rtx: Option<Retransmit>,
     /// UAS: the last response to the INVITE (resent on INVITE retransmissions).
@@ -204,6 +207,8 @@ impl Call {
             cancel_rtx: None,
             bye_rtx: None,
             bye_branch: None,
+            refer_rtx: None,
+            refer_branch: None,
             response_rtx: None,
             last_invite_response: None,
             reinvite_rtx: None,
@@ -238,6 +243,7 @@ impl Call {
             &self.invite_rtx,
             &self.cancel_rtx,
             &self.bye_rtx,
+            &self.refer_rtx,
             &self.response_rtx,
         ];
         let mut next = rtx
@@ -318,6 +324,17 @@ impl Call {
         local: &str,
         user_agent: &str,
     ) -> (String, Vec<u8>) {
+        self.in_dialog_request_with(method, local, user_agent, &[])
+    }
+
+    /// An in-dialog request with `extra` headers after User-Agent.
+    pub fn in_dialog_request_with(
+        &mut self,
+        method: Method,
+        local: &str,
+        user_agent: &str,
+        extra: &[(&str, &str)],
+    ) -> (String, Vec<u8>) {
         self.local_cseq += 1;
         let branch = new_branch();
         let builder = RequestBuilder::new(method, self.in_dialog_target())
@@ -327,11 +344,11 @@ impl Call {
             .party("To", &self.remote_party, self.remote_tag.as_deref())
             .header("Call-ID", &self.call_id)
             .cseq(self.local_cseq, &method);
-        let bytes = self
-            .route_headers(builder)
-            .header("User-Agent", user_agent)
-            .body(None, b"");
-        (branch, bytes)
+        let mut builder = self.route_headers(builder).header("User-Agent", user_agent);
+        for (name, value) in extra {
+            builder = builder.header(name, value);
+        }
+        (branch, builder.body(None, b""))
     }
 
     /// The INVITE (first or re-sent with credentials).

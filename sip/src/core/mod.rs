@@ -16,8 +16,11 @@
 //! What it covers: UAC INVITE with retransmission (Timer A/B), provisional
 //! responses and early media, 2xx ACK (any 2xx; resent on retransmitted 2xx),
 //! non-2xx ACK, digest auth on 401/407 (once per call), CANCEL after a
-//! provisional (deferred until one arrives), BYE either way, and answers to
-//! in-dialog re-INVITE/UPDATE/INFO/OPTIONS/NOTIFY/MESSAGE/REFER; UAS INVITE with
+//! provisional (deferred until one arrives), BYE either way, REFER on an
+//! answered outbound call (RFC 3515: resent until answered, its answer and
+//! the sipfrag status of the NOTIFYs reported), and answers to in-dialog
+//! re-INVITE/UPDATE/INFO/OPTIONS/NOTIFY/MESSAGE/REFER (an inbound REFER is
+//! declined 603); UAS INVITE with
 //! 100 Trying, 180, 183 with an SDP answer (early media; sent once, without
 //! 100rel), 2xx resent until ACK (Timer G/H), rejection (with Retry-After if
 //! asked), CANCEL → 487; out-of-dialog OPTIONS probes and answers. In-dialog
@@ -46,7 +49,7 @@ use rsipstack::sip::Method;
 use call::{Call, Cancel, Retransmit, Role, State};
 use msg::{new_branch, reason, response, token, Incoming, Kind};
 
-use crate::in_dialog::{dtmf_from_body, session_update, Update};
+use crate::in_dialog::{dtmf_from_body, session_update, sipfrag_status, Update};
 use crate::sdp::{self, LocalMedia};
 use crate::status::CallStatus;
 use crate::trunk::parse_retry_after;
@@ -102,6 +105,9 @@ pub enum Command {
     Reject(CallHandle, u16, Option<Duration>),
     /// The owner is gone: end the call whatever its state.
     Forget(CallHandle),
+    /// Ask the peer of an answered outbound call to call this URI instead
+    /// (REFER, RFC 3515; the value of Refer-To).
+    Refer(CallHandle, String),
     Options(u64, Peer),
 }
 
@@ -151,6 +157,7 @@ enum ClientTx {
     Invite(CallHandle),
     Cancel(CallHandle),
     Bye(CallHandle),
+    Refer(CallHandle),
     Probe(u64),
 }
 
@@ -281,6 +288,7 @@ impl SipCore {
             Command::Dial(handle, dial) => self.dial(handle, *dial, now),
             Command::Hangup(handle) => self.hangup(handle, EndCause::LocalCancel, now),
             Command::Forget(handle) => self.forget(handle, now),
+            Command::Refer(handle, target) => self.send_refer(handle, &target, now),
             Command::Ringing(handle) => self.uas_provisional(handle, 180, b""),
             Command::Progress(handle, sdp) => self.uas_provisional(handle, 183, &sdp),
             Command::Answer(handle, sdp, local) => self.uas_answer(handle, sdp, local, now),
@@ -416,6 +424,61 @@ impl SipCore {
         call.bye_branch = Some(branch.clone());
         let peer = call.peer;
         self.client.insert((branch, false), ClientTx::Bye(handle));
+        self.send(peer, bytes);
+        self.schedule(handle);
+    }
+
+    /// REFER (RFC 3515) on an answered outbound call, with Refer-To,
+    /// Referred-By and a Contact (a REFER sets up an implicit
+    /// subscription); the answer and the NOTIFYs come back as
+    /// [`CallEvent::Refer`]. In any other state, or with a REFER still
+    /// unanswered, nothing is sent and the owner hears 481 at once.
+    fn send_refer(&mut self, handle: CallHandle, target: &str, now: Instant) {
+        let contact = match self.calls.get(&handle) {
+            Some(call) => contact_for(&self.local, call.peer.transport),
+            None => return,
+        };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.role != Role::Uac || call.state != State::Confirmed || call.refer_rtx.is_some() {
+            self.events.push_back(Event::Outbound(
+                handle,
+                CallEvent::Refer {
+                    code: 481,
+                    notify: false,
+                },
+            ));
+            return;
+        }
+        let refer_to = format!("<{target}>");
+        // Our From without its dialog tag (RFC 3892: Referred-By names the referrer).
+        let referred_by = call
+            .local_party
+            .split(";tag=")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let (branch, bytes) = call.in_dialog_request_with(
+            Method::Refer,
+            &self.local,
+            &self.user_agent,
+            &[
+                ("Contact", &contact),
+                ("Refer-To", &refer_to),
+                ("Referred-By", &referred_by),
+            ],
+        );
+        call.refer_rtx = Some(Retransmit::new(
+            bytes.clone(),
+            call.peer,
+            now,
+            self.timers.t1,
+            Some(self.timers.t2),
+        ));
+        call.refer_branch = Some(branch.clone());
+        let peer = call.peer;
+        self.client.insert((branch, false), ClientTx::Refer(handle));
         self.send(peer, bytes);
         self.schedule(handle);
     }
@@ -561,6 +624,16 @@ impl SipCore {
                 resend.push((rtx.to, rtx.bytes.clone()));
             }
         }
+        let mut refer_timed_out = false;
+        if let Some(rtx) = call.refer_rtx.as_mut() {
+            if rtx.expired(now) {
+                // Timer F: no answer to our REFER.
+                call.refer_rtx = None;
+                refer_timed_out = true;
+            } else if rtx.due(now) {
+                resend.push((rtx.to, rtx.bytes.clone()));
+            }
+        }
         if let Some(rtx) = call.response_rtx.as_mut() {
             if rtx.expired(now) {
                 // Timer H: our final response was never ACKed.
@@ -590,6 +663,15 @@ impl SipCore {
         let role = call.role;
         for (to, bytes) in resend {
             self.send(to, bytes);
+        }
+        if refer_timed_out {
+            self.events.push_back(Event::Outbound(
+                handle,
+                CallEvent::Refer {
+                    code: 408,
+                    notify: false,
+                },
+            ));
         }
         if let Some(end) = failure {
             self.finish(handle, end, now);
@@ -652,6 +734,29 @@ impl SipCore {
                     self.calls.get_mut(&handle).and_then(|c| c.bye_rtx.as_mut())
                 {
                     // Provisional: stop resending, keep waiting (Timer F still runs).
+                    rtx.next = None;
+                }
+            }
+            ClientTx::Refer(handle) => {
+                if code >= 200 {
+                    self.client.remove(&(resp.branch.clone(), false));
+                    if let Some(call) = self.calls.get_mut(&handle) {
+                        call.refer_rtx = None;
+                        call.refer_branch = None;
+                    }
+                    self.events.push_back(Event::Outbound(
+                        handle,
+                        CallEvent::Refer {
+                            code,
+                            notify: false,
+                        },
+                    ));
+                    self.settle(handle);
+                } else if let Some(rtx) = self
+                    .calls
+                    .get_mut(&handle)
+                    .and_then(|c| c.refer_rtx.as_mut())
+                {
                     rtx.next = None;
                 }
             }
@@ -1200,7 +1305,13 @@ impl SipCore {
                 dtmf_from_body(req.content_type.as_deref(), &req.body)
                     .map_or(Update::None, Update::Dtmf),
             ),
-            Method::Options | Method::Notify | Method::Message => (200, None, Update::None),
+            Method::Notify => (
+                200,
+                None,
+                sipfrag_status(req.content_type.as_deref(), &req.body)
+                    .map_or(Update::None, Update::TransferStatus),
+            ),
+            Method::Options | Method::Message => (200, None, Update::None),
             Method::Refer => (603, None, Update::None),
             _ => (405, None, Update::None),
         };
@@ -1252,7 +1363,11 @@ impl SipCore {
                 CallEvent::InfoDtmf(d),
                 InboundEvent::InfoDtmf(d),
             ),
-            Update::None => {}
+            // Only our REFERs are followed; inbound calls never send one.
+            Update::TransferStatus(code) if role == Role::Uac => self.events.push_back(
+                Event::Outbound(handle, CallEvent::Refer { code, notify: true }),
+            ),
+            Update::TransferStatus(_) | Update::None => {}
         }
     }
 
@@ -1354,6 +1469,7 @@ impl SipCore {
         let in_flight = call.invite_rtx.is_some()
             || call.cancel_rtx.is_some()
             || call.bye_rtx.is_some()
+            || call.refer_rtx.is_some()
             || call.response_rtx.is_some()
             || call.reinvite_rtx.is_some();
         let (State::Ended, false, Some(until)) = (call.state, in_flight, call.linger_until) else {
@@ -1410,6 +1526,9 @@ impl SipCore {
         invite.1 = true;
         self.client.remove(&invite);
         if let Some(branch) = call.bye_branch.take() {
+            self.client.remove(&(branch, false));
+        }
+        if let Some(branch) = call.refer_branch.take() {
             self.client.remove(&(branch, false));
         }
         if call.role == Role::Uas {

@@ -658,3 +658,98 @@ fn a_rejection_carries_retry_after_in_whole_seconds() {
         );
     }
 }
+
+/// An answered outbound call `handle`: returns its INVITE.
+fn answered(c: &mut SipCore, handle: CallHandle, now: Instant) -> Incoming {
+    dial(c, handle, now, None);
+    let invite = sent(c).remove(0);
+    let ok = reply(
+        &invite,
+        200,
+        &[("Contact", "<sip:far@127.0.0.1:5080>")],
+        ANSWER_SDP,
+    );
+    c.handle_message(ok, trunk(), now);
+    sent(c);
+    events(c);
+    invite
+}
+
+/// A NOTIFY from the trunk in the dialog of `invite`, reporting `frag`.
+fn notify(invite: &Incoming, branch: &str, cseq: u32, frag: &str) -> Incoming {
+    let bytes = msg::RequestBuilder::new(Method::Notify, &format!("sip:dialcast@{LOCAL}"))
+        .header("Via", &format!("SIP/2.0/UDP {TRUNK};branch={branch}"))
+        .header("From", &format!("<sip:+3120@{TRUNK}>;tag=far"))
+        .header(
+            "To",
+            &format!("<sip:+3170@{LOCAL}>;tag={}", invite.from_tag),
+        )
+        .header("Call-ID", &invite.call_id)
+        .header("CSeq", &format!("{cseq} NOTIFY"))
+        .header("Event", "refer")
+        .header("Subscription-State", "active")
+        .header("Max-Forwards", "70")
+        .body(Some("message/sipfrag;version=2.0"), frag.as_bytes());
+    read(&bytes)
+}
+
+fn refer_events(c: &mut SipCore) -> Vec<(u16, bool)> {
+    events(c)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Outbound(_, CallEvent::Refer { code, notify }) => Some((code, notify)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn refer_is_sent_in_the_dialog_and_its_answer_and_notifies_reported() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let invite = answered(&mut c, 3, t0);
+    c.handle_command(
+        Command::Refer(3, "sip:queue@cc.example?X-Ref=R1".into()),
+        t0,
+    );
+    let refer = sent(&mut c).remove(0);
+    assert_eq!(method(&refer), Some(Method::Refer));
+    assert_eq!(refer.cseq, 2);
+    assert_eq!(refer.to_tag.as_deref(), Some("far"));
+    assert!(refer.body.is_empty(), "a REFER has no body");
+    // Resent on Timer E until an answer comes.
+    c.handle_timeout(t0 + Duration::from_millis(600));
+    assert_eq!(method(&sent(&mut c)[0]), Some(Method::Refer));
+    c.handle_message(reply(&refer, 202, &[], ""), trunk(), t0);
+    assert_eq!(refer_events(&mut c), [(202, false)]);
+    c.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(sent(&mut c).is_empty(), "no resend after the answer");
+    // NOTIFYs: 100 then 200; each gets our 200.
+    c.handle_message(
+        notify(&invite, "n1", 1, "SIP/2.0 100 Trying\r\n"),
+        trunk(),
+        t0,
+    );
+    c.handle_message(notify(&invite, "n2", 2, "SIP/2.0 200 OK\r\n"), trunk(), t0);
+    let answers = sent(&mut c);
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().all(|a| code(a) == Some(200)));
+    assert_eq!(refer_events(&mut c), [(100, true), (200, true)]);
+}
+
+#[test]
+fn refer_without_an_answer_or_on_an_unanswered_call_fails() {
+    let t0 = Instant::now();
+    let mut c = core();
+    dial(&mut c, 4, t0, None);
+    sent(&mut c);
+    c.handle_command(Command::Refer(4, "sip:q@cc".into()), t0);
+    assert_eq!(refer_events(&mut c), [(481, false)]);
+
+    let mut c = core();
+    answered(&mut c, 5, t0);
+    c.handle_command(Command::Refer(5, "sip:q@cc".into()), t0);
+    sent(&mut c);
+    c.handle_timeout(t0 + Duration::from_secs(33));
+    assert_eq!(refer_events(&mut c), [(408, false)]);
+}

@@ -5,8 +5,17 @@
 //!
 //! ```text
 //! INVITE ──► ringing / early media ──► answered ──► [AMD] ──► script ──► BYE
-//!    │                                                  └─ machine ──► BYE (voicemail)
-//!    └──────────── final response / ring timeout ───────────────┘   (either side)
+//!    │                                    │ human / unknown ──┘  │  (either side)
+//!    │                                    │ machine ──► wait for the beep's end (or
+//!    │                                    │   voicemail_wait_ms) ──► voicemail block
+//!    │                                    │   (none in the script: BYE)
+//!    │                                    └ silence / fax ──► BYE
+//!    └──────────── final response / ring timeout ─────────────────────────┘
+//!
+//! script Forward ──► gate (paused / opening hours / no target) ──► Closed / Failed
+//!          └─► second INVITE to the call centre ──► answered: bridge RTP both
+//!              ways (media::bridge) until either side hangs up (status forwarded)
+//!                                               └─► no answer / error: Failed
 //! ```
 
 use std::sync::Arc;
@@ -14,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use dialcast_media::{AmdConfig, AmdVerdict, MediaEngine, MediaEvent, MediaSession};
-use dialcast_scripts::{Action, Event, Run, Script};
+use dialcast_scripts::{Action, Event, Run, Script, VOICEMAIL_BLOCK};
 use dialcast_sip::sdp::{LocalMedia, NegotiatedMedia};
 use dialcast_sip::{
     CallEnd, CallEvent, CallRequest, CallStatus, InboundCall, InboundEvent, OutboundCall,
@@ -24,8 +33,13 @@ use tokio::time::Instant as TokioInstant;
 
 use super::clips::ClipLibrary;
 use super::target::TrunkTarget;
+use super::voice::VoicePlan;
 use crate::single_call::remote_media;
-use crate::store::{AttemptOutcome, CampaignSettings, Claim, Store};
+use crate::store::{AttemptOutcome, CampaignSettings, Claim, ForwardStats, SmsRequest, Store};
+
+mod forward;
+
+use forward::{forward_event, ForwardLeg, Referral};
 
 /// Extra time after the detector's own window before we give up waiting for
 /// its verdict (e.g. no RTP at all) and start the script.
@@ -47,6 +61,8 @@ pub struct CallPlan {
     pub settings: CampaignSettings,
     /// The answering-machine detector's tuning for this script.
     pub amd: AmdConfig,
+    /// Voicemail and forwarding settings for this script.
+    pub voice: Arc<VoicePlan>,
 }
 
 /// Places the call, runs the script and reports the outcome. Never fails: a
@@ -81,13 +97,16 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
         }
     };
     let run = Run::start(Arc::clone(&plan.script), &plan.claim.fields);
-    let leg = Leg::new(SipSide::Out(call), session, run, &ctx.clips);
+    let voicemail = plan.script.has_block(VOICEMAIL_BLOCK);
+    let leg = Leg::new(SipSide::Out(call), session, run, &ctx.clips, voicemail);
     leg.drive(
         ctx,
         LegPlan {
             claim: &plan.claim,
             settings: &plan.settings,
             amd: plan.amd,
+            voice: &plan.voice,
+            rtp_ip: plan.target.rtp_ip,
         },
     )
     .await
@@ -101,6 +120,7 @@ pub async fn run_callback<S: Store>(
     claim: &Claim,
     script: Arc<Script>,
     settings: &CampaignSettings,
+    voice: Arc<VoicePlan>,
     rtp_bind: std::net::IpAddr,
 ) -> AttemptOutcome {
     let offer_addr = dialcast_sip::sdp::parse_answer(call.offer())
@@ -145,7 +165,7 @@ pub async fn run_callback<S: Store>(
         answered: Some(media),
     };
     let run = Run::start_inbound(script, &claim.fields);
-    let leg = Leg::new(side, session, run, &ctx.clips);
+    let leg = Leg::new(side, session, run, &ctx.clips, false);
     leg.drive(
         ctx,
         LegPlan {
@@ -153,6 +173,8 @@ pub async fn run_callback<S: Store>(
             settings: &settings,
             // No detection on a callback (settings.amd is off).
             amd: AmdConfig::default(),
+            voice: &voice,
+            rtp_ip,
         },
     )
     .await
@@ -164,6 +186,9 @@ struct LegPlan<'a> {
     claim: &'a Claim,
     settings: &'a CampaignSettings,
     amd: AmdConfig,
+    voice: &'a VoicePlan,
+    /// Our RTP address, for the call centre's leg.
+    rtp_ip: std::net::IpAddr,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -216,6 +241,18 @@ impl SipSide {
         }
     }
 
+    /// Sends REFER on a call we placed; false for an inbound call (the
+    /// caller's trunk is not ours to ask).
+    async fn refer(&self, target: &str) -> bool {
+        match self {
+            SipSide::Out(call) => {
+                call.refer(target).await;
+                true
+            }
+            SipSide::In { .. } => false,
+        }
+    }
+
     fn call_id(&self) -> String {
         match self {
             SipSide::Out(call) => call.call_id().to_string(),
@@ -252,10 +289,35 @@ struct Leg {
     amd: Option<AmdVerdict>,
     /// While waiting for the verdict: when to stop waiting.
     amd_deadline: Option<TokioInstant>,
+    /// The script has a voicemail block to speak to machines.
+    has_voicemail: bool,
+    /// A beep has ended since detection started.
+    beep_heard: bool,
+    /// After a machine verdict: when to speak the voicemail block if no
+    /// beep has ended by then.
+    voicemail_deadline: Option<TokioInstant>,
+    /// The voicemail block is being spoken.
+    voicemail_started: bool,
+    /// ... and was spoken to its end.
+    voicemail_left: bool,
+    /// In-band DTMF detection is on (while the script waits for keys).
+    inband: bool,
+    /// The call centre's leg, while a forward rings or is bridged.
+    forward: Option<ForwardLeg>,
+    /// What the bridge carried, once it has ended.
+    forward_stats: Option<ForwardStats>,
+    /// A REFER to the call centre in progress.
+    referral: Option<Referral>,
 }
 
 impl Leg {
-    fn new(call: SipSide, session: MediaSession, run: Run, clips: &Arc<ClipLibrary>) -> Leg {
+    fn new(
+        call: SipSide,
+        session: MediaSession,
+        run: Run,
+        clips: &Arc<ClipLibrary>,
+        has_voicemail: bool,
+    ) -> Leg {
         Leg {
             call,
             session,
@@ -270,6 +332,15 @@ impl Leg {
             hung_up: false,
             amd: None,
             amd_deadline: None,
+            has_voicemail,
+            beep_heard: false,
+            voicemail_deadline: None,
+            voicemail_started: false,
+            voicemail_left: false,
+            inband: false,
+            forward: None,
+            forward_stats: None,
+            referral: None,
         }
     }
 
@@ -310,6 +381,9 @@ impl Leg {
                         }
                     }
                     Some(CallEvent::MediaUpdated(m)) => self.apply(&m),
+                    Some(CallEvent::Refer { code, notify }) => {
+                        self.on_refer_event(ctx, plan, code, notify).await;
+                    }
                     Some(CallEvent::InfoDtmf(digit)) => {
                         self.dtmf_info.push(digit);
                         self.feed(ctx, plan, Event::Dtmf(digit)).await;
@@ -343,10 +417,31 @@ impl Leg {
                             reason = decision.reason, measures = ?decision.measures,
                             "answering-machine detection");
                         match decision.verdict {
-                            // No voicemail step yet: a machine or a fax
-                            // line gets no message.
-                            AmdVerdict::Machine | AmdVerdict::Fax => self.hangup().await,
-                            _ => self.start_script(ctx, plan).await,
+                            AmdVerdict::Machine if self.has_voicemail => {
+                                if self.beep_heard {
+                                    self.leave_voicemail(ctx, plan).await;
+                                } else {
+                                    self.voicemail_deadline = Some(TokioInstant::now()
+                                        + Duration::from_millis(u64::from(
+                                            plan.voice.settings.voicemail_wait_ms)));
+                                }
+                            }
+                            // No message for machines without a voicemail
+                            // block; none for dead air or a fax line.
+                            AmdVerdict::Machine | AmdVerdict::Fax | AmdVerdict::Silence => {
+                                self.session.stop_detect();
+                                self.hangup().await;
+                            }
+                            AmdVerdict::Human | AmdVerdict::Unknown => {
+                                self.start_script(ctx, plan).await
+                            }
+                        }
+                    }
+                    Some(MediaEvent::Beep { start_ms, end_ms }) => {
+                        self.beep_heard = true;
+                        tracing::debug!(record = %plan.claim.record_id, start_ms, end_ms, "voicemail beep");
+                        if self.voicemail_deadline.take().is_some() {
+                            self.leave_voicemail(ctx, plan).await;
                         }
                     }
                     Some(MediaEvent::InactivityTimeout) => {
@@ -360,6 +455,17 @@ impl Leg {
                     if let Some((id, _)) = self.timer.take() {
                         self.feed(ctx, plan, Event::TimerFired { id }).await;
                     }
+                }
+                event = forward_event(&mut self.forward) => {
+                    self.on_forward_event(ctx, plan, event).await;
+                }
+                _ = sleep_until_opt(self.referral.as_ref().map(Referral::deadline)) => {
+                    self.refer_timed_out(ctx, plan).await;
+                }
+                _ = sleep_until_opt(self.voicemail_deadline) => {
+                    // No beep came: the machine is recording after silence.
+                    self.voicemail_deadline = None;
+                    self.leave_voicemail(ctx, plan).await;
                 }
                 _ = sleep_until_opt(self.amd_deadline) => {
                     self.amd_deadline = None;
@@ -378,16 +484,22 @@ impl Leg {
             // Drain what the script still says; nothing more can be played.
             while self.run.poll_action().is_some() {}
         }
+        self.end_forward().await;
         let ended_at = Utc::now().timestamp_millis();
         let talk_ms = answered_at.map_or(0, |t| t.elapsed().as_millis() as i64);
         let ring_ms = self.call.ring_time().as_millis() as i64;
         let call_id = self.call.call_id();
         let outputs = std::mem::take(&mut self.outputs);
         let stats = self.session.close().await;
+        let forwarded = self.forward_stats.map(|f| ForwardStats {
+            to_callee_frames: stats.bridged_frames,
+            ..f
+        });
         let mut dtmf = stats.dtmf;
         dtmf.push_str(&self.dtmf_info);
         let status = match answered_at {
             None => end.status.as_str().to_string(),
+            Some(_) if forwarded.is_some() => "forwarded".to_string(),
             Some(_) if self.amd == Some(AmdVerdict::Machine) => "voicemail".to_string(),
             Some(_) if self.success => "success".to_string(),
             Some(_) => "answered_no_success".to_string(),
@@ -403,7 +515,17 @@ impl Leg {
             dtmf,
             outputs,
             call_id: Some(call_id),
+            voicemail_left: self.voicemail_left,
+            forwarded,
         }
+    }
+
+    /// A machine's greeting is over (its beep ended, or no beep came in
+    /// time): the script's voicemail block is spoken.
+    async fn leave_voicemail<S: Store>(&mut self, ctx: &CallContext<S>, plan: LegPlan<'_>) {
+        self.session.stop_detect();
+        self.voicemail_started = true;
+        self.feed(ctx, plan, Event::MachineAnswered).await;
     }
 
     /// The callee is a person (or we could not tell): the script begins.
@@ -483,10 +605,34 @@ impl Leg {
                 Action::Warning(text) => {
                     tracing::warn!(record = %plan.claim.record_id, "script: {text}")
                 }
-                Action::Hangup | Action::Finished => self.hangup().await,
+                Action::Hangup => {
+                    // The voicemail block ran to its end: the message is left.
+                    self.voicemail_left |= self.voicemail_started;
+                    self.hangup().await
+                }
+                Action::Finished => self.hangup().await,
+                Action::Forward => self.start_forward(ctx, plan).await,
+                Action::QueueSms { template } => {
+                    let sms = SmsRequest {
+                        attempt: plan.claim.attempt_id,
+                        number: plan.claim.number.clone(),
+                        template,
+                        language: self.run.language().to_string(),
+                    };
+                    let now = Utc::now().timestamp_millis();
+                    if let Err(e) = ctx.store.queue_sms(&sms, now).await {
+                        tracing::error!(record = %plan.claim.record_id, "cannot queue the SMS: {e}");
+                    }
+                }
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
+        }
+        // Listen for keys in the audio only while the script waits for them.
+        let wants_keys = self.run.wants_keys();
+        if wants_keys != self.inband {
+            self.inband = wants_keys;
+            self.session.detect_inband_dtmf(wants_keys);
         }
     }
 }
