@@ -19,6 +19,7 @@ use crate::campaign::AmdTuning;
 use crate::store::{
     CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
 };
+use crate::voicelog::{Policy, VoicelogSettings, DEFAULT_RETENTION_DAYS};
 use dialcast_media::AmdConfig;
 
 mod clock;
@@ -48,6 +49,9 @@ pub struct Config {
     pub campaign: CampaignDefaults,
     #[serde(default)]
     pub callbacks: CallbacksConfig,
+    /// Call recordings (`[voicelogs]`).
+    #[serde(default)]
+    pub voicelogs: VoicelogsConfig,
     /// Answering-machine detector tuning for every campaign (`[amd]`; any
     /// field of [`AmdConfig`], the rest default).
     #[serde(default)]
@@ -211,6 +215,40 @@ pub struct ScriptOverrides {
     /// The script's detector tuning: `[script_settings.<name>.amd]` keys
     /// over `[amd]` (merged when the file is read, see [`Config::parse`]).
     pub amd: Option<AmdConfig>,
+    /// The script's voicelog policy, over `[voicelogs] policy`.
+    pub voicelog: Option<Policy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicelogsConfig {
+    /// Where recordings are written (default: `voicelogs` beside the
+    /// database file).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Which calls are recorded for scripts without their own
+    /// `[script_settings.<name>] voicelog`: `none`, `all`, `from_success`
+    /// (from the point of success on) or `forwarded` (from the start of a
+    /// forward on).
+    #[serde(default)]
+    pub policy: Policy,
+    /// Recordings older than this many days are deleted.
+    #[serde(default = "default_voicelog_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_voicelog_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
+impl Default for VoicelogsConfig {
+    fn default() -> Self {
+        VoicelogsConfig {
+            dir: None,
+            policy: Policy::None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -563,6 +601,31 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    /// Where voicelogs are written.
+    pub fn voicelog_dir(&self) -> PathBuf {
+        self.voicelogs.dir.clone().unwrap_or_else(|| {
+            self.storage
+                .database
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("voicelogs")
+        })
+    }
+
+    /// The voicelog policy of every script, the directory and retention.
+    pub fn voicelog_settings(&self) -> VoicelogSettings {
+        VoicelogSettings {
+            dir: self.voicelog_dir(),
+            default_policy: self.voicelogs.policy,
+            scripts: self
+                .script_settings
+                .iter()
+                .filter_map(|(name, o)| o.voicelog.map(|p| (name.clone(), p)))
+                .collect(),
+            retention_days: self.voicelogs.retention_days,
+        }
     }
 
     /// Where import originals are archived.

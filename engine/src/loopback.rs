@@ -13,6 +13,7 @@ use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
 use crate::campaign::{Engine, EngineParts};
 use crate::service::audio_catalog;
 use crate::store::Store;
+use crate::voicelog::VoicelogSettings;
 
 /// Starts an engine on 127.0.0.1 with RTP ports `rtp_ports` (inclusive).
 /// Returns it with its SIP endpoint (shut it down when done).
@@ -28,6 +29,15 @@ pub async fn start_engine<S: Store>(
 pub async fn start_engine_with_inbound<S: Store>(
     store: Arc<S>,
     rtp_ports: (u16, u16),
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
+    start_engine_with_voicelogs(store, rtp_ports, VoicelogSettings::disabled()).await
+}
+
+/// As [`start_engine_with_inbound`], recording calls as `voicelogs` says.
+pub async fn start_engine_with_voicelogs<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+    voicelogs: VoicelogSettings,
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
     let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -50,6 +60,7 @@ pub async fn start_engine_with_inbound<S: Store>(
         credentials: Default::default(),
         rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         amd: Default::default(),
+        voicelogs,
     })?;
     Ok((engine, sip, inbound))
 }

@@ -26,6 +26,7 @@ use super::clips::ClipLibrary;
 use super::target::TrunkTarget;
 use crate::single_call::remote_media;
 use crate::store::{AttemptOutcome, CampaignSettings, Claim, Store};
+use crate::voicelog::{CallRecorder, Moment, VoicelogSettings};
 
 /// Extra time after the detector's own window before we give up waiting for
 /// its verdict (e.g. no RTP at all) and start the script.
@@ -37,6 +38,8 @@ pub struct CallContext<S> {
     pub sip: SipEndpoint,
     pub media: MediaEngine,
     pub clips: Arc<ClipLibrary>,
+    /// Which calls are recorded, and where.
+    pub voicelogs: Arc<VoicelogSettings>,
 }
 
 /// One attempt to run.
@@ -88,6 +91,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
             claim: &plan.claim,
             settings: &plan.settings,
             amd: plan.amd,
+            script: plan.script.name(),
         },
     )
     .await
@@ -144,6 +148,7 @@ pub async fn run_callback<S: Store>(
         call,
         answered: Some(media),
     };
+    let script_name = script.name().to_string();
     let run = Run::start_inbound(script, &claim.fields);
     let leg = Leg::new(side, session, run, &ctx.clips);
     leg.drive(
@@ -153,6 +158,7 @@ pub async fn run_callback<S: Store>(
             settings: &settings,
             // No detection on a callback (settings.amd is off).
             amd: AmdConfig::default(),
+            script: &script_name,
         },
     )
     .await
@@ -164,6 +170,8 @@ struct LegPlan<'a> {
     claim: &'a Claim,
     settings: &'a CampaignSettings,
     amd: AmdConfig,
+    /// The script's name (its voicelog policy).
+    script: &'a str,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -252,6 +260,8 @@ struct Leg {
     amd: Option<AmdVerdict>,
     /// While waiting for the verdict: when to stop waiting.
     amd_deadline: Option<TokioInstant>,
+    /// The call's voicelog (set when the leg starts driving).
+    voicelog: Option<CallRecorder>,
 }
 
 impl Leg {
@@ -270,6 +280,7 @@ impl Leg {
             hung_up: false,
             amd: None,
             amd_deadline: None,
+            voicelog: None,
         }
     }
 
@@ -277,13 +288,15 @@ impl Leg {
         let mut answered_wall: Option<i64> = None;
         let mut answered_at: Option<Instant> = None;
         let mut max_call_at: Option<TokioInstant> = None;
+        self.voicelog = Some(CallRecorder::new(&ctx.voicelogs, plan.script, plan.claim));
         let end = loop {
             tokio::select! {
                 event = self.call.next_event() => match event {
                     Some(CallEvent::Progress { .. }) => {}
                     Some(CallEvent::EarlyMedia(m)) => self.apply(&m),
                     Some(CallEvent::Answered(m)) => {
-                        answered_at = Some(Instant::now());
+                        let answer = Instant::now();
+                        answered_at = Some(answer);
                         answered_wall = Some(Utc::now().timestamp_millis());
                         max_call_at = Some(TokioInstant::now()
                             + Duration::from_millis(plan.settings.max_call_ms.max(1) as u64));
@@ -291,6 +304,7 @@ impl Leg {
                             Some(m) => {
                                 self.apply(&m);
                                 self.session.start_sending();
+                                self.voicelog_moment(ctx, Moment::Answered, answer).await;
                                 if plan.settings.amd {
                                     // Listen first: the script starts for a person.
                                     let config = plan.amd;
@@ -373,17 +387,25 @@ impl Leg {
                 }
             }
         };
+        let ended = Instant::now();
+        let voicelog = self.voicelog.take();
+        if let Some(v) = &voicelog {
+            v.call_ended(&self.session, ended);
+        }
         if answered_at.is_some() && !self.run.is_finished() {
             self.run.handle(Event::RemoteHangup);
             // Drain what the script still says; nothing more can be played.
             while self.run.poll_action().is_some() {}
         }
         let ended_at = Utc::now().timestamp_millis();
-        let talk_ms = answered_at.map_or(0, |t| t.elapsed().as_millis() as i64);
+        let talk_ms = answered_at.map_or(0, |t| ended.duration_since(t).as_millis() as i64);
         let ring_ms = self.call.ring_time().as_millis() as i64;
         let call_id = self.call.call_id();
         let outputs = std::mem::take(&mut self.outputs);
         let stats = self.session.close().await;
+        if let Some(v) = voicelog {
+            v.settle(&*ctx.store, &stats, ended_at).await;
+        }
         let mut dtmf = stats.dtmf;
         dtmf.push_str(&self.dtmf_info);
         let status = match answered_at {
@@ -404,6 +426,27 @@ impl Leg {
             outputs,
             call_id: Some(call_id),
         }
+    }
+
+    /// Tells the voicelog that the call reached `moment` at `at`; it starts
+    /// recording when the script's policy says so.
+    async fn voicelog_moment<S: Store>(
+        &mut self,
+        ctx: &CallContext<S>,
+        moment: Moment,
+        at: Instant,
+    ) {
+        if let Some(v) = self.voicelog.as_mut() {
+            v.at_moment(&*ctx.store, &self.session, moment, at).await;
+        }
+    }
+
+    /// The hook for the forward step: a forward to the call centre starts
+    /// now (a `forwarded` policy records from here to the end of the call).
+    #[allow(dead_code)] // called by the forward step (issue 5), not yet on this branch
+    async fn forward_started<S: Store>(&mut self, ctx: &CallContext<S>) {
+        self.voicelog_moment(ctx, Moment::ForwardStarted, Instant::now())
+            .await;
     }
 
     /// The callee is a person (or we could not tell): the script begins.
@@ -466,6 +509,7 @@ impl Leg {
                     ));
                 }
                 Action::SuccessPoint => {
+                    let reached = Instant::now();
                     let now = Utc::now().timestamp_millis();
                     match ctx
                         .store
@@ -478,6 +522,8 @@ impl Leg {
                             "cannot store the point of success: {e}"
                         ),
                     }
+                    self.voicelog_moment(ctx, Moment::SuccessPoint, reached)
+                        .await;
                 }
                 Action::Output { key, value } => self.outputs.push((key, value)),
                 Action::Warning(text) => {

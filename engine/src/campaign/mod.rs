@@ -140,6 +140,8 @@ pub struct EngineParts<S> {
     pub rtp_bind: IpAddr,
     /// Answering-machine detector tuning per script.
     pub amd: AmdTuning,
+    /// Which calls are recorded, and where.
+    pub voicelogs: crate::voicelog::VoicelogSettings,
 }
 
 pub fn now_ms() -> i64 {
@@ -156,6 +158,7 @@ impl<S: Store> Engine<S> {
                 sip: parts.sip,
                 media: parts.media,
                 clips: Arc::new(clips),
+                voicelogs: Arc::new(parts.voicelogs),
             }),
             catalog: Arc::new(parts.catalog),
             credentials: parts.credentials,
