@@ -1086,7 +1086,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<ResultRow>> {
         let rows = sqlx::query(
             "SELECT r.id AS rid, r.record_id, r.client_reference, a.number, a.direction, a.status, \
-             a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json \
+             a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json, \
+             (SELECT MIN(v.id) FROM voicelogs v WHERE v.attempt_id = a.id) AS voicelog \
              FROM attempts a JOIN records r ON r.id = a.record_id \
              WHERE r.campaign_id = ? AND a.state = 'ended' AND a.started_at >= ? AND a.started_at < ? \
              ORDER BY r.id, a.attempt_no",
@@ -1139,7 +1140,9 @@ impl Store for SqliteStore {
                 voicemail_left: false,
                 forwarded: false,
                 dtmf: row.try_get("dtmf")?,
-                voicelog_id: None,
+                voicelog_id: row
+                    .try_get::<Option<i64>, _>("voicelog")?
+                    .map(|id| id.to_string()),
             });
         }
         Ok(out)
