@@ -733,6 +733,27 @@ mod tests {
     }
 
     #[test]
+    fn voicelog_policies_come_per_script_over_the_default() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        let v = config.voicelog_settings();
+        assert_eq!(v.default_policy, Policy::None);
+        assert_eq!(v.policy_for("appointment_reminder"), Policy::FromSuccess);
+        assert_eq!(v.policy_for("payment_reminder"), Policy::None);
+        assert_eq!(v.retention_days, 90);
+        let env = vec![("DIALCAST__VOICELOGS__POLICY".to_string(), "all".to_string())];
+        let config = Config::parse(&example(), "x.toml", env).expect("parses");
+        assert_eq!(config.voicelog_settings().policy_for("other"), Policy::All);
+        let text = example().replace("policy = \"none\"", "policy = \"everything\"");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(
+            err.contains("voicelogs") || err.contains("everything"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_unknown_key_is_named() {
         let text = example().replace("[sip]", "[sip]\nbindd = 1");
         let err = Config::parse(&text, "x.toml", Vec::new())
