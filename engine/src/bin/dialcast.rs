@@ -1262,6 +1262,12 @@ async fn run_voicelogs(args: VoicelogsArgs) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             let store = service::open_store_read_only(&config).await?;
             let dir = config.voicelog_dir();
+            // Found and readable before an output file is created.
+            let (_, source) = access::get(&*store, &dir, id)
+                .await?
+                .with_context(|| format!("no voicelog {id}"))?;
+            std::fs::File::open(&source)
+                .with_context(|| format!("cannot open {}", source.display()))?;
             let (info, bytes) = match &out {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(
