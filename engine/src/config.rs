@@ -19,6 +19,7 @@ use crate::campaign::AmdTuning;
 use crate::store::{
     CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
 };
+use crate::voicelog::{Policy, VoicelogSettings, DEFAULT_RETENTION_DAYS};
 use dialcast_media::AmdConfig;
 
 mod clock;
@@ -51,6 +52,9 @@ pub struct Config {
     pub campaign: CampaignDefaults,
     #[serde(default)]
     pub callbacks: CallbacksConfig,
+    /// Call recordings (`[voicelogs]`).
+    #[serde(default)]
+    pub voicelogs: VoicelogsConfig,
     /// Answering-machine detector tuning for every campaign (`[amd]`; any
     /// field of [`AmdConfig`], the rest default).
     #[serde(default)]
@@ -224,6 +228,40 @@ pub struct ScriptOverrides {
     pub voicemail_wait_ms: Option<u32>,
     /// `[script_settings.<name>.forwarding]` keys over `[forwarding]`.
     pub forwarding: Option<ForwardingConfig>,
+    /// The script's voicelog policy, over `[voicelogs] policy`.
+    pub voicelog: Option<Policy>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicelogsConfig {
+    /// Where recordings are written (default: `voicelogs` beside the
+    /// database file).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Which calls are recorded for scripts without their own
+    /// `[script_settings.<name>] voicelog`: `none`, `all`, `from_success`
+    /// (from the point of success on) or `forwarded` (from the start of a
+    /// forward on).
+    #[serde(default)]
+    pub policy: Policy,
+    /// Recordings older than this many days are deleted.
+    #[serde(default = "default_voicelog_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_voicelog_retention_days() -> u32 {
+    DEFAULT_RETENTION_DAYS
+}
+
+impl Default for VoicelogsConfig {
+    fn default() -> Self {
+        VoicelogsConfig {
+            dir: None,
+            policy: Policy::None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -580,6 +618,31 @@ impl Config {
         Ok(())
     }
 
+    /// Where voicelogs are written.
+    pub fn voicelog_dir(&self) -> PathBuf {
+        self.voicelogs.dir.clone().unwrap_or_else(|| {
+            self.storage
+                .database
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("voicelogs")
+        })
+    }
+
+    /// The voicelog policy of every script, the directory and retention.
+    pub fn voicelog_settings(&self) -> VoicelogSettings {
+        VoicelogSettings {
+            dir: self.voicelog_dir(),
+            default_policy: self.voicelogs.policy,
+            scripts: self
+                .script_settings
+                .iter()
+                .filter_map(|(name, o)| o.voicelog.map(|p| (name.clone(), p)))
+                .collect(),
+            retention_days: self.voicelogs.retention_days,
+        }
+    }
+
     /// Where import originals are archived.
     pub fn import_archive_dir(&self) -> PathBuf {
         self.imports.archive_dir.clone().unwrap_or_else(|| {
@@ -714,6 +777,27 @@ mod tests {
         let config = Config::parse(&example(), "x.toml", env).expect("parses");
         assert_eq!(config.sip.bind, SocketAddr::from(([127, 0, 0, 1], 5070)));
         assert_eq!(config.campaign.max_attempts, 7);
+    }
+
+    #[test]
+    fn voicelog_policies_come_per_script_over_the_default() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        let v = config.voicelog_settings();
+        assert_eq!(v.default_policy, Policy::None);
+        assert_eq!(v.policy_for("appointment_reminder"), Policy::FromSuccess);
+        assert_eq!(v.policy_for("payment_reminder"), Policy::None);
+        assert_eq!(v.retention_days, 90);
+        let env = vec![("DIALCAST__VOICELOGS__POLICY".to_string(), "all".to_string())];
+        let config = Config::parse(&example(), "x.toml", env).expect("parses");
+        assert_eq!(config.voicelog_settings().policy_for("other"), Policy::All);
+        let text = example().replace("policy = \"none\"", "policy = \"everything\"");
+        let err = Config::parse(&text, "x.toml", Vec::new())
+            .expect_err("rejected")
+            .to_string();
+        assert!(
+            err.contains("voicelogs") || err.contains("everything"),
+            "{err}"
+        );
     }
 
     #[test]

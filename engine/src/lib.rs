@@ -18,3 +18,4 @@ pub mod service;
 pub mod single_call;
 pub mod stats;
 pub mod store;
+pub mod voicelog;

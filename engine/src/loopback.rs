@@ -14,6 +14,7 @@ use crate::campaign::voice::VoiceTuning;
 use crate::campaign::{AmdTuning, Engine, EngineParts};
 use crate::service::audio_catalog;
 use crate::store::Store;
+use crate::voicelog::VoicelogSettings;
 
 /// Starts an engine on 127.0.0.1 with RTP ports `rtp_ports` (inclusive).
 /// Returns it with its SIP endpoint (shut it down when done).
@@ -39,6 +40,22 @@ pub async fn start_engine_with_inbound<S: Store>(
     .await
 }
 
+/// As [`start_engine_with_inbound`], recording calls as `voicelogs` says.
+pub async fn start_engine_with_voicelogs<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+    voicelogs: VoicelogSettings,
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
+    start_engine_full(
+        store,
+        rtp_ports,
+        AmdTuning::default(),
+        VoiceTuning::default(),
+        voicelogs,
+    )
+    .await
+}
+
 /// As [`start_engine_with_inbound`], with the detector's tuning and the
 /// voicemail and forwarding settings.
 pub async fn start_engine_tuned<S: Store>(
@@ -46,6 +63,17 @@ pub async fn start_engine_tuned<S: Store>(
     rtp_ports: (u16, u16),
     amd: AmdTuning,
     voice: VoiceTuning,
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
+    start_engine_full(store, rtp_ports, amd, voice, VoicelogSettings::disabled()).await
+}
+
+/// The engine with every setting given.
+async fn start_engine_full<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+    amd: AmdTuning,
+    voice: VoiceTuning,
+    voicelogs: VoicelogSettings,
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
     let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -69,6 +97,7 @@ pub async fn start_engine_tuned<S: Store>(
         rtp_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         amd,
         voice,
+        voicelogs,
     })?;
     Ok((engine, sip, inbound))
 }

@@ -1,6 +1,7 @@
 //! The long-lived service and its shell commands: `dialcast serve` runs every
 //! campaign that is `running` in the store (and, at start and hourly, cleans
-//! up imports: see [`crate::imports`]); `dialcast import` and
+//! up imports and voicelogs: see [`crate::imports`] and
+//! [`crate::voicelog::housekeeping`]); `dialcast import` and
 //! `dialcast campaign start|status` change the store it reads (the same SQLite
 //! file, from another process), so the shell drives a running service.
 
@@ -296,10 +297,23 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         rtp_bind: config.media.bind_ip,
         amd: config.amd_tuning(),
         voice: config.voice_tuning()?,
+        voicelogs: config.voicelog_settings(),
     })?;
     let recovered = engine.recover().await?;
     if recovered > 0 {
         tracing::warn!("{recovered} attempts were cut off by the last stop: marked interrupted");
+    }
+    let voicelog_dir = config.voicelog_dir();
+    let voicelog_retention_ms = config.voicelog_settings().retention_ms();
+    let settled =
+        crate::voicelog::housekeeping::repair_unsettled(&*store, &voicelog_dir, now_ms()).await?;
+    if settled != Default::default() {
+        tracing::warn!(
+            repaired = settled.repaired,
+            intact = settled.intact,
+            missing = settled.missing,
+            "voicelogs cut off by the last stop settled"
+        );
     }
     let interrupted = imports::recover_imports(&*store, now_ms()).await?;
     if interrupted > 0 {
@@ -366,6 +380,18 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
                 Ok(0) => {}
                 Ok(n) => tracing::info!("{n} import files past their retention deleted"),
                 Err(e) => tracing::error!("import files not purged: {e:#}"),
+            }
+            match crate::voicelog::housekeeping::purge_expired(
+                &*store,
+                &voicelog_dir,
+                voicelog_retention_ms,
+                now_ms(),
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("{n} voicelogs past their retention deleted"),
+                Err(e) => tracing::error!("voicelogs not purged: {e:#}"),
             }
         }
         running.retain(|_, task| !task.is_finished());

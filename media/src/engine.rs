@@ -21,6 +21,10 @@ use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, Slot, EVEN
 use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionConfig, SessionCore};
 use crate::MediaError;
 
+/// How long `close` waits before offering the recorder a full queue the
+/// final message again.
+const FINISH_RETRY: Duration = Duration::from_millis(5);
+
 /// Media settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
@@ -438,22 +442,55 @@ impl MediaSession {
     }
 
     /// Record both directions to a stereo WAV (left = ours, right = theirs,
-    /// 8 kHz 16-bit), flushed every second, finalized by `close` or drop.
+    /// 8 kHz 16-bit) from the next 20 ms tick on, header synced every
+    /// second, finalized by `close` or drop.
     pub fn record_to(&self, path: &Path) -> Result<(), MediaError> {
+        self.record(path, None)
+    }
+
+    /// Like [`record_to`](Self::record_to), but the recording starts at
+    /// `from` on the media clock (e.g. the moment of answer): the frames
+    /// between `from` and the command reaching the media thread are silence.
+    /// With [`stop_recording_at`](Self::stop_recording_at) the file is as
+    /// long as `from..until`, to the nearest 20 ms frame.
+    ///
+    /// The file is created here, on the caller's thread (a `create` and a
+    /// 44-byte write); every later write happens on the recorder thread.
+    pub fn record_from(&self, path: &Path, from: Instant) -> Result<(), MediaError> {
+        self.record(path, Some(from))
+    }
+
+    fn record(&self, path: &Path, from: Option<Instant>) -> Result<(), MediaError> {
         if self.recording.load(Ordering::Relaxed) {
             return Err(MediaError::AlreadyRecording);
         }
-        let writer = recorder::create_writer(path)?;
+        let file = recorder::create_file(path)?;
+        // Blocks only while the recorder's queue is full (the writer is
+        // behind by more than RECORDER_QUEUE blocks); never the media thread.
         self.engine
             .recorder
             .send(RecorderMsg::Open {
                 id: self.id,
-                writer: Box::new(writer),
+                file: Box::new(file),
             })
             .map_err(|_| MediaError::EngineStopped)?;
         self.recording.store(true, Ordering::Relaxed);
-        self.shard.send(Command::Record { id: self.id });
+        self.shard.send(Command::Record { id: self.id, from });
         Ok(())
+    }
+
+    /// End the recording at `until` on the media clock (e.g. the moment the
+    /// call ended): later frames are not recorded and `close` cuts or pads
+    /// the file to `from..until`.
+    pub fn stop_recording_at(&self, until: Instant) {
+        if self.recording.load(Ordering::Relaxed) {
+            self.shard.send(Command::StopRecord { id: self.id, until });
+        }
+    }
+
+    /// Whether a recording was started on this session.
+    pub fn is_recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
     }
 
     /// The next event; `None` once the session is closed or the engine stopped.
@@ -488,18 +525,31 @@ impl MediaSession {
         } else {
             self.stats()
         };
+        let mut stats = stats;
         if self.recording.load(Ordering::Relaxed) {
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            if self
-                .engine
-                .recorder
-                .send(RecorderMsg::Finish {
-                    id: self.id,
-                    done: done_tx,
-                })
-                .is_ok()
-            {
-                let _ = done_rx.await;
+            let mut msg = RecorderMsg::Finish {
+                id: self.id,
+                frames: (stats.record_frames > 0).then_some(stats.record_frames),
+                done: done_tx,
+            };
+            // The queue may be full of blocks: wait for room without
+            // holding the runtime's thread.
+            loop {
+                match self.engine.recorder.try_send(msg) {
+                    Ok(()) => {
+                        if let Ok(summary) = done_rx.await {
+                            stats.record_frames = summary.frames;
+                            stats.record_filled = summary.filled;
+                        }
+                        break;
+                    }
+                    Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                        msg = back;
+                        tokio::time::sleep(FINISH_RETRY).await;
+                    }
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => break,
+                }
             }
         }
         stats
@@ -518,10 +568,23 @@ impl Drop for MediaSession {
         });
         if self.recording.load(Ordering::Relaxed) {
             let (done, _) = tokio::sync::oneshot::channel();
-            let _ = self
-                .engine
-                .recorder
-                .send(RecorderMsg::Finish { id: self.id, done });
+            let msg = RecorderMsg::Finish {
+                id: self.id,
+                frames: None,
+                done,
+            };
+            if let Err(std::sync::mpsc::TrySendError::Full(msg)) =
+                self.engine.recorder.try_send(msg)
+            {
+                // Rare (the writer is behind): a helper thread waits for room
+                // so a drop never blocks the caller.
+                let recorder = self.engine.recorder.clone();
+                let _ = std::thread::Builder::new()
+                    .name("dialcast-recorder-finish".into())
+                    .spawn(move || {
+                        let _ = recorder.send(msg);
+                    });
+            }
         }
     }
 }

@@ -55,7 +55,7 @@ pub enum MediaError {
     Record {
         path: PathBuf,
         #[source]
-        source: hound::Error,
+        source: std::io::Error,
     },
     #[error("a recording is already running for this session")]
     AlreadyRecording,

@@ -12,6 +12,7 @@
 //! * [`session`] — the sans-IO per-call state machine ([`SessionCore`]).
 //! * `scheduler` — the shared thread that paces and receives RTP for every call.
 //! * [`MediaEngine`] / [`MediaSession`] — the handles the call controller uses.
+//! * [`wav`] — voicelog WAV files: writing with periodic header syncs, repair after a crash.
 //! * [`Prompt`] — audio decoded, resampled and encoded once at load time.
 
 pub mod amd;
@@ -28,6 +29,7 @@ mod recv_batch;
 pub mod rtp;
 mod scheduler;
 pub mod session;
+pub mod wav;
 
 pub use amd::{
     AmdConfig, AmdDecision, AmdDetector, AmdMeasures, AmdOutput, AmdVerdict, BeepConfig,
@@ -38,7 +40,7 @@ pub use codec::Codec;
 pub use engine::{MediaConfig, MediaEngine, MediaSession};
 pub use error::MediaError;
 pub use prompt::Prompt;
-pub use recorder::{FLUSH_INTERVAL, RECORDER_QUEUE};
+pub use recorder::{RecordingSummary, FLUSH_INTERVAL, RECORDER_QUEUE};
 pub use rtp::{parse_rtp, RtpError, RtpHeader, RtpHeaderView};
 pub use scheduler::{COMMAND_QUEUE, EVENT_QUEUE, HOUSEKEEPING};
 pub use session::{MediaEvent, MediaStats, RemoteMedia, SessionConfig, SessionCore};

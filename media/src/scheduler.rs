@@ -93,8 +93,15 @@ pub(crate) enum Command {
         id: u64,
         on_hold: bool,
     },
+    /// Record from `from` on the media clock (the next tick when `None`).
     Record {
         id: u64,
+        from: Option<Instant>,
+    },
+    /// Stop recording at `until` on the media clock.
+    StopRecord {
+        id: u64,
+        until: Instant,
     },
     /// Start (with a detector boxed by the caller) or stop detection.
     Detect {
@@ -256,7 +263,8 @@ impl Scheduler {
                     slot.core.stats_mut().rtp_send_errors += 1;
                 }
             }
-            if out.recorded && !send_block(&self.recorder, slot.id, &self.record) {
+            if out.recorded && !send_block(&self.recorder, slot.id, out.record_frame, &self.record)
+            {
                 slot.core.stats_mut().record_dropped += 1;
             }
             if let Some(next) = slot.core.next_deadline() {
@@ -300,7 +308,8 @@ impl Scheduler {
                     c.send_dtmf(&digits, duration);
                 }),
                 Command::SetHold { id, on_hold } => self.with(id, |c| c.set_hold(on_hold, now)),
-                Command::Record { id } => self.with(id, |c| c.set_recording(true)),
+                Command::Record { id, from } => self.with(id, |c| c.start_recording(from)),
+                Command::StopRecord { id, until } => self.with(id, |c| c.stop_recording(until)),
                 Command::Detect { id, detector } => self.with(id, |c| match detector {
                     Some(d) => c.start_detection(d),
                     None => c.stop_detection(),
@@ -351,7 +360,8 @@ impl Scheduler {
         let port = slot.port;
         drop(slot.socket);
         (self.free_port)(port);
-        let stats = slot.core.stats().clone();
+        let mut stats = slot.core.stats().clone();
+        stats.record_frames = slot.core.record_frames();
         if let Ok(mut s) = slot.shared.stats.lock() {
             s.clone_from(&stats);
         }

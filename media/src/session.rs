@@ -118,8 +118,14 @@ pub struct MediaStats {
     pub dtmf: String,
     /// Events not delivered because the call's event channel was full.
     pub events_dropped: u64,
-    /// 20 ms recording blocks dropped because the recorder fell behind.
+    /// 20 ms recording blocks dropped because the recorder fell behind
+    /// (written as silence: the recording keeps its length).
     pub record_dropped: u64,
+    /// Frames the recording spans on the media clock (set at close).
+    pub record_frames: u64,
+    /// Frames the recorder wrote as silence because their block was dropped
+    /// or skipped by a stalled media thread (set at close).
+    pub record_filled: u64,
     /// Packets the socket refused to send (counted in `rtp_sent` too).
     pub rtp_send_errors: u64,
     /// Frames of a bridged peer's audio sent (see `crate::bridge`).
@@ -140,6 +146,18 @@ pub struct TickOutput {
     pub transmit: Option<(usize, SocketAddr)>,
     /// A stereo block (left ours, right theirs) was written for the recorder.
     pub recorded: bool,
+    /// The block's frame number on the recording's media clock, from 0.
+    pub record_frame: u32,
+}
+
+/// The part of the media clock a recording covers: frame `n` is the tick
+/// whose deadline lies in `[from + n·20 ms, from + (n+1)·20 ms)`.
+#[derive(Debug, Clone, Copy)]
+struct RecordWindow {
+    /// `None`: from the next tick's deadline.
+    from: Option<Instant>,
+    /// Ticks at or after this are not recorded.
+    until: Option<Instant>,
 }
 
 /// The tick being run: its audio timestamp, where packets go, how late it is.
@@ -185,7 +203,7 @@ pub struct SessionCore {
     dtmf: DtmfReceiver,
     dtmf_tx: DtmfSender,
     events: VecDeque<MediaEvent>,
-    recording: bool,
+    record: Option<RecordWindow>,
     ring: Box<[i16; RX_RING]>,
     ring_start: usize,
     ring_len: usize,
@@ -245,7 +263,7 @@ impl SessionCore {
             dtmf: DtmfReceiver::default(),
             dtmf_tx: DtmfSender::default(),
             events: VecDeque::with_capacity(8),
-            recording: false,
+            record: None,
             ring: Box::new([0; RX_RING]),
             ring_start: 0,
             ring_len: 0,
@@ -321,8 +339,20 @@ impl SessionCore {
         self.on_hold = on_hold;
     }
 
+    /// Record from the next tick on (`true`), or not at all.
     pub fn set_recording(&mut self, on: bool) {
-        self.recording = on;
+        if on {
+            self.start_recording(None);
+        } else {
+            self.record = None;
+        }
+    }
+
+    /// Record the ticks from `from` on (from the next tick when `None`);
+    /// ticks between `from` and now that were not recorded are silence to
+    /// the recorder, so the recording starts at `from` on the media clock.
+    pub fn start_recording(&mut self, from: Option<Instant>) {
+        self.record = Some(RecordWindow { from, until: None });
         if self.detector.is_none() {
             self.ring_len = 0;
             self.ring_primed = false;
@@ -339,7 +369,7 @@ impl SessionCore {
     ///
     /// [`stop_detection`]: SessionCore::stop_detection
     pub fn start_detection(&mut self, detector: Box<AmdDetector>) {
-        if !self.recording && self.detector.is_none() {
+        if self.record.is_none() && self.detector.is_none() {
             self.ring_len = 0;
             self.ring_primed = false;
         }
@@ -381,7 +411,43 @@ impl SessionCore {
     }
 
     pub fn is_recording(&self) -> bool {
-        self.recording
+        self.record.is_some()
+    }
+
+    /// End the recording at `until`: later ticks are not recorded, and the
+    /// recording spans `from..until` rounded to whole frames.
+    pub fn stop_recording(&mut self, until: Instant) {
+        if let Some(w) = self.record.as_mut() {
+            w.until = Some(until);
+        }
+    }
+
+    /// The frames the recording spans on the media clock: `from..until`
+    /// rounded to whole frames once stopped, else every frame from `from`
+    /// up to the next tick (skipped frames of a stall included).
+    pub fn record_frames(&self) -> u64 {
+        let Some(w) = self.record else { return 0 };
+        let Some(from) = w.from else { return 0 };
+        let ptime = PTIME.as_nanos();
+        match (w.until, self.next_tick) {
+            (Some(until), _) => {
+                let span = until.saturating_duration_since(from).as_nanos();
+                ((span + ptime / 2) / ptime) as u64
+            }
+            (None, Some(next)) => (next.saturating_duration_since(from).as_nanos() / ptime) as u64,
+            (None, None) => 0,
+        }
+    }
+
+    /// The frame number of the tick at `deadline`, if the recording covers it.
+    fn record_frame(&mut self, deadline: Instant) -> Option<u32> {
+        let w = self.record.as_mut()?;
+        let from = *w.from.get_or_insert(deadline);
+        if deadline < from || w.until.is_some_and(|until| deadline >= until) {
+            return None;
+        }
+        let n = deadline.duration_since(from).as_nanos() / PTIME.as_nanos();
+        u32::try_from(n).ok()
     }
 
     /// The deadline of the next frame, once the clock runs.
@@ -458,7 +524,7 @@ impl SessionCore {
             return;
         }
         self.update_jitter(pkt.timestamp, now);
-        let wanted = self.recording || self.detector.is_some() || self.inband.is_some();
+        let wanted = self.record.is_some() || self.detector.is_some() || self.inband.is_some();
         if let (true, Some(codec)) = (wanted, audio_codec) {
             for b in pkt.payload.iter().take(RX_RING) {
                 self.ring_push(codec.decode_sample(*b));
@@ -656,7 +722,7 @@ impl SessionCore {
             }
         }
 
-        if self.recording || self.detector.is_some() || self.inband.is_some() {
+        if self.record.is_some() || self.detector.is_some() || self.inband.is_some() {
             let mut theirs = [0i16; FRAME_SAMPLES];
             if self.ring_len >= RX_PRIME {
                 self.ring_primed = true;
@@ -667,7 +733,8 @@ impl SessionCore {
             if self.ring_len == 0 {
                 self.ring_primed = false;
             }
-            if self.recording {
+            if let Some(frame) = self.record_frame(deadline) {
+                out.record_frame = frame;
                 let ours = &packet[RTP_HEADER_LEN..MAX_PACKET];
                 for (i, t) in theirs.iter().enumerate() {
                     record[2 * i] = sent_codec.map_or(0, |c| c.decode_sample(ours[i]));
@@ -1370,6 +1437,48 @@ mod tests {
         assert!((b.rec[1] + 2000).abs() < 80, "second buffered frame");
         core.on_tick(t0 + PTIME * 2, &mut b.pkt, &mut b.rec);
         assert_eq!(b.rec[1], 0, "nothing left");
+    }
+
+    #[test]
+    fn recording_frames_follow_the_media_clock_through_a_stall() {
+        let t0 = Instant::now();
+        let mut core = SessionCore::with_origin(CFG, t0, 1, 0, 0);
+        core.set_remote(remote(4000, None), t0);
+        core.start_sending();
+        // Asked 30 ms before the first recorded tick (command latency):
+        // frame 0 is the tick at t0 - 30 ms + [0, 20 ms) -> none was run,
+        // so the first block is frame 1 and frame 0 becomes silence.
+        core.start_recording(Some(t0 - Duration::from_millis(30)));
+        let mut b = bufs();
+        let mut frames = Vec::new();
+        let mut now = t0;
+        for _ in 0..3 {
+            let out = core.on_tick(now, &mut b.pkt, &mut b.rec);
+            assert!(out.recorded);
+            frames.push(out.record_frame);
+            now += PTIME;
+        }
+        assert_eq!(frames, vec![1, 2, 3]);
+        // The thread stalls for 500 ms: the skipped frames leave a gap in
+        // the frame numbers, which the recorder fills with silence.
+        let stalled = now + Duration::from_millis(500);
+        assert!(!core.on_tick(stalled, &mut b.pkt, &mut b.rec).recorded);
+        let next = core.next_deadline().expect("clock runs");
+        let out = core.on_tick(next, &mut b.pkt, &mut b.rec);
+        assert_eq!(out.record_frame, 4 + 25);
+        // Running: the recording spans every frame up to the next tick.
+        assert_eq!(core.record_frames(), 30);
+        // Stopped at a time: exactly from..until, rounded to whole frames,
+        // and no tick at or after `until` is recorded.
+        let until = t0 - Duration::from_millis(30) + Duration::from_millis(611);
+        core.stop_recording(until);
+        assert_eq!(core.record_frames(), 31);
+        let mut after = core.next_deadline().expect("clock");
+        while after < until {
+            assert!(core.on_tick(after, &mut b.pkt, &mut b.rec).recorded);
+            after = core.next_deadline().expect("clock");
+        }
+        assert!(!core.on_tick(after, &mut b.pkt, &mut b.rec).recorded);
     }
 
     /// One packet as the tests look at it.

@@ -265,6 +265,34 @@ async fn pacing_matches_wall_clock() {
 }
 
 #[tokio::test]
+async fn a_recording_window_is_as_long_as_from_until() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("window.wav");
+    let eng = engine(42100, true, Duration::from_secs(30));
+    let s = eng.open_session().expect("session");
+    let p = peer();
+    s.set_remote(remote(p.local_addr().expect("addr"), Codec::Pcmu, None));
+    s.start_sending();
+    // The window starts 55 ms before the command is even sent.
+    let from = Instant::now() - Duration::from_millis(55);
+    s.record_from(&path, from).expect("record");
+    tokio::time::sleep(Duration::from_millis(730)).await;
+    let until = Instant::now();
+    s.stop_recording_at(until);
+    // Frames after `until` are cut however long the close takes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = s.close().await;
+    let want = ((until - from).as_secs_f64() / 0.020).round() as u64;
+    assert_eq!(stats.record_frames, want);
+    let r = hound::WavReader::open(&path).expect("final file");
+    assert_eq!(u64::from(r.duration()), want * 160);
+    assert!(
+        stats.record_filled >= 2,
+        "the 55 ms before the command are silence"
+    );
+}
+
+#[tokio::test]
 async fn recording_is_readable_mid_call_and_complete_at_close() {
     let dir = std::env::temp_dir().join(format!("dialcast-rec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

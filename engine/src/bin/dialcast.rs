@@ -65,6 +65,8 @@ enum Command {
     Stats(StatsArgs),
     /// The result files written.
     Results(ResultsArgs),
+    /// Call recordings: list them, fetch one.
+    Voicelogs(VoicelogsArgs),
     /// Answering-machine detection on recordings.
     Amd(AmdArgs),
 }
@@ -144,6 +146,45 @@ enum ResultsAction {
         #[arg(long, default_value = "dialcast.toml")]
         config: PathBuf,
         /// Print one JSON object: {"files": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct VoicelogsArgs {
+    #[command(subcommand)]
+    action: VoicelogsAction,
+}
+
+#[derive(Subcommand)]
+enum VoicelogsAction {
+    /// List recordings, newest first, with record, attempt, script and length.
+    List {
+        /// Only this script's recordings.
+        #[arg(long)]
+        script: Option<String>,
+        /// Only this record's (its RECORD_ID).
+        #[arg(long)]
+        record: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        /// Print one JSON object: {"voicelogs": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy one recording (a stereo WAV: left ours, right theirs) to a file,
+    /// or to standard output without --out.
+    Get {
+        id: i64,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "dialcast.toml")]
+        config: PathBuf,
+        /// Print the recording's row as JSON (on standard error with no --out).
         #[arg(long)]
         json: bool,
     },
@@ -490,6 +531,7 @@ fn main() -> std::process::ExitCode {
             Command::Campaign(args) => run_campaign(args).await,
             Command::Stats(args) => run_stats(args).await,
             Command::Results(args) => run_results(args).await,
+            Command::Voicelogs(args) => run_voicelogs(args).await,
             Command::Amd(args) => run_amd(args),
         }
     });
@@ -1168,6 +1210,92 @@ async fn run_results(args: ResultsArgs) -> anyhow::Result<()> {
                     "{} {:<4} {:>10} B {:>6} rows  written {written}  {}",
                     file.day, file.format, file.size, file.rows, file.path
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_voicelogs(args: VoicelogsArgs) -> anyhow::Result<()> {
+    use dialcast_engine::store::VoicelogFilter;
+    use dialcast_engine::voicelog::access;
+    match args.action {
+        VoicelogsAction::List {
+            script,
+            record,
+            limit,
+            config,
+            json,
+        } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store_read_only(&config).await?;
+            let filter = VoicelogFilter {
+                script,
+                record_id: record,
+                limit,
+            };
+            let logs = access::list(&*store, &filter).await?;
+            if json {
+                println!("{}", serde_json::json!({ "voicelogs": logs }));
+                return Ok(());
+            }
+            let tz = config.organisation.time_zone.0;
+            for log in logs {
+                let started = chrono::DateTime::from_timestamp_millis(log.started_at)
+                    .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_default();
+                let secs = log
+                    .duration_ms
+                    .map_or("-".to_string(), |ms| format!("{:.2} s", ms as f64 / 1000.0));
+                println!(
+                    "{:>6}  {started}  {:<20} record {:<12} attempt {:>2}  {:>9}  {:<9} {}",
+                    log.id, log.script, log.record_id, log.attempt_no, secs, log.state, log.path
+                );
+            }
+        }
+        VoicelogsAction::Get {
+            id,
+            out,
+            config,
+            json,
+        } => {
+            let config = Config::load(&config)?;
+            let store = service::open_store_read_only(&config).await?;
+            let dir = config.voicelog_dir();
+            // Found and readable before an output file is created.
+            let (_, source) = access::get(&*store, &dir, id)
+                .await?
+                .with_context(|| format!("no voicelog {id}"))?;
+            std::fs::File::open(&source)
+                .with_context(|| format!("cannot open {}", source.display()))?;
+            let (info, bytes) = match &out {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    );
+                    let copied = access::copy_to(&*store, &dir, id, &mut file).await?;
+                    std::io::Write::flush(&mut file)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    copied
+                }
+                None => {
+                    let mut stdout = std::io::stdout();
+                    access::copy_to(&*store, &dir, id, &mut stdout).await?
+                }
+            };
+            let line = serde_json::json!({ "voicelog": info, "bytes": bytes }).to_string();
+            match (&out, json) {
+                (Some(_), true) => println!("{line}"),
+                (Some(path), false) => println!(
+                    "voicelog {id} ({} record {}, attempt {}): {bytes} bytes to {}",
+                    info.script,
+                    info.record_id,
+                    info.attempt_no,
+                    path.display()
+                ),
+                (None, true) => eprintln!("{line}"),
+                (None, false) => {}
             }
         }
     }

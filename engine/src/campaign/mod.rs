@@ -145,6 +145,8 @@ pub struct EngineParts<S> {
     pub amd: AmdTuning,
     /// Voicemail and forwarding settings per script.
     pub voice: VoiceTuning,
+    /// Which calls are recorded, and where.
+    pub voicelogs: crate::voicelog::VoicelogSettings,
 }
 
 pub fn now_ms() -> i64 {
@@ -161,6 +163,7 @@ impl<S: Store> Engine<S> {
                 sip: parts.sip,
                 media: parts.media,
                 clips: Arc::new(clips),
+                voicelogs: Arc::new(parts.voicelogs),
             }),
             catalog: Arc::new(parts.catalog),
             credentials: parts.credentials,

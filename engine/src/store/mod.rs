@@ -25,6 +25,7 @@ pub mod imports;
 pub mod schedule;
 pub mod sqlite;
 pub mod stats;
+pub mod voicelogs;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use imports::{ImportInfo, ImportStatus, ImportStore};
 pub use schedule::{OrganisationCalendar, ScheduleSettings, DEFAULT_NUMBER_ORDER};
 pub use sqlite::SqliteStore;
 pub use stats::{ResultFile, ScriptCampaigns, StatsStore};
+pub use voicelogs::{NewVoicelog, VoicelogEnd, VoicelogFilter, VoicelogInfo, VoicelogStore};
 
 use crate::campaign::schedule::{Candidate, Decision};
 
@@ -293,9 +295,9 @@ pub struct RecordFinal {
     pub success_point: bool,
 }
 
-/// What the engine needs from storage (the statistics included, see
-/// [`StatsStore`]).
-pub trait Store: StatsStore + Send + Sync + 'static {
+/// What the engine needs from storage (the statistics and voicelogs
+/// included, see [`StatsStore`] and [`VoicelogStore`]).
+pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
     /// Creates the organisation if needed; returns its id.
     fn ensure_organisation(
         &self,

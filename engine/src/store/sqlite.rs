@@ -55,6 +55,7 @@ pub use stats::{add_counters, count_attempt_end, count_event};
 
 mod blocklist;
 mod imports;
+mod voicelogs;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -1142,7 +1143,8 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT r.id AS rid, r.record_id, r.client_reference, a.number, a.direction, a.status, \
              a.sip_code, a.started_at, a.ring_ms, a.talk_ms, a.success_point, a.amd, a.dtmf, a.outputs_json, \
-             a.voicemail_left, a.forwarded \
+             a.voicemail_left, a.forwarded, \
+             (SELECT MIN(v.id) FROM voicelogs v WHERE v.attempt_id = a.id) AS voicelog \
              FROM attempts a JOIN records r ON r.id = a.record_id \
              WHERE r.campaign_id = ? AND a.state = 'ended' AND a.started_at >= ? AND a.started_at < ? \
              ORDER BY r.id, a.attempt_no",
@@ -1195,7 +1197,9 @@ impl Store for SqliteStore {
                 voicemail_left: row.try_get::<i64, _>("voicemail_left")? != 0,
                 forwarded: row.try_get::<i64, _>("forwarded")? != 0,
                 dtmf: row.try_get("dtmf")?,
-                voicelog_id: None,
+                voicelog_id: row
+                    .try_get::<Option<i64>, _>("voicelog")?
+                    .map(|id| id.to_string()),
             });
         }
         Ok(out)

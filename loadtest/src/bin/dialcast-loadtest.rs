@@ -114,6 +114,11 @@ enum Command {
         /// scripts/examples).
         #[arg(long)]
         scripts_dir: Option<PathBuf>,
+        /// Record the campaign's calls under this voicelog policy (none,
+        /// all, from_success, forwarded) and report each recording's length
+        /// against its call's talk time.
+        #[arg(long, default_value = "none", value_parser = ["none", "all", "from_success", "forwarded"])]
+        voicelogs: String,
     },
     /// Generate a delivery file of N rows and import it with the `dialcast`
     /// binary into a fresh SQLite database (validate-only first, then the
@@ -285,6 +290,7 @@ fn main() -> anyhow::Result<()> {
             keep_dir,
             dialcast,
             scripts_dir,
+            voicelogs,
         } => {
             if records == 0 || cps == 0 || channels == 0 {
                 anyhow::bail!("--records, --cps and --channels must be positive");
@@ -305,6 +311,7 @@ fn main() -> anyhow::Result<()> {
                 scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
                 keep_dir,
                 progress: !json,
+                voicelogs,
             })?;
             if !json {
                 eprint!("{}", report.table());

@@ -72,6 +72,8 @@ pub struct ServiceConfig {
     pub channels: u32,
     pub ring_timeout_s: u64,
     pub amd: bool,
+    /// `[voicelogs] policy`; recordings go to `voicelogs/` beside the database.
+    pub voicelogs: String,
 }
 
 /// A TOML string (basic string; JSON's escapes are TOML's).
@@ -137,6 +139,9 @@ thu = ["00:00-24:00"]
 fri = ["00:00-24:00"]
 sat = ["00:00-24:00"]
 sun = ["00:00-24:00"]
+
+[voicelogs]
+policy = "{voicelogs}"
 "#,
         database = toml_string(&c.database.display().to_string()),
         sip_port = c.sip_port,
@@ -150,6 +155,7 @@ sun = ["00:00-24:00"]
         caller_id = super::bare::CALLER_ID,
         ring = c.ring_timeout_s,
         amd = c.amd,
+        voicelogs = c.voicelogs,
     )
 }
 
@@ -190,6 +196,8 @@ pub struct EngineSide<'a> {
     pub rtp_ports: (u16, u16),
     pub seed: u64,
     pub progress: bool,
+    /// The voicelog policy (`none`: nothing recorded, nothing measured).
+    pub voicelogs: &'a str,
 }
 
 /// What the engine side measured, and each record's first call.
@@ -197,6 +205,7 @@ pub struct EngineOutcome {
     pub report: SideReport,
     pub rows: CallRows,
     pub status: Status,
+    pub voicelogs: Option<super::voicelogs::VoicelogAccuracy>,
 }
 
 impl EngineSide<'_> {
@@ -243,6 +252,7 @@ impl EngineSide<'_> {
             channels: self.channels,
             ring_timeout_s: self.ring_timeout_s,
             amd: self.amd,
+            voicelogs: self.voicelogs.to_string(),
         };
         std::fs::write(self.config_path(), config_text(&config))
             .with_context(|| format!("cannot write {}", self.config_path().display()))?;
@@ -318,6 +328,18 @@ impl EngineSide<'_> {
         let rows = result_file::parse(&text)?;
         let cpu_s = (cpu_after.cpu - cpu_before.cpu).as_secs_f64();
         let report = summarise(records, &rows, &status, cpu_s, cpu_after.rss_peak_mb);
+        let voicelogs = if self.voicelogs == "none" {
+            None
+        } else {
+            let listed =
+                super::voicelogs::parse_list(&self.dialcast(&["voicelogs", "list", "--json"])?)?;
+            let dir = self.dir.join("voicelogs");
+            let measured: Vec<_> = listed
+                .iter()
+                .map(|log| super::voicelogs::measure_file(&dir, log))
+                .collect();
+            Some(super::voicelogs::summarise(self.voicelogs, &measured))
+        };
         Ok(EngineOutcome {
             report: SideReport {
                 achieved_cps: watch.achieved_cps(),
@@ -330,6 +352,7 @@ impl EngineSide<'_> {
             },
             rows,
             status,
+            voicelogs,
         })
     }
 
@@ -481,6 +504,7 @@ mod tests {
             channels: 1200,
             ring_timeout_s: 60,
             amd: false,
+            voicelogs: "none".to_string(),
         });
         assert!(
             text.contains(r#"database = "/tmp/x \"y\"/dialcast.db""#),

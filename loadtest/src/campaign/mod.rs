@@ -9,6 +9,8 @@
 //! * [`watch`] — the farm's view of a run: rate and wall time, same for both.
 //! * [`result_file`] — reading the engine's result file.
 //! * [`child`] — child processes, SIGTERM, `/proc` samples, load average.
+//! * [`voicelogs`] — with `--voicelogs`, each recording's length against its
+//!   call's talk time.
 //!
 //! # Fairness
 //!
@@ -43,6 +45,7 @@ pub mod child;
 pub mod engine_side;
 pub mod records;
 pub mod result_file;
+pub mod voicelogs;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -91,6 +94,8 @@ pub struct CampaignBench {
     pub keep_dir: Option<PathBuf>,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// The voicelog policy of the campaign (`none`: nothing recorded).
+    pub voicelogs: String,
 }
 
 /// Where the example scripts are in the source tree.
@@ -196,6 +201,8 @@ pub struct CampaignReport {
     pub fairness: Option<Fairness>,
     /// Where the work files are, when kept.
     pub work_dir: Option<String>,
+    /// With `--voicelogs`: how long the recordings are against the calls.
+    pub voicelogs: Option<voicelogs::VoicelogAccuracy>,
 }
 
 /// How far apart two figures that should match may be (5 %).
@@ -340,6 +347,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         rtp_ports: CALLER_RTP_PORTS,
         seed: bench.seed,
         progress: bench.progress,
+        voicelogs: &bench.voicelogs,
     };
     let outcome = engine.run(&farm, &records);
     let farm_stats = runtime.block_on(farm.shutdown());
@@ -407,6 +415,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         met: ratio.map(|r| r < TARGET_OVERHEAD),
         fairness,
         work_dir: None,
+        voicelogs: outcome.voicelogs,
     })
 }
 
@@ -539,6 +548,23 @@ impl CampaignReport {
             "machine: {} CPUs ({}), load before {:?}, after {:?}",
             m.nproc, m.machine.cpu_model, m.load_before, m.load_after
         );
+        if let Some(v) = &self.voicelogs {
+            let _ = writeln!(
+                out,
+                "voicelogs ({}): {} recordings, |wav - talk| mean {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} over one frame, bias {:+.1} ms; {} frames filled with silence ({:.4} %), {} blocks dropped, {} bad files",
+                v.policy,
+                v.recordings,
+                v.mean_abs_error_ms,
+                v.p99_abs_error_ms,
+                v.max_abs_error_ms,
+                v.over_one_frame,
+                v.mean_error_ms,
+                v.frames_filled,
+                v.filled_ratio * 100.0,
+                v.blocks_dropped,
+                v.bad_files
+            );
+        }
         out
     }
 }
@@ -615,6 +641,7 @@ mod tests {
             met: Some(true),
             fairness: None,
             work_dir: None,
+            voicelogs: None,
         };
         let table = report.table();
         assert!(table.contains("+20.0 % CPU per call"), "{table}");

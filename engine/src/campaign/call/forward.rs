@@ -158,6 +158,8 @@ impl Leg {
             .filter(|r| !r.is_empty())
             .unwrap_or(&plan.claim.record_id)
             .to_string();
+        // A `forwarded` voicelog policy records from here on.
+        self.forward_started(ctx).await;
         if target.mode == ForwardMode::Refer {
             let refer_to = uri_with_header(&target.uri, &target.reference_header, &reference);
             if self.call.refer(&refer_to).await {

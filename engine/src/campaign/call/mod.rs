@@ -39,6 +39,7 @@ use crate::store::{AttemptOutcome, CampaignSettings, Claim, ForwardStats, SmsReq
 
 mod forward;
 
+use crate::voicelog::{CallRecorder, Moment, VoicelogSettings};
 use forward::{forward_event, ForwardLeg, Referral};
 
 /// Extra time after the detector's own window before we give up waiting for
@@ -51,6 +52,8 @@ pub struct CallContext<S> {
     pub sip: SipEndpoint,
     pub media: MediaEngine,
     pub clips: Arc<ClipLibrary>,
+    /// Which calls are recorded, and where.
+    pub voicelogs: Arc<VoicelogSettings>,
 }
 
 /// One attempt to run.
@@ -107,6 +110,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
             amd: plan.amd,
             voice: &plan.voice,
             rtp_ip: plan.target.rtp_ip,
+            script: plan.script.name(),
         },
     )
     .await
@@ -164,6 +168,7 @@ pub async fn run_callback<S: Store>(
         call,
         answered: Some(media),
     };
+    let script_name = script.name().to_string();
     let run = Run::start_inbound(script, &claim.fields);
     let leg = Leg::new(side, session, run, &ctx.clips, false);
     leg.drive(
@@ -175,6 +180,7 @@ pub async fn run_callback<S: Store>(
             amd: AmdConfig::default(),
             voice: &voice,
             rtp_ip,
+            script: &script_name,
         },
     )
     .await
@@ -189,6 +195,8 @@ struct LegPlan<'a> {
     voice: &'a VoicePlan,
     /// Our RTP address, for the call centre's leg.
     rtp_ip: std::net::IpAddr,
+    /// The script's name (its voicelog policy).
+    script: &'a str,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -308,6 +316,8 @@ struct Leg {
     forward_stats: Option<ForwardStats>,
     /// A REFER to the call centre in progress.
     referral: Option<Referral>,
+    /// The call's voicelog (set when the leg starts driving).
+    voicelog: Option<CallRecorder>,
 }
 
 impl Leg {
@@ -341,6 +351,7 @@ impl Leg {
             forward: None,
             forward_stats: None,
             referral: None,
+            voicelog: None,
         }
     }
 
@@ -348,13 +359,15 @@ impl Leg {
         let mut answered_wall: Option<i64> = None;
         let mut answered_at: Option<Instant> = None;
         let mut max_call_at: Option<TokioInstant> = None;
+        self.voicelog = Some(CallRecorder::new(&ctx.voicelogs, plan.script, plan.claim));
         let end = loop {
             tokio::select! {
                 event = self.call.next_event() => match event {
                     Some(CallEvent::Progress { .. }) => {}
                     Some(CallEvent::EarlyMedia(m)) => self.apply(&m),
                     Some(CallEvent::Answered(m)) => {
-                        answered_at = Some(Instant::now());
+                        let answer = Instant::now();
+                        answered_at = Some(answer);
                         answered_wall = Some(Utc::now().timestamp_millis());
                         max_call_at = Some(TokioInstant::now()
                             + Duration::from_millis(plan.settings.max_call_ms.max(1) as u64));
@@ -362,6 +375,7 @@ impl Leg {
                             Some(m) => {
                                 self.apply(&m);
                                 self.session.start_sending();
+                                self.voicelog_moment(ctx, Moment::Answered, answer).await;
                                 if plan.settings.amd {
                                     // Listen first: the script starts for a person.
                                     let config = plan.amd;
@@ -479,6 +493,11 @@ impl Leg {
                 }
             }
         };
+        let ended = Instant::now();
+        let voicelog = self.voicelog.take();
+        if let Some(v) = &voicelog {
+            v.call_ended(&self.session, ended);
+        }
         if answered_at.is_some() && !self.run.is_finished() {
             self.run.handle(Event::RemoteHangup);
             // Drain what the script still says; nothing more can be played.
@@ -486,7 +505,7 @@ impl Leg {
         }
         self.end_forward().await;
         let ended_at = Utc::now().timestamp_millis();
-        let talk_ms = answered_at.map_or(0, |t| t.elapsed().as_millis() as i64);
+        let talk_ms = answered_at.map_or(0, |t| ended.duration_since(t).as_millis() as i64);
         let ring_ms = self.call.ring_time().as_millis() as i64;
         let call_id = self.call.call_id();
         let outputs = std::mem::take(&mut self.outputs);
@@ -495,6 +514,9 @@ impl Leg {
             to_callee_frames: stats.bridged_frames,
             ..f
         });
+        if let Some(v) = voicelog {
+            v.settle(&*ctx.store, &stats, ended_at).await;
+        }
         let mut dtmf = stats.dtmf;
         dtmf.push_str(&self.dtmf_info);
         let status = match answered_at {
@@ -526,6 +548,26 @@ impl Leg {
         self.session.stop_detect();
         self.voicemail_started = true;
         self.feed(ctx, plan, Event::MachineAnswered).await;
+    }
+
+    /// Tells the voicelog that the call reached `moment` at `at`; it starts
+    /// recording when the script's policy says so.
+    async fn voicelog_moment<S: Store>(
+        &mut self,
+        ctx: &CallContext<S>,
+        moment: Moment,
+        at: Instant,
+    ) {
+        if let Some(v) = self.voicelog.as_mut() {
+            v.at_moment(&*ctx.store, &self.session, moment, at).await;
+        }
+    }
+
+    /// The hook for the forward step: a forward to the call centre starts
+    /// now (a `forwarded` policy records from here to the end of the call).
+    async fn forward_started<S: Store>(&mut self, ctx: &CallContext<S>) {
+        self.voicelog_moment(ctx, Moment::ForwardStarted, Instant::now())
+            .await;
     }
 
     /// The callee is a person (or we could not tell): the script begins.
@@ -588,6 +630,7 @@ impl Leg {
                     ));
                 }
                 Action::SuccessPoint => {
+                    let reached = Instant::now();
                     let now = Utc::now().timestamp_millis();
                     match ctx
                         .store
@@ -600,6 +643,8 @@ impl Leg {
                             "cannot store the point of success: {e}"
                         ),
                     }
+                    self.voicelog_moment(ctx, Moment::SuccessPoint, reached)
+                        .await;
                 }
                 Action::Output { key, value } => self.outputs.push((key, value)),
                 Action::Warning(text) => {
