@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use dialcast_media::{Codec as MediaCodec, MediaConfig, MediaEngine, Prompt, RemoteMedia};
+use dialcast_media::{
+    AmdConfig, Codec as MediaCodec, MediaConfig, MediaEngine, MediaEvent, Prompt, RemoteMedia,
+};
 use dialcast_sip::sdp::{Codec, LocalMedia};
 use dialcast_sip::{CallEvent, CallRequest, EndCause, SipConfig, SipEndpoint, Transport};
 use serde::Serialize;
@@ -39,6 +41,13 @@ pub struct DialerBench {
     /// With RTP: capture this many seconds of steady state with tcpdump and
     /// measure both sides' pacing on the wire.
     pub capture_secs: Option<u64>,
+    /// With RTP: every answered call runs the answering-machine detector
+    /// (default configuration) on the echoed audio, as a campaign with AMD on.
+    pub amd: bool,
+    /// With RTP: every answered call records both directions to a stereo
+    /// WAV in this folder, from the answer to the end of the call, as a
+    /// voicelog policy of `all` does.
+    pub voicelogs: Option<std::path::PathBuf>,
     pub work_dir: std::path::PathBuf,
 }
 
@@ -64,6 +73,40 @@ pub struct SideReport {
     pub failures: BTreeMap<String, u64>,
     /// RTP pacing seen on the wire (with `--capture-secs`), same method both sides.
     pub wire: Option<crate::wire::WirePacing>,
+    /// With `--amd` (dialcast only): the detector's verdicts, by label, and
+    /// beeps reported.
+    pub amd: Option<AmdTally>,
+    /// With `--voicelogs` (dialcast only): the recordings against talk time.
+    pub voicelogs: Option<VoicelogTally>,
+}
+
+/// What the detector said over a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AmdTally {
+    pub verdicts: BTreeMap<&'static str, u64>,
+    pub beeps: u64,
+}
+
+/// The recordings of a run, each compared with its call's talk time (the
+/// instant of the answer to the instant the call ended, as the engine
+/// records voicelogs); the WAV's length is read from its size.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VoicelogTally {
+    /// WAV files found after their session closed.
+    pub files: u64,
+    /// Recordings that could not start or whose file is missing.
+    pub errors: u64,
+    pub bytes: u64,
+    pub talk_s_total: f64,
+    /// |WAV length − talk time|, mean and maximum, in milliseconds.
+    pub length_error_ms_mean: f64,
+    pub length_error_ms_max: f64,
+    /// Recordings off by more than one 20 ms frame.
+    pub over_one_frame: u64,
+    /// 20 ms frames written as silence because their audio never reached the writer.
+    pub frames_filled: u64,
+    /// Blocks the media thread dropped on a full recorder queue.
+    pub blocks_dropped: u64,
 }
 
 /// The whole report.
@@ -74,6 +117,10 @@ pub struct DialerReport {
     pub cps: f64,
     pub hold_ms: u64,
     pub rtp: bool,
+    /// Whether our calls ran the answering-machine detector.
+    pub amd: bool,
+    /// Whether our calls were recorded.
+    pub voicelogs: bool,
     pub runtime: &'static str,
     pub machine: crate::Machine,
     pub dialcast: SideReport,
@@ -138,6 +185,8 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         cps: bench.cps,
         hold_ms: u64::try_from(bench.hold.as_millis()).unwrap_or(u64::MAX),
         rtp: bench.rtp,
+        amd: bench.amd,
+        voicelogs: bench.voicelogs.is_some(),
         runtime: if bench.multi_thread {
             "multi"
         } else {
@@ -246,6 +295,8 @@ struct Counters {
     rtp_late: AtomicU64,
     rtp_send_errors: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
+    amd: Mutex<AmdTally>,
+    voicelogs: Mutex<VoicelogTally>,
 }
 
 impl Counters {
@@ -253,6 +304,49 @@ impl Counters {
         self.failed.fetch_add(1, Ordering::Relaxed);
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         *f.entry(why).or_default() += 1;
+    }
+
+    fn amd(&self) -> std::sync::MutexGuard<'_, AmdTally> {
+        self.amd.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn voicelogs(&self) -> std::sync::MutexGuard<'_, VoicelogTally> {
+        self.voicelogs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where a call's recording goes and the span it must cover.
+struct Recording {
+    path: std::path::PathBuf,
+    from: std::time::Instant,
+    until: Option<std::time::Instant>,
+}
+
+impl Recording {
+    /// After the session closed: compares the file with the call's talk time.
+    fn account(&self, stats: &dialcast_media::MediaStats, counters: &Counters) {
+        use dialcast_media::wav::{FRAME_BYTES, HEADER_LEN};
+        let bytes = std::fs::metadata(&self.path).map(|m| m.len());
+        let mut tally = counters.voicelogs();
+        let (Ok(bytes), Some(until)) = (bytes, self.until) else {
+            tally.errors += 1;
+            return;
+        };
+        // 20 ms per frame of FRAME_BYTES.
+        let wav_ms = bytes.saturating_sub(HEADER_LEN) as f64 * 20.0 / FRAME_BYTES as f64;
+        let talk_ms = until.saturating_duration_since(self.from).as_secs_f64() * 1000.0;
+        let error = (wav_ms - talk_ms).abs();
+        let n = tally.files as f64;
+        tally.length_error_ms_mean = (tally.length_error_ms_mean * n + error) / (n + 1.0);
+        tally.length_error_ms_max = tally.length_error_ms_max.max(error);
+        tally.files += 1;
+        tally.bytes += bytes;
+        tally.talk_s_total += talk_ms / 1000.0;
+        if error > 20.0 {
+            tally.over_one_frame += 1;
+        }
+        tally.frames_filled += stats.record_filled;
+        tally.blocks_dropped += stats.record_dropped;
     }
 }
 
@@ -280,6 +374,10 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
     let uri = format!("sip:bench@{target}");
     let t0 = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(dir) = &bench.voicelogs {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("voicelog folder {}", dir.display()))?;
+    }
     for i in 0..bench.calls {
         let due = t0 + Duration::from_secs_f64(i as f64 / bench.cps);
         tokio::time::sleep_until(due).await;
@@ -289,8 +387,18 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
         let uri = uri.clone();
         let hold = bench.hold;
         let tone = tone.clone();
+        let options = CallOptions {
+            hold,
+            amd: bench.amd,
+            voicelog: bench
+                .voicelogs
+                .as_ref()
+                .map(|dir| dir.join(format!("call-{i}.wav"))),
+        };
         tasks.spawn(async move {
-            if let Err(e) = one_call(&endpoint, media.as_ref(), &uri, hold, tone, &counters).await {
+            if let Err(e) =
+                one_call(&endpoint, media.as_ref(), &uri, &options, tone, &counters).await
+            {
                 counters.fail(format!("error: {e}"));
             }
         });
@@ -317,15 +425,28 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
         rtp_received: counters.rtp_received.load(Ordering::Relaxed),
         rtp_send_errors: counters.rtp_send_errors.load(Ordering::Relaxed),
         failures,
+        amd: bench.amd.then(|| counters.amd().clone()),
+        voicelogs: bench
+            .voicelogs
+            .is_some()
+            .then(|| counters.voicelogs().clone()),
         ..SideReport::default()
     })
+}
+
+/// What each of our calls does once answered, besides the tone.
+struct CallOptions {
+    hold: Duration,
+    amd: bool,
+    /// Record to this file.
+    voicelog: Option<std::path::PathBuf>,
 }
 
 async fn one_call(
     endpoint: &SipEndpoint,
     media: Option<&MediaEngine>,
     uri: &str,
-    hold: Duration,
+    options: &CallOptions,
     tone: Arc<Prompt>,
     counters: &Counters,
 ) -> anyhow::Result<()> {
@@ -352,6 +473,7 @@ async fn one_call(
         .await?;
     let mut hangup_at: Option<tokio::time::Instant> = None;
     let mut answered = false;
+    let mut recording: Option<Recording> = None;
     loop {
         let media_event = async {
             match session.as_mut() {
@@ -368,6 +490,7 @@ async fn one_call(
         tokio::select! {
             event = call.next_event() => match event {
                 Some(CallEvent::Answered(m)) => {
+                    let answer = std::time::Instant::now();
                     answered = true;
                     let now_active = counters.active.fetch_add(1, Ordering::Relaxed) + 1;
                     counters.peak.fetch_max(now_active, Ordering::Relaxed);
@@ -380,10 +503,33 @@ async fn one_call(
                         });
                         s.start_sending();
                         s.play(tone.clone());
+                        if options.amd {
+                            s.detect(AmdConfig::default());
+                        }
+                        if let Some(path) = &options.voicelog {
+                            // As the engine does: from the answer on the media clock.
+                            match s.record_from(path, answer) {
+                                Ok(()) => recording = Some(Recording {
+                                    path: path.clone(),
+                                    from: answer,
+                                    until: None,
+                                }),
+                                Err(e) => {
+                                    tracing::warn!("voicelog {} not started: {e}", path.display());
+                                    counters.voicelogs().errors += 1;
+                                }
+                            }
+                        }
                     }
-                    hangup_at = Some(tokio::time::Instant::now() + hold);
+                    hangup_at = Some(tokio::time::Instant::now() + options.hold);
                 }
                 Some(CallEvent::Ended(end)) => {
+                    if let (Some(r), Some(s)) = (recording.as_mut(), session.as_ref()) {
+                        // Nothing after the end of the call is recorded.
+                        let until = std::time::Instant::now();
+                        s.stop_recording_at(until);
+                        r.until = Some(until);
+                    }
                     if answered {
                         counters.active.fetch_sub(1, Ordering::Relaxed);
                     }
@@ -397,11 +543,14 @@ async fn one_call(
                 Some(_) => {}
                 None => break,
             },
-            event = media_event => {
-                if let (Some(dialcast_media::MediaEvent::PlaybackFinished), Some(s)) = (event, session.as_ref()) {
-                    s.play(tone.clone());
+            event = media_event => match (event, session.as_ref()) {
+                (Some(MediaEvent::PlaybackFinished), Some(s)) => s.play(tone.clone()),
+                (Some(MediaEvent::Amd(decision)), _) => {
+                    *counters.amd().verdicts.entry(decision.verdict.as_str()).or_default() += 1;
                 }
-            }
+                (Some(MediaEvent::Beep { .. }), _) => counters.amd().beeps += 1,
+                _ => {}
+            },
             _ = hangup => {
                 hangup_at = None;
                 call.hangup().await;
@@ -419,6 +568,12 @@ async fn one_call(
         counters
             .rtp_late
             .fetch_add(stats.rtp_late, Ordering::Relaxed);
+        counters
+            .rtp_send_errors
+            .fetch_add(stats.rtp_send_errors, Ordering::Relaxed);
+        if let Some(r) = &recording {
+            r.account(&stats, counters);
+        }
     }
     Ok(())
 }
@@ -510,6 +665,8 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
         rtp_received: 0,
         rtp_send_errors: 0,
         failures,
+        amd: None,
+        voicelogs: None,
     })
 }
 

@@ -59,6 +59,15 @@ enum Command {
         /// both sides' RTP pacing on the wire (needs tcpdump).
         #[arg(long)]
         capture_secs: Option<u64>,
+        /// With --rtp: run the answering-machine detector (default
+        /// configuration) on every answered call, as a campaign with AMD on.
+        #[arg(long)]
+        amd: bool,
+        /// With --rtp: record every answered call to a stereo WAV in DIR, from
+        /// the answer to the end of the call, and compare each file's length
+        /// with the call's talk time. The files are left in DIR.
+        #[arg(long, value_name = "DIR")]
+        voicelogs: Option<PathBuf>,
         /// Tokio runtime for our side: current (one thread, the default) or multi.
         #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
         runtime: String,
@@ -250,11 +259,16 @@ fn main() -> anyhow::Result<()> {
             skip_baseline,
             repeat,
             capture_secs,
+            amd,
+            voicelogs,
             runtime,
             work_dir,
         } => {
             if cps <= 0.0 || calls == 0 {
                 anyhow::bail!("--calls and --cps must be positive");
+            }
+            if (amd || voicelogs.is_some()) && !rtp {
+                anyhow::bail!("--amd and --voicelogs need --rtp (they work on the call's audio)");
             }
             let work_dir = work_dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("dialcast-loadtest-{}", std::process::id()))
@@ -268,6 +282,8 @@ fn main() -> anyhow::Result<()> {
                 multi_thread: runtime == "multi",
                 repeat,
                 capture_secs,
+                amd,
+                voicelogs,
                 work_dir,
             })?;
             let line = serde_json::to_string(&report)?;
