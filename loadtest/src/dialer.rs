@@ -48,6 +48,8 @@ pub struct DialerBench {
     /// WAV in this folder, from the answer to the end of the call, as a
     /// voicelog policy of `all` does.
     pub voicelogs: Option<std::path::PathBuf>,
+    /// With RTP: media scheduler threads, the sessions spread over them.
+    pub media_threads: usize,
     pub work_dir: std::path::PathBuf,
 }
 
@@ -358,13 +360,16 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
     })
     .await?;
     let media = if bench.rtp {
-        Some(MediaEngine::start(MediaConfig {
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port_min: 20000,
-            port_max: 39999,
-            inactivity_timeout: Duration::from_secs(10),
-            send_silence: true,
-        })?)
+        Some(MediaEngine::start_with_threads(
+            MediaConfig {
+                bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port_min: 20000,
+                port_max: 39999,
+                inactivity_timeout: Duration::from_secs(10),
+                send_silence: true,
+            },
+            bench.media_threads.max(1),
+        )?)
     } else {
         None
     };

@@ -71,6 +71,9 @@ enum Command {
         /// Tokio runtime for our side: current (one thread, the default) or multi.
         #[arg(long, default_value = "current", value_parser = ["current", "multi"])]
         runtime: String,
+        /// With --rtp: media scheduler threads (sessions spread round robin).
+        #[arg(long, default_value_t = 1)]
+        media_threads: usize,
         /// Where SIPp's logs go (default: a new temporary folder).
         #[arg(long)]
         work_dir: Option<PathBuf>,
@@ -261,6 +264,7 @@ fn main() -> anyhow::Result<()> {
             capture_secs,
             amd,
             voicelogs,
+            media_threads,
             runtime,
             work_dir,
         } => {
@@ -284,6 +288,7 @@ fn main() -> anyhow::Result<()> {
                 capture_secs,
                 amd,
                 voicelogs,
+                media_threads,
                 work_dir,
             })?;
             let line = serde_json::to_string(&report)?;
