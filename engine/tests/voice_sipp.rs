@@ -454,12 +454,7 @@ async fn in_refer_mode_the_trunk_is_asked_to_transfer_and_we_leave_on_its_succes
     verdict.check(referred == Some(true), || {
         format!("attempt_ended events: {:?}", ran.ended_events)
     });
-    let ended = trunk.wait(Duration::from_secs(30));
-    trunk.check_passed(ended, &mut verdict);
-    if verdict.failed() {
-        trunk.attach_logs(&mut verdict);
-    }
-    verdict.finish();
+    finish_with(verdict, &mut [&mut trunk]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,11 +475,7 @@ async fn a_busy_call_centre_runs_the_failed_branch() {
     )
     .await;
     let mut verdict = Verdict::new("a busy call centre: the failed branch runs");
-    let custom = ran
-        .row
-        .as_ref()
-        .map(|r| r.custom.clone())
-        .unwrap_or_default();
+    let custom = custom_results(&ran);
     verdict.check(
         custom.contains(&("forward".to_string(), "failed".to_string())),
         || format!("outputs {custom:?}, expected forward = failed"),
@@ -492,15 +483,7 @@ async fn a_busy_call_centre_runs_the_failed_branch() {
     verdict.check(ran.status.as_deref() != Some("forwarded"), || {
         format!("record ended {:?}", ran.status)
     });
-    let ended = centre.wait(Duration::from_secs(30));
-    centre.check_passed(ended, &mut verdict);
-    let ended = callee.wait(Duration::from_secs(30));
-    callee.check_passed(ended, &mut verdict);
-    if verdict.failed() {
-        centre.attach_logs(&mut verdict);
-        callee.attach_logs(&mut verdict);
-    }
-    verdict.finish();
+    finish_with(verdict, &mut [&mut centre, &mut callee]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,11 +504,7 @@ async fn with_forwarding_paused_the_key_runs_the_closed_branch() {
     )
     .await;
     let mut verdict = Verdict::new("forwarding paused: the closed branch runs");
-    let custom = ran
-        .row
-        .as_ref()
-        .map(|r| r.custom.clone())
-        .unwrap_or_default();
+    let custom = custom_results(&ran);
     verdict.check(
         custom.contains(&("forward".to_string(), "closed".to_string())),
         || format!("outputs {custom:?}, expected forward = closed"),
@@ -533,12 +512,7 @@ async fn with_forwarding_paused_the_key_runs_the_closed_branch() {
     verdict.check(ran.status.as_deref() != Some("forwarded"), || {
         format!("record ended {:?}", ran.status)
     });
-    let ended = callee.wait(Duration::from_secs(30));
-    callee.check_passed(ended, &mut verdict);
-    if verdict.failed() {
-        callee.attach_logs(&mut verdict);
-    }
-    verdict.finish();
+    finish_with(verdict, &mut [&mut callee]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,11 +531,7 @@ async fn a_gather_step_collects_the_keys_up_to_the_terminator() {
     )
     .await;
     let mut verdict = Verdict::new("gather: 159* ended by #");
-    let custom = ran
-        .row
-        .as_ref()
-        .map(|r| r.custom.clone())
-        .unwrap_or_default();
+    let custom = custom_results(&ran);
     verdict.check(
         custom == [("account".to_string(), "159*".to_string())],
         || format!("outputs {custom:?}, expected account = 159*"),
@@ -572,12 +542,7 @@ async fn a_gather_step_collects_the_keys_up_to_the_terminator() {
             ran.sms
         )
     });
-    let ended = callee.wait(Duration::from_secs(30));
-    callee.check_passed(ended, &mut verdict);
-    if verdict.failed() {
-        callee.attach_logs(&mut verdict);
-    }
-    verdict.finish();
+    finish_with(verdict, &mut [&mut callee]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,19 +561,33 @@ async fn a_gather_step_hears_keys_sent_in_band() {
     )
     .await;
     let mut verdict = Verdict::new("gather: 42 ended by #, in band");
-    let custom = ran
-        .row
-        .as_ref()
-        .map(|r| r.custom.clone())
-        .unwrap_or_default();
+    let custom = custom_results(&ran);
     verdict.check(
         custom == [("account".to_string(), "42".to_string())],
         || format!("outputs {custom:?}, expected account = 42"),
     );
-    let ended = callee.wait(Duration::from_secs(30));
-    callee.check_passed(ended, &mut verdict);
+    finish_with(verdict, &mut [&mut callee]);
+}
+
+/// Waits for each SIPp peer to end, requires that each went through its
+/// scenario, attaches every peer's logs when anything failed, and reports.
+fn finish_with(mut verdict: Verdict, peers: &mut [&mut sipp::Sipp]) {
+    for peer in peers.iter_mut() {
+        let ended = peer.wait(Duration::from_secs(30));
+        peer.check_passed(ended, &mut verdict);
+    }
     if verdict.failed() {
-        callee.attach_logs(&mut verdict);
+        for peer in peers.iter() {
+            peer.attach_logs(&mut verdict);
+        }
     }
     verdict.finish();
+}
+
+/// The `CUSTOMRESULTS` the attempt stored (none without a result row).
+fn custom_results(ran: &Ran) -> Vec<(String, String)> {
+    ran.row
+        .as_ref()
+        .map(|r| r.custom.clone())
+        .unwrap_or_default()
 }
