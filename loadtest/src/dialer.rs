@@ -50,7 +50,20 @@ pub struct DialerBench {
     pub voicelogs: Option<std::path::PathBuf>,
     /// With RTP: media scheduler threads, the sessions spread over them.
     pub media_threads: usize,
+    /// With RTP: the audio both callers send, looped (a WAV or other file
+    /// the media crate decodes); `None` sends a 440 Hz tone. A recorded
+    /// greeting makes the echo speech, so the detector does its full work.
+    pub prompt: Option<std::path::PathBuf>,
     pub work_dir: std::path::PathBuf,
+}
+
+/// The audio our calls send (and SIPp's baseline streams): `bench.prompt`
+/// decoded at 8 kHz, else one second of tone.
+fn caller_audio(bench: &DialerBench) -> anyhow::Result<Prompt> {
+    match &bench.prompt {
+        Some(path) => Prompt::load(path).with_context(|| format!("--prompt {}", path.display())),
+        None => Ok(Prompt::from_pcm(&tone_8k(1000))),
+    }
 }
 
 /// One side's figures (the JSON contract of `dialcast-loadtest dialer`).
@@ -80,6 +93,10 @@ pub struct SideReport {
     pub amd: Option<AmdTally>,
     /// With `--voicelogs` (dialcast only): the recordings against talk time.
     pub voicelogs: Option<VoicelogTally>,
+    /// CPU seconds the hypervisor took from this machine (both processors)
+    /// during the side's run (`/proc/stat` steal): on a VM, time in which
+    /// no thread of ours could run however urgent; null where unknown.
+    pub machine_steal_s: Option<f64>,
 }
 
 /// What the detector said over a run.
@@ -123,6 +140,8 @@ pub struct DialerReport {
     pub amd: bool,
     /// Whether our calls were recorded.
     pub voicelogs: bool,
+    /// The file both callers looped instead of the tone (`--prompt`).
+    pub prompt: Option<String>,
     pub runtime: &'static str,
     pub machine: crate::Machine,
     pub dialcast: SideReport,
@@ -189,6 +208,7 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         rtp: bench.rtp,
         amd: bench.amd,
         voicelogs: bench.voicelogs.is_some(),
+        prompt: bench.prompt.as_ref().map(|p| p.display().to_string()),
         runtime: if bench.multi_thread {
             "multi"
         } else {
@@ -266,8 +286,10 @@ fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
     // the dialer; `--runtime multi` measures a work-stealing runtime instead.
     let runtime = crate::runtime(bench.multi_thread)?;
     let cpu_before = procstat::sample(std::process::id()).context("no /proc/self")?;
+    let steal_before = procstat::machine_steal();
     let started = Instant::now();
     let mut report = runtime.block_on(drive(bench, target))?;
+    report.machine_steal_s = steal_since(steal_before);
     report.wall_s = started.elapsed().as_secs_f64();
     drop(runtime);
     let cpu_after = procstat::sample(std::process::id()).context("no /proc/self")?;
@@ -373,8 +395,9 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
     } else {
         None
     };
-    // A tone, so the echo carries real audio; looped by replaying when it ends.
-    let tone: Arc<Prompt> = Arc::new(Prompt::from_pcm(&tone_8k(1000)));
+    // Real audio (a tone or --prompt), so the echo carries it back; looped
+    // by replaying when it ends.
+    let tone: Arc<Prompt> = Arc::new(caller_audio(bench)?);
     let counters = Arc::new(Counters::default());
     let uri = format!("sip:bench@{target}");
     let t0 = tokio::time::Instant::now();
@@ -599,10 +622,10 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
     let dir = bench.work_dir.join("sipp-uac");
     std::fs::create_dir_all(&dir)?;
     let scenario = if bench.rtp {
-        // SIPp streams a raw PCMU file; write one from the same tone and point
-        // the scenario at it (rtp_stream takes a literal path).
+        // SIPp streams a raw PCMU file; write one from the same audio and
+        // point the scenario at it (rtp_stream takes a literal path).
         let raw = dir.join("tone.pcmu");
-        let prompt = Prompt::from_pcm(&tone_8k(1000));
+        let prompt = caller_audio(bench)?;
         let bytes: Vec<u8> = prompt
             .frames(MediaCodec::Pcmu)
             .iter()
@@ -638,11 +661,13 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
         target.to_string(),
     ]);
     let started = Instant::now();
+    let steal_before = procstat::machine_steal();
     let mut uac = Sipp::spawn(&args, &dir)?;
     let limit =
         Duration::from_secs_f64(bench.calls as f64 / bench.cps + bench.hold.as_secs_f64() + 120.0);
     let (code, sample) = uac.wait(limit)?;
     let wall = started.elapsed().as_secs_f64();
+    let machine_steal_s = steal_since(steal_before);
     let stats = read_sipp_stats(&dir.join("stat.csv"))?;
     if !uas.is_running() {
         anyhow::bail!("the SIPp callee died during the baseline run");
@@ -672,7 +697,13 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
         failures,
         amd: None,
         voicelogs: None,
+        machine_steal_s,
     })
+}
+
+/// Steal seconds since `before` (see [`SideReport::machine_steal_s`]).
+fn steal_since(before: Option<Duration>) -> Option<f64> {
+    Some((procstat::machine_steal()?.checked_sub(before?)?).as_secs_f64())
 }
 
 struct SippStats {

@@ -140,3 +140,33 @@ mod tests {
         assert_eq!(delta["b"], 2.0);
     }
 }
+
+/// CPU time the hypervisor gave to other guests while this machine's
+/// processors wanted to run (the `steal` column of `/proc/stat`, all
+/// processors together); `None` where the kernel does not report it.
+pub fn machine_steal() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_steal(&stat)
+}
+
+fn parse_steal(stat: &str) -> Option<Duration> {
+    // "cpu  user nice system idle iowait irq softirq steal ...", in clock ticks.
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second(),
+    ))
+}
+
+#[cfg(test)]
+mod steal_tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_eighth_figure_of_the_cpu_line() {
+        let stat = "cpu  552714 0 55727 134208 854 0 8506 2573 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let steal = parse_steal(stat).map(|d| d.as_secs_f64());
+        assert_eq!(steal, Some(2573.0 / clock_ticks_per_second()));
+        assert_eq!(parse_steal("cpu  1 2 3\n"), None);
+    }
+}

@@ -74,6 +74,11 @@ enum Command {
         /// With --rtp: media scheduler threads (sessions spread round robin).
         #[arg(long, default_value_t = 1)]
         media_threads: usize,
+        /// With --rtp: loop this audio file (e.g. a recorded greeting)
+        /// instead of the tone, on both sides; SIPp echoes it, so --amd
+        /// hears speech.
+        #[arg(long, value_name = "FILE")]
+        prompt: Option<PathBuf>,
         /// Where SIPp's logs go (default: a new temporary folder).
         #[arg(long)]
         work_dir: Option<PathBuf>,
@@ -265,14 +270,17 @@ fn main() -> anyhow::Result<()> {
             amd,
             voicelogs,
             media_threads,
+            prompt,
             runtime,
             work_dir,
         } => {
             if cps <= 0.0 || calls == 0 {
                 anyhow::bail!("--calls and --cps must be positive");
             }
-            if (amd || voicelogs.is_some()) && !rtp {
-                anyhow::bail!("--amd and --voicelogs need --rtp (they work on the call's audio)");
+            if (amd || voicelogs.is_some() || prompt.is_some()) && !rtp {
+                anyhow::bail!(
+                    "--amd, --voicelogs and --prompt need --rtp (they work on the call's audio)"
+                );
             }
             let work_dir = work_dir.unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("dialcast-loadtest-{}", std::process::id()))
@@ -289,6 +297,7 @@ fn main() -> anyhow::Result<()> {
                 amd,
                 voicelogs,
                 media_threads,
+                prompt,
                 work_dir,
             })?;
             let line = serde_json::to_string(&report)?;
