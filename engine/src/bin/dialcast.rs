@@ -570,6 +570,7 @@ async fn start(common: &CommonArgs, tcp: bool) -> anyhow::Result<Stack> {
         port_max: common.rtp_ports.1,
         inactivity_timeout: Duration::from_secs(common.rtp_timeout),
         send_silence: true,
+        metrics: true,
     })
     .context("cannot start the media engine")?;
     Ok(Stack {
