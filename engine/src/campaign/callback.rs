@@ -59,6 +59,7 @@ impl<S: Store> Engine<S> {
                 return;
             }
         };
+        crate::metrics::callback(matched.is_some());
         let Some(mut callback) = matched else {
             tracing::info!("inbound call from a number not dialled recently: refused");
             call.reject(404).ok();
