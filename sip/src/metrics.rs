@@ -15,6 +15,8 @@ pub const MESSAGES_MALFORMED: &str = "dialcast_sip_messages_malformed";
 pub const INBOUND_OVERFLOW: &str = "dialcast_sip_inbound_overflow";
 /// SIP messages the socket refused to send (counter).
 pub const SEND_FAILURES: &str = "dialcast_sip_send_failures";
+/// Messages of calls resent by their retransmission timers (counter).
+pub const RETRANSMISSIONS: &str = "dialcast_sip_retransmissions";
 /// Call events dropped because the call's owner did not read them (counter).
 pub const EVENTS_DROPPED: &str = "dialcast_sip_events_dropped";
 
@@ -28,6 +30,10 @@ pub fn describe() {
     describe_counter!(
         INBOUND_OVERFLOW,
         "New inbound INVITEs refused with 503 because the inbound call queue was full."
+    );
+    describe_counter!(
+        RETRANSMISSIONS,
+        "SIP requests and final responses of calls resent by their retransmission timers."
     );
     describe_counter!(SEND_FAILURES, "SIP messages the socket refused to send.");
     describe_counter!(
@@ -46,4 +52,5 @@ pub fn export(snapshot: &SipCountersSnapshot) {
     counter!(INBOUND_OVERFLOW).absolute(snapshot.inbound_overflow);
     counter!(SEND_FAILURES).absolute(snapshot.send_failures);
     counter!(EVENTS_DROPPED).absolute(snapshot.events_dropped);
+    counter!(RETRANSMISSIONS).absolute(snapshot.retransmissions);
 }

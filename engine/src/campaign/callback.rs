@@ -42,6 +42,7 @@ impl<S: Store> Engine<S> {
     ) {
         let Some(number) = caller_number(call.caller(), &settings.default_country) else {
             tracing::info!("inbound call without a usable caller number: refused");
+            crate::metrics::callback(false);
             call.reject(404).ok();
             return;
         };
