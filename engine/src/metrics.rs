@@ -7,8 +7,9 @@
 //! works), and the helpers the campaign code calls once per call (never per
 //! packet).
 //!
-//! The contract with the dashboards is `notes/metrics-catalogue.md` (names
-//! as exposed: counters get `_total` from the exporter). Labels are bounded:
+//! The names are a contract with the dashboards and alert rules (the
+//! metric catalogue, which lists them as exposed: counters get `_total`
+//! from the exporter); rename none without them. Labels are bounded:
 //! script and trunk names from the configuration, statuses, colour classes,
 //! fixed outcome words; never call ids, numbers or record ids.
 //!
