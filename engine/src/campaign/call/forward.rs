@@ -48,6 +48,13 @@ impl Referral {
 
 /// `uri` with `name: value` as a header of the INVITE it leads to
 /// (RFC 3261 §19.1.1: `?name=value`, the value percent-encoded).
+/// The script's event for a forward's outcome, counted by `label` in
+/// `dialcast_forwards_total` (bridged, referred, closed, paused, failed).
+fn forward_result(script: &str, outcome: ForwardOutcome, label: &'static str) -> Event {
+    crate::metrics::forward(script, label);
+    Event::ForwardResult(outcome)
+}
+
 fn uri_with_header(uri: &str, name: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -92,16 +99,24 @@ impl Leg {
                     referred: true,
                     ..ForwardStats::default()
                 });
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Connected))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Connected, "referred"),
+                )
+                .await;
                 // The transfer is done: our part of the call is over.
                 self.hangup().await;
             }
             _ => {
                 self.referral = None;
                 tracing::info!(record = %plan.claim.record_id, code, notify, "forward: REFER failed");
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                )
+                .await;
             }
         }
     }
@@ -114,8 +129,12 @@ impl Leg {
     ) {
         if self.referral.take().is_some() {
             tracing::info!(record = %plan.claim.record_id, "forward: no outcome of the REFER in time");
-            self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                .await;
+            self.feed(
+                ctx,
+                plan,
+                forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+            )
+            .await;
         }
     }
 
@@ -138,15 +157,21 @@ impl Leg {
             (ForwardGate::Open, Some(target)) => target,
             (ForwardGate::Closed, _) => {
                 tracing::info!(record = %plan.claim.record_id, paused, "forward: the call centre is closed");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Closed));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Closed,
+                    if paused { "paused" } else { "closed" },
+                ));
                 return;
             }
             _ => {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: no call centre configured ([forwarding] uri)");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
                 return;
             }
         };
@@ -170,8 +195,11 @@ impl Leg {
             } else {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: REFER works only on calls we placed; a callback cannot be referred");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
             }
             return;
         }
@@ -179,8 +207,11 @@ impl Leg {
             Ok(session) => session,
             Err(e) => {
                 tracing::warn!(record = %plan.claim.record_id, "forward: no RTP port: {e}");
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
                 return;
             }
         };
@@ -215,8 +246,11 @@ impl Leg {
             Err(e) => {
                 tracing::warn!(record = %plan.claim.record_id, "forward: cannot call the call centre: {e}");
                 session.close().await;
-                self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
             }
         }
     }
@@ -240,8 +274,12 @@ impl Leg {
                 self.session.bridge_with(&leg.session);
                 leg.bridged_at = Some(Instant::now());
                 tracing::info!(record = %plan.claim.record_id, "forward: bridged to the call centre");
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Connected))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Connected, "bridged"),
+                )
+                .await;
             }
             Some(CallEvent::MediaUpdated(media)) => {
                 leg.session.set_remote(remote_media(&media));
@@ -251,8 +289,12 @@ impl Leg {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: the call centre answered without usable SDP");
                 self.end_forward().await;
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                )
+                .await;
             }
             Some(CallEvent::Ended(_)) | None => {
                 leg.ended = true;
@@ -263,8 +305,12 @@ impl Leg {
                     self.hangup().await;
                 } else {
                     tracing::info!(record = %plan.claim.record_id, "forward: the call centre did not answer");
-                    self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
-                        .await;
+                    self.feed(
+                        ctx,
+                        plan,
+                        forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                    )
+                    .await;
                 }
             }
             Some(_) => {}
