@@ -14,7 +14,8 @@
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`)
 //! and the `dialcast` binary: DIALCAST_BIN, or target/release/dialcast
-//! (`cargo build --release -p dialcast-engine` first).
+//! (`cargo build --release -p dialcast-engine` first). DIALCAST_DASHBOARDS_KEEP=DIR
+//! keeps the run, Prometheus's TSDB included, for tools/plot_panels.py.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -89,7 +90,12 @@ fn promtool(args: &[&str], files: &[PathBuf]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_returns_data_and_the_overview_bars_equal_the_engine_buckets() {
-    let dir = std::env::temp_dir().join(format!("dialcast-dashboards-{}", std::process::id()));
+    // DIALCAST_DASHBOARDS_KEEP=DIR keeps the run (Prometheus's TSDB in
+    // DIR/tsdb, for tools/plot_panels.py), else a temporary directory.
+    let keep = std::env::var_os("DIALCAST_DASHBOARDS_KEEP").map(PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("dialcast-dashboards-{}", std::process::id()))
+    });
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
 
@@ -169,7 +175,12 @@ async fn every_panel_returns_data_and_the_overview_bars_equal_the_engine_buckets
     overview_bars_equal_engine_buckets(&client, &config, started, at);
 
     let _ = farm.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    match keep {
+        Some(dir) => println!("kept the run in {}", dir.display()),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 /// Every query of every panel, with the variables set to "All" and to the
