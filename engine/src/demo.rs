@@ -46,6 +46,8 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Show a live progress line on stderr.
     pub progress: bool,
+    /// Where the process serves its Prometheus metrics, if it does.
+    pub metrics_url: Option<String>,
 }
 
 /// The JSON summary of `dialcast demo --json` (a contract: keep the fields).
@@ -60,6 +62,9 @@ pub struct DemoSummary {
     pub peak_channels: u64,
     /// Records whose final status is the one their callee's behaviour implies.
     pub as_expected: u64,
+    /// `http://ADDR/metrics` while the demo runs (and lingers); null when
+    /// metrics are not served.
+    pub metrics_url: Option<String>,
 }
 
 /// Everything the demo learned.
@@ -314,6 +319,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             elapsed_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             peak_channels: engine.counters.peak_in_flight.load(Ordering::Relaxed),
             as_expected,
+            metrics_url: options.metrics_url.clone(),
         },
         behaviours: per_behaviour
             .into_iter()

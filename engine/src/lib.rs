@@ -12,6 +12,7 @@ pub mod import;
 pub mod imports;
 pub mod inbox;
 pub mod loopback;
+pub mod metrics;
 pub mod result_files;
 pub mod results;
 pub mod service;

@@ -87,6 +87,7 @@ async fn start_engine_full<S: Store>(
         port_max: rtp_ports.1,
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
+        metrics: true,
     })?;
     let engine = Engine::new(EngineParts {
         store,

@@ -211,6 +211,7 @@ pub async fn write_result_file<S: Store>(
     }
     std::fs::rename(&temporary, &path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::metrics::result_file_written("csv");
     Ok(path)
 }
 

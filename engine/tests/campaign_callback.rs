@@ -42,6 +42,7 @@ async fn call_engine(
         port_max: 54999,
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
+        metrics: true,
     })
     .expect("caller media");
     let outcome = single_call::dial(

@@ -367,6 +367,7 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
                 port_max: 39999,
                 inactivity_timeout: Duration::from_secs(10),
                 send_silence: true,
+                metrics: true,
             },
             bench.media_threads.max(1),
         )?)

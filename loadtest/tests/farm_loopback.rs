@@ -212,6 +212,7 @@ fn caller_media() -> MediaEngine {
         port_max: 45099,
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
+        metrics: false,
     })
     .expect("the caller's media engine starts")
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::metrics::RtpTally;
 use crate::amd::{AmdConfig, AmdDetector};
 use crate::prompt::Prompt;
 use crate::recorder::{self, RecorderMsg};
@@ -38,6 +39,10 @@ pub struct MediaConfig {
     pub inactivity_timeout: Duration,
     /// Send silence frames when no prompt plays (otherwise send nothing).
     pub send_silence: bool,
+    /// Add this engine's RTP counts to the `metrics` facade (see
+    /// [`crate::metrics`]); off for engines that stand in for a peer, such
+    /// as the demo's callee farm, so the process's metrics are the dialler's.
+    pub metrics: bool,
 }
 
 impl Default for MediaConfig {
@@ -48,6 +53,7 @@ impl Default for MediaConfig {
             port_max: 39999,
             inactivity_timeout: Duration::from_secs(30),
             send_silence: true,
+            metrics: true,
         }
     }
 }
@@ -211,7 +217,7 @@ impl MediaEngine {
                 }
             });
             let (handle, thread) =
-                scheduler::spawn(i, recorder.clone(), free).map_err(MediaError::Thread)?;
+                scheduler::spawn(i, recorder.clone(), free, config.metrics).map_err(MediaError::Thread)?;
             shards.push(handle);
             handles.push(thread);
         }
@@ -273,6 +279,7 @@ impl MediaEngine {
             core: Box::new(core),
             events: ev_tx,
             shared: Arc::clone(&shared),
+            reported: RtpTally::default(),
         })));
         if !registered {
             free_port();

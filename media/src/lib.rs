@@ -22,6 +22,7 @@ pub mod dtmf;
 mod engine;
 mod error;
 pub mod inband;
+pub mod metrics;
 mod priority;
 pub mod prompt;
 mod recorder;

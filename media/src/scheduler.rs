@@ -24,7 +24,9 @@
 //!   command takes effect within microseconds, not at the next tick.
 //! * **Out** — events go to each call's bounded tokio channel with
 //!   `try_send` ([`EVENT_QUEUE`]); stats are published to a per-session mutex
-//!   every [`HOUSEKEEPING`] (not per packet).
+//!   every [`HOUSEKEEPING`] (not per packet), and so are the RTP counts to
+//!   the `metrics` facade: the thread sums what every session counted since
+//!   the last round into one [`RtpTally`] and adds it in five calls.
 //!
 //! Why no `sendmmsg`: each session has its own socket (its SDP port, which
 //! symmetric-RTP peers latch to) and sends one packet per 20 ms, and that
@@ -43,6 +45,7 @@ use mio::{Events, Poll, Token, Waker};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::amd::AmdDetector;
+use crate::metrics::{observe_jitter, RtpTally};
 use crate::codec::FRAME_SAMPLES;
 use crate::prompt::Prompt;
 use crate::recorder::{send_block, RecorderMsg};
@@ -153,6 +156,8 @@ pub(crate) struct Slot {
     pub(crate) core: Box<SessionCore>,
     pub(crate) events: tokio::sync::mpsc::Sender<MediaEvent>,
     pub(crate) shared: Arc<SessionShared>,
+    /// RTP counts already added to the metrics facade.
+    pub(crate) reported: RtpTally,
 }
 
 struct Scheduler {
@@ -167,6 +172,10 @@ struct Scheduler {
     packet: [u8; MAX_PACKET],
     record: [i16; 2 * FRAME_SAMPLES],
     rx: RecvBatch,
+    /// Report RTP counts to the metrics facade.
+    metrics: bool,
+    /// Counted since the last housekeeping round, not yet reported.
+    rtp: RtpTally,
 }
 
 /// Start one scheduler thread.
@@ -174,6 +183,7 @@ pub(crate) fn spawn(
     index: usize,
     recorder: SyncSender<RecorderMsg>,
     free_port: FreePort,
+    metrics: bool,
 ) -> std::io::Result<(SchedulerHandle, std::thread::JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -190,6 +200,8 @@ pub(crate) fn spawn(
         packet: [0; MAX_PACKET],
         record: [0; 2 * FRAME_SAMPLES],
         rx: RecvBatch::new(),
+        metrics,
+        rtp: RtpTally::default(),
     };
     let handle = std::thread::Builder::new()
         .name(format!("dialcast-media-{index}"))
@@ -362,6 +374,11 @@ impl Scheduler {
         (self.free_port)(port);
         let mut stats = slot.core.stats().clone();
         stats.record_frames = slot.core.record_frames();
+        if self.metrics {
+            let mut reported = slot.reported;
+            self.rtp.add_since(&mut reported, RtpTally::of(&stats));
+            observe_jitter(&stats);
+        }
         if let Ok(mut s) = slot.shared.stats.lock() {
             s.clone_from(&stats);
         }
@@ -373,6 +390,9 @@ impl Scheduler {
         for id in ids {
             self.close(id);
         }
+        if self.metrics {
+            self.rtp.flush();
+        }
     }
 
     fn housekeeping(&mut self, now: Instant) {
@@ -382,6 +402,13 @@ impl Scheduler {
             if let Ok(mut s) = slot.shared.stats.lock() {
                 s.clone_from(slot.core.stats());
             }
+            if self.metrics {
+                let now = RtpTally::of(slot.core.stats());
+                self.rtp.add_since(&mut slot.reported, now);
+            }
+        }
+        if self.metrics {
+            self.rtp.flush();
         }
     }
 }

@@ -16,6 +16,7 @@ fn engine(base: u16, send_silence: bool, inactivity: Duration) -> MediaEngine {
         port_max: base + 99,
         inactivity_timeout: inactivity,
         send_silence,
+        metrics: true,
     })
     .expect("engine starts")
 }

@@ -236,6 +236,10 @@ impl Driver {
         self.shared
             .calls_in_core
             .store(self.core.call_count(), Ordering::Relaxed);
+        self.shared
+            .counters
+            .retransmissions
+            .store(self.core.retransmissions(), Ordering::Relaxed);
     }
 
     /// Sends without waiting (used while handling input; UDP send buffers

@@ -68,6 +68,9 @@ pub struct SipCounters {
     pub send_failures: AtomicU64,
     /// Call events dropped because the call's owner did not read them.
     pub events_dropped: AtomicU64,
+    /// Messages of calls resent by their retransmission timers (the
+    /// driver copies the core's count after each batch of work).
+    pub retransmissions: AtomicU64,
 }
 
 /// A snapshot of [`SipCounters`].
@@ -79,6 +82,7 @@ pub struct SipCountersSnapshot {
     pub inbound_overflow: u64,
     pub send_failures: u64,
     pub events_dropped: u64,
+    pub retransmissions: u64,
 }
 
 impl SipCounters {
@@ -91,6 +95,7 @@ impl SipCounters {
             inbound_overflow: get(&self.inbound_overflow),
             send_failures: get(&self.send_failures),
             events_dropped: get(&self.events_dropped),
+            retransmissions: get(&self.retransmissions),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod error;
 pub mod framing;
 pub mod in_dialog;
+pub mod metrics;
 mod request;
 pub mod resolve;
 pub mod sdp;

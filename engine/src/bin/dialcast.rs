@@ -24,7 +24,7 @@ use dialcast_engine::store::{
     BlocklistStore as _, CampaignState, ImportStatus, ImportStore as _, SqliteStore,
     StatsStore as _, Store as _,
 };
-use dialcast_engine::{blocklist, demo, imports, service};
+use dialcast_engine::{blocklist, demo, imports, metrics, service};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
@@ -204,6 +204,13 @@ struct DemoArgs {
     /// End with one JSON object (records, attempts, statuses, success, result_file).
     #[arg(long)]
     json: bool,
+    /// Where to serve Prometheus metrics (http://ADDR/metrics); port 0 picks
+    /// a free port (the summary's metrics_url tells which).
+    #[arg(long, default_value = dialcast_engine::metrics::DEFAULT_ADDR)]
+    metrics_addr: SocketAddr,
+    /// Keep serving metrics this many seconds after the summary is printed.
+    #[arg(long, default_value_t = 0)]
+    linger: u64,
 }
 
 #[derive(Args)]
@@ -211,6 +218,9 @@ struct ServeArgs {
     /// The configuration file (see engine/dialcast.example.toml).
     #[arg(long)]
     config: PathBuf,
+    /// Where to serve Prometheus metrics (http://ADDR/metrics).
+    #[arg(long, default_value = dialcast_engine::metrics::DEFAULT_ADDR)]
+    metrics_addr: SocketAddr,
 }
 
 /// `dialcast import FILE --script NAME [...]` uploads, validates and imports
@@ -501,14 +511,24 @@ fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::Layer as _;
+        let filter =
             tracing_subscriber::EnvFilter::try_from_env("DIALCAST_LOG").unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new("warn,dialcast=info,dialcast_engine=info")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+            });
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            // Errors are counted whatever DIALCAST_LOG shows.
+            .with(metrics::ErrorCounter.with_filter(tracing::level_filters::LevelFilter::ERROR))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -570,6 +590,7 @@ async fn start(common: &CommonArgs, tcp: bool) -> anyhow::Result<Stack> {
         port_max: common.rtp_ports.1,
         inactivity_timeout: Duration::from_secs(common.rtp_timeout),
         send_silence: true,
+        metrics: true,
     })
     .context("cannot start the media engine")?;
     Ok(Stack {
@@ -741,30 +762,59 @@ fn print_outcome(outcome: &CallOutcome, json: bool) -> anyhow::Result<()> {
 }
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    // Before the engine starts, so that it registers its SIP counters.
+    let metrics = metrics::serve(args.metrics_addr, &cancel)
+        .await
+        .context("--metrics-addr")?;
+    let progress = !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if progress {
+        eprintln!("metrics on {}", metrics.url());
+    }
     let report = demo::run(demo::DemoOptions {
         records: args.records,
         dir: args.dir,
         seed: args.seed,
-        progress: !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        progress,
+        metrics_url: Some(metrics.url()),
     })
     .await?;
     print!("{}", report.table());
     if args.json {
         println!("{}", serde_json::to_string(&report.summary)?);
     }
+    if args.linger > 0 {
+        if progress {
+            eprintln!(
+                "serving {} for {} s more (Ctrl-C ends it)",
+                metrics.url(),
+                args.linger
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.linger)) => {}
+            _ = shutdown_signal() => {}
+        }
+    }
+    metrics.shutdown().await;
     Ok(())
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let cancel = CancellationToken::new();
+    let metrics = metrics::serve(args.metrics_addr, &cancel)
+        .await
+        .context("--metrics-addr")?;
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stop requested");
         stop.cancel();
     });
-    service::serve(config, cancel).await
+    let served = service::serve(config, cancel).await;
+    metrics.shutdown().await;
+    served
 }
 
 async fn shutdown_signal() {

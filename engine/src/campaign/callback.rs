@@ -42,6 +42,7 @@ impl<S: Store> Engine<S> {
     ) {
         let Some(number) = caller_number(call.caller(), &settings.default_country) else {
             tracing::info!("inbound call without a usable caller number: refused");
+            crate::metrics::callback(false);
             call.reject(404).ok();
             return;
         };
@@ -59,6 +60,7 @@ impl<S: Store> Engine<S> {
                 return;
             }
         };
+        crate::metrics::callback(matched.is_some());
         let Some(mut callback) = matched else {
             tracing::info!("inbound call from a number not dialled recently: refused");
             call.reject(404).ok();

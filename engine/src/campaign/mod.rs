@@ -157,6 +157,11 @@ impl<S: Store> Engine<S> {
     /// Loads every clip of the catalogue once.
     pub fn new(parts: EngineParts<S>) -> anyhow::Result<Arc<Engine<S>>> {
         let clips = ClipLibrary::load(&parts.catalog)?;
+        if let Some(metrics) = crate::metrics::installed() {
+            // The SIP receive loop counts in atomics; a scrape copies them.
+            let sip = parts.sip.clone();
+            metrics.add_collector(move || dialcast_sip::metrics::export(&sip.counters()));
+        }
         Ok(Arc::new(Engine {
             ctx: Arc::new(CallContext {
                 store: parts.store,
@@ -279,6 +284,9 @@ impl<S: Store> Engine<S> {
         let store = Arc::clone(&self.ctx.store);
         let mut forwarding_paused = campaign.forwarding_paused;
         let mut next_check = tokio::time::Instant::now();
+        let script_name = campaign.script_name.clone();
+        let trunk_name: Arc<str> = Arc::from(campaign.trunk.name.as_str());
+        crate::metrics::trunk_configured(&trunk_name, campaign.trunk.max_channels);
         tracing::info!(
             campaign = %campaign.name,
             trunk = %campaign.trunk.name,
@@ -299,6 +307,8 @@ impl<S: Store> Engine<S> {
                     .forwarding_paused;
                 pace.update(&*store, campaign.id, &self.counters, now_ms())
                     .await?;
+                self.sample_metrics(&campaign, &rules, &pace, forwarding_paused, false)
+                    .await;
             }
             let permit = tokio::select! {
                 permit = gate.channel(campaign.id, priority) => permit?,
@@ -306,15 +316,24 @@ impl<S: Store> Engine<S> {
             };
             let now = now_ms();
             let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
-            let mut claim = match store.claim_next(campaign.id, now, &decide).await? {
+            let claimed =
+                crate::metrics::timed("claim", store.claim_next(campaign.id, now, &decide)).await?;
+            let mut claim = match claimed {
                 ClaimResult::Claimed(claim) => claim,
                 ClaimResult::NotRunning => {
+                    let paused = store
+                        .campaign_by_name(&campaign.name)
+                        .await
+                        .is_ok_and(|c| c.state == CampaignState::Paused);
+                    self.sample_metrics(&campaign, &rules, &pace, forwarding_paused, paused)
+                        .await;
                     tracing::info!(campaign = %campaign.name, "campaign stopped dialling (paused or stopped)");
                     break false;
                 }
                 ClaimResult::NothingDue => {
                     drop(permit);
-                    let due = store.next_due(campaign.id).await?;
+                    let due =
+                        crate::metrics::timed("next_due", store.next_due(campaign.id)).await?;
                     // The claim moved the due records it looked at (deferred
                     // or ended them); more may be due behind them.
                     if due.is_some_and(|due| due < now_ms()) {
@@ -353,6 +372,8 @@ impl<S: Store> Engine<S> {
             let engine = Arc::clone(self);
             let call_ended = Arc::clone(&call_ended);
             self.counters.call_started();
+            crate::metrics::call_started(&script_name, &trunk_name);
+            let trunk_name = Arc::clone(&trunk_name);
             // A span per call; never the phone number (STYLE: no numbers at info).
             let span = tracing::info_span!(
                 "call",
@@ -366,6 +387,7 @@ impl<S: Store> Engine<S> {
                     engine.attempt(plan).await;
                     drop(permit);
                     engine.counters.call_ended(started.elapsed());
+                    crate::metrics::call_finished(&trunk_name);
                     call_ended.notify_one();
                 }
                 .instrument(span),
@@ -373,6 +395,7 @@ impl<S: Store> Engine<S> {
         };
         calls.close();
         calls.wait().await;
+        crate::metrics::records_due(&script_name, 0);
         if finished && !cancel.is_cancelled() {
             // Records may have been rescheduled by the last calls.
             if store.next_due(campaign.id).await?.is_none() {
@@ -387,9 +410,39 @@ impl<S: Store> Engine<S> {
 
     /// One attempt: the call, then its outcome committed with the retry
     /// decision.
+    /// Samples the script's gauges (every [`STATE_CHECK`] while it runs).
+    async fn sample_metrics(
+        &self,
+        campaign: &Campaign,
+        rules: &DialRules,
+        pace: &Pace,
+        forwarding_paused: bool,
+        paused: bool,
+    ) {
+        let script = &campaign.script_name;
+        let now = now_ms();
+        crate::metrics::pacer_target(&campaign.trunk.name, pace.cps());
+        crate::metrics::script_state(
+            script,
+            paused,
+            forwarding_paused,
+            rules.calendar.is_open(Utc::now()),
+        );
+        match crate::metrics::timed(
+            "pending_due",
+            self.ctx.store.pending_due_before(campaign.id, now + 1),
+        )
+        .await
+        {
+            Ok(due) => crate::metrics::records_due(script, due),
+            Err(e) => tracing::debug!(campaign = %campaign.name, "records due not read: {e}"),
+        }
+    }
+
     async fn attempt(&self, plan: CallPlan) {
         let claim = plan.claim.clone();
         let settings = plan.settings.clone();
+        let script = plan.script.name().to_string();
         let outcome = call::run_attempt(&self.ctx, plan).await;
         let next: NextStep = retry::next_step(
             &outcome.status,
@@ -399,8 +452,21 @@ impl<S: Store> Engine<S> {
             outcome.ended_at,
         );
         for attempt in 1..=FINISH_TRIES {
-            match self.ctx.store.finish_attempt(&claim, &outcome, next).await {
-                Ok(()) => return self.publish_attempt_bucket(&claim).await,
+            let stored = crate::metrics::timed(
+                "attempt_end",
+                self.ctx.store.finish_attempt(&claim, &outcome, next),
+            )
+            .await;
+            match stored {
+                Ok(()) => {
+                    crate::metrics::attempt_ended(
+                        &script,
+                        &outcome.status,
+                        outcome.voicemail_left,
+                        matches!(next, NextStep::Final),
+                    );
+                    return self.publish_attempt_bucket(&claim).await;
+                }
                 Err(e) if attempt < FINISH_TRIES => {
                     tracing::warn!(record = %claim.record_id, "cannot store the outcome yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;

@@ -12,6 +12,8 @@ use crate::store::TrunkSettings;
 /// A trunk, ready to dial.
 #[derive(Clone)]
 pub struct TrunkTarget {
+    /// The trunk's name in the configuration (a metrics label).
+    pub name: String,
     /// `host[:port]` of the trunk URI.
     host: String,
     pub transport: Transport,
@@ -26,6 +28,7 @@ impl std::fmt::Debug for TrunkTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the password.
         f.debug_struct("TrunkTarget")
+            .field("name", &self.name)
             .field("host", &self.host)
             .field("transport", &self.transport)
             .field("caller_id", &self.caller_id)
@@ -62,6 +65,7 @@ impl TrunkTarget {
             .await
             .with_context(|| format!("trunk {}: cannot resolve {host}", trunk.name))?;
         Ok(TrunkTarget {
+            name: trunk.name.clone(),
             host,
             transport,
             caller_id: trunk.caller_id.clone(),

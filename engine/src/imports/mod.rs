@@ -178,6 +178,7 @@ pub async fn confirm<S: ImportStore + BlocklistStore>(
     if let Err(e) = outcome {
         let error = format!("{e:#}");
         report.status = ImportStatus::Failed;
+        crate::metrics::import_done("failed");
         store
             .discard_import(
                 import,
@@ -210,6 +211,14 @@ pub async fn confirm<S: ImportStore + BlocklistStore>(
         .publish_import(import, counts(&report), &report_json(&report)?, now)
         .await?;
     report.inserted = published;
+    crate::metrics::import_done("confirmed");
+    crate::metrics::import_rows("accepted", report.inserted);
+    crate::metrics::import_rows(
+        "rejected",
+        report.will_fail.saturating_sub(report.duplicates_in_file),
+    );
+    crate::metrics::import_rows("duplicate", report.duplicates);
+    crate::metrics::import_rows("blocked", report.blocked_records);
     Ok(report)
 }
 
@@ -218,6 +227,7 @@ pub async fn cancel<S: ImportStore>(store: &S, import: Id) -> anyhow::Result<()>
     store
         .cancel_import(import, crate::campaign::now_ms())
         .await?;
+    crate::metrics::import_done("cancelled");
     Ok(())
 }
 

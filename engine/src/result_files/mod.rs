@@ -112,6 +112,7 @@ pub async fn write_script_day<S: Store>(
             written_at: now,
         };
         store.record_result_file(&file).await?;
+        crate::metrics::result_file_written(if format == "xml" { "xml" } else { "csv" });
         written.push(file);
     }
     Ok(written)

@@ -344,6 +344,7 @@ impl Stack {
             port_max: args.rtp_ports.1,
             inactivity_timeout: Duration::from_secs(30),
             send_silence: true,
+            metrics: true,
         })?;
         Ok(Stack {
             endpoint,

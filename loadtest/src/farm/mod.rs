@@ -97,6 +97,7 @@ impl FarmConfig {
                 // inactivity event and relies on its own caps.
                 inactivity_timeout: Duration::from_secs(300),
                 send_silence: true,
+                metrics: false,
             },
             timings: Timings::default(),
             unknown: Behaviour::Invalid,

@@ -206,6 +206,9 @@ pub struct SipCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_inbound_handle: CallHandle,
+    /// Requests and final responses of calls resent by their timers (A, E,
+    /// G and the like), since the start.
+    retransmissions: u64,
 }
 
 /// Inbound handles count down from the top so they never meet the driver's
@@ -215,6 +218,11 @@ const FIRST_INBOUND_HANDLE: CallHandle = u64::MAX / 2;
 const PROBE_FLAG: u64 = 1 << 63;
 
 impl SipCore {
+    /// Messages of calls resent by their retransmission timers so far.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
     pub fn new(local_addr: SocketAddr, user_agent: String, timers: Timers) -> Self {
         SipCore {
             local: local_addr.to_string(),
@@ -234,6 +242,7 @@ impl SipCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_inbound_handle: FIRST_INBOUND_HANDLE,
+            retransmissions: 0,
         }
     }
 
@@ -661,6 +670,7 @@ impl SipCore {
             want_cancel = true;
         }
         let role = call.role;
+        self.retransmissions += resend.len() as u64;
         for (to, bytes) in resend {
             self.send(to, bytes);
         }

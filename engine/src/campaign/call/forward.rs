@@ -48,6 +48,13 @@ impl Referral {
 
 /// `uri` with `name: value` as a header of the INVITE it leads to
 /// (RFC 3261 §19.1.1: `?name=value`, the value percent-encoded).
+/// The script's event for a forward's outcome, counted by `label` in
+/// `dialcast_forwards_total` (bridged, referred, closed, paused, failed).
+fn forward_result(script: &str, outcome: ForwardOutcome, label: &'static str) -> Event {
+    crate::metrics::forward(script, label);
+    Event::ForwardResult(outcome)
+}
+
 fn uri_with_header(uri: &str, name: &str, value: &str) -> String {
     let mut encoded = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -92,7 +99,7 @@ impl Leg {
                     referred: true,
                     ..ForwardStats::default()
                 });
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Connected))
+                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Connected, "referred"))
                     .await;
                 // The transfer is done: our part of the call is over.
                 self.hangup().await;
@@ -100,7 +107,7 @@ impl Leg {
             _ => {
                 self.referral = None;
                 tracing::info!(record = %plan.claim.record_id, code, notify, "forward: REFER failed");
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
+                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
                     .await;
             }
         }
@@ -114,7 +121,7 @@ impl Leg {
     ) {
         if self.referral.take().is_some() {
             tracing::info!(record = %plan.claim.record_id, "forward: no outcome of the REFER in time");
-            self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
+            self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
                 .await;
         }
     }
@@ -139,14 +146,14 @@ impl Leg {
             (ForwardGate::Closed, _) => {
                 tracing::info!(record = %plan.claim.record_id, paused, "forward: the call centre is closed");
                 self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Closed));
+                    .handle(forward_result(plan.script, ForwardOutcome::Closed, if paused { "paused" } else { "closed" }));
                 return;
             }
             _ => {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: no call centre configured ([forwarding] uri)");
                 self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
                 return;
             }
         };
@@ -171,7 +178,7 @@ impl Leg {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: REFER works only on calls we placed; a callback cannot be referred");
                 self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
             }
             return;
         }
@@ -180,7 +187,7 @@ impl Leg {
             Err(e) => {
                 tracing::warn!(record = %plan.claim.record_id, "forward: no RTP port: {e}");
                 self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
                 return;
             }
         };
@@ -216,7 +223,7 @@ impl Leg {
                 tracing::warn!(record = %plan.claim.record_id, "forward: cannot call the call centre: {e}");
                 session.close().await;
                 self.run
-                    .handle(Event::ForwardResult(ForwardOutcome::Failed));
+                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
             }
         }
     }
@@ -240,7 +247,7 @@ impl Leg {
                 self.session.bridge_with(&leg.session);
                 leg.bridged_at = Some(Instant::now());
                 tracing::info!(record = %plan.claim.record_id, "forward: bridged to the call centre");
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Connected))
+                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Connected, "bridged"))
                     .await;
             }
             Some(CallEvent::MediaUpdated(media)) => {
@@ -251,7 +258,7 @@ impl Leg {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: the call centre answered without usable SDP");
                 self.end_forward().await;
-                self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
+                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
                     .await;
             }
             Some(CallEvent::Ended(_)) | None => {
@@ -263,7 +270,7 @@ impl Leg {
                     self.hangup().await;
                 } else {
                     tracing::info!(record = %plan.claim.record_id, "forward: the call centre did not answer");
-                    self.feed(ctx, plan, Event::ForwardResult(ForwardOutcome::Failed))
+                    self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
                         .await;
                 }
             }

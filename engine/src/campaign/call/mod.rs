@@ -111,6 +111,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
             voice: &plan.voice,
             rtp_ip: plan.target.rtp_ip,
             script: plan.script.name(),
+            trunk: Some(&plan.target.name),
         },
     )
     .await
@@ -181,6 +182,7 @@ pub async fn run_callback<S: Store>(
             voice: &voice,
             rtp_ip,
             script: &script_name,
+            trunk: None,
         },
     )
     .await
@@ -195,8 +197,10 @@ struct LegPlan<'a> {
     voice: &'a VoicePlan,
     /// Our RTP address, for the call centre's leg.
     rtp_ip: std::net::IpAddr,
-    /// The script's name (its voicelog policy).
+    /// The script's name (its voicelog policy; a metrics label).
     script: &'a str,
+    /// The trunk of a call we placed (a metrics label); `None` for callbacks.
+    trunk: Option<&'a str>,
 }
 
 /// The SIP side of a leg: a call we placed, or an inbound call we answered.
@@ -246,6 +250,14 @@ impl SipSide {
         match self {
             SipSide::Out(call) => call.ring_time(),
             SipSide::In { .. } => Duration::ZERO,
+        }
+    }
+
+    /// INVITE to the first provisional response, if one came.
+    fn setup_time(&self) -> Option<Duration> {
+        match self {
+            SipSide::Out(call) => call.setup_time(),
+            SipSide::In { .. } => None,
         }
     }
 
@@ -426,6 +438,8 @@ impl Leg {
                     Some(MediaEvent::Amd(decision)) if self.amd_deadline.is_some() => {
                         self.amd_deadline = None;
                         self.amd = Some(decision.verdict);
+                        dialcast_media::metrics::observe_amd_decision(
+                            decision.verdict.as_str(), decision.at_ms);
                         tracing::debug!(record = %plan.claim.record_id,
                             verdict = decision.verdict.as_str(), at_ms = decision.at_ms,
                             reason = decision.reason, measures = ?decision.measures,
@@ -494,6 +508,10 @@ impl Leg {
             }
         };
         let ended = Instant::now();
+        // Read before anything else can take time: for a call that got only
+        // a final response, the ring time now is the time to that response.
+        let ring_time = self.call.ring_time();
+        let setup_time = self.call.setup_time().or(end.from_network.then_some(ring_time));
         let voicelog = self.voicelog.take();
         if let Some(v) = &voicelog {
             v.call_ended(&self.session, ended);
@@ -506,7 +524,7 @@ impl Leg {
         self.end_forward().await;
         let ended_at = Utc::now().timestamp_millis();
         let talk_ms = answered_at.map_or(0, |t| ended.duration_since(t).as_millis() as i64);
-        let ring_ms = self.call.ring_time().as_millis() as i64;
+        let ring_ms = ring_time.as_millis() as i64;
         let call_id = self.call.call_id();
         let outputs = std::mem::take(&mut self.outputs);
         let stats = self.session.close().await;
@@ -526,6 +544,26 @@ impl Leg {
             Some(_) if self.success => "success".to_string(),
             Some(_) => "answered_no_success".to_string(),
         };
+        if let Some(trunk) = plan.trunk {
+            let answered = answered_at.is_some();
+            crate::metrics::call_summary(&crate::metrics::CallSummary {
+                script: plan.script,
+                trunk,
+                sip_code: end.sip_code,
+                from_network: end.from_network,
+                retry_after: end.retry_after,
+                setup: setup_time,
+                ring: answered.then_some(ring_time),
+                talk: answered_at.map(|t| ended.duration_since(t)),
+                amd: answered.then(|| match (plan.settings.amd, self.amd) {
+                    (false, _) => "off",
+                    (true, Some(v)) => v.as_str(),
+                    (true, None) => "unknown",
+                }),
+                success: self.success,
+                voicemail_left: self.voicemail_left,
+            });
+        }
         AttemptOutcome {
             status,
             sip_code: Some(end.sip_code),
@@ -632,10 +670,11 @@ impl Leg {
                 Action::SuccessPoint => {
                     let reached = Instant::now();
                     let now = Utc::now().timestamp_millis();
-                    match ctx
-                        .store
-                        .mark_success_point(plan.claim.attempt_id, now)
-                        .await
+                    match crate::metrics::timed(
+                        "success_point",
+                        ctx.store.mark_success_point(plan.claim.attempt_id, now),
+                    )
+                    .await
                     {
                         Ok(()) => self.success = true,
                         Err(e) => tracing::error!(
