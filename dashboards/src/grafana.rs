@@ -123,10 +123,7 @@ impl Dashboard {
         let variables = self.json["templating"]["list"]
             .as_array()
             .map_or(&[][..], Vec::as_slice);
-        match variables
-            .iter()
-            .find(|v| v["name"] == DATASOURCE_VARIABLE)
-        {
+        match variables.iter().find(|v| v["name"] == DATASOURCE_VARIABLE) {
             Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
             Some(v) => say(format!(
                 "variable {DATASOURCE_VARIABLE} must be of type datasource, query prometheus: {v}"
@@ -216,7 +213,10 @@ pub fn cross_problems(dashboards: &[Dashboard]) -> Vec<String> {
         for d in dashboards {
             let value = d.json[key].as_str().unwrap_or("");
             if let Some(first) = seen.insert(value, &d.name) {
-                problems.push(format!("{} and {} share the {key} {value:?}", first, d.name));
+                problems.push(format!(
+                    "{} and {} share the {key} {value:?}",
+                    first, d.name
+                ));
             }
         }
     }
@@ -331,7 +331,14 @@ mod tests {
     fn a_sound_dashboard_has_no_problems() {
         let d = dashboard(vec![
             panel(1, 0, 0, 12, 8, "up"),
-            panel(2, 12, 0, 12, 8, "rate(x{script=~\"$script\"}[$__rate_interval])"),
+            panel(
+                2,
+                12,
+                0,
+                12,
+                8,
+                "rate(x{script=~\"$script\"}[$__rate_interval])",
+            ),
             panel(3, 0, 8, 24, 8, "up"),
         ]);
         assert_eq!(d.problems(), Vec::<String>::new());
@@ -347,7 +354,10 @@ mod tests {
         let problems = d.problems().join("\n");
         assert!(problems.contains("panel id 1"), "{problems}");
         assert!(problems.contains("panels 1 and 1 overlap"), "{problems}");
-        assert!(problems.contains("outside the 24-column grid"), "{problems}");
+        assert!(
+            problems.contains("outside the 24-column grid"),
+            "{problems}"
+        );
     }
 
     #[test]
@@ -355,7 +365,10 @@ mod tests {
         let mut p = panel(1, 0, 0, 12, 8, "x{trunk=~\"$trunk\"}");
         p["datasource"] = json!({"type": "prometheus", "uid": "abc123"});
         let problems = dashboard(vec![p]).problems().join("\n");
-        assert!(problems.contains("does not use ${datasource}"), "{problems}");
+        assert!(
+            problems.contains("does not use ${datasource}"),
+            "{problems}"
+        );
         assert!(problems.contains("uses $trunk"), "{problems}");
         let mut d = dashboard(vec![panel(1, 0, 0, 1, 1, "up")]);
         d.json["templating"]["list"][0]["type"] = json!("query");

@@ -365,8 +365,8 @@ def trunks_media():
                    quantiles_targets("dialcast_rtp_jitter_seconds", "", ""), unit="s"),
         timeseries("SIP retransmissions and malformed messages", 12, 7,
                    targets(("sum(rate(dialcast_sip_retransmissions_total[$__rate_interval]))", "retransmissions"),
-                           ("sum by (transport) (rate(dialcast_sip_messages_malformed_total[$__rate_interval]))",
-                            "malformed {{transport}}")),
+                           ("sum by (kind) (rate(dialcast_sip_messages_malformed_total[$__rate_interval]))",
+                            "malformed {{kind}}")),
                    unit="pps"),
     ]
     return dashboard(
