@@ -257,7 +257,11 @@ fn every_panel_returns_data(client: &Client, at: f64) -> Vec<String> {
         );
     }
     if failures.is_empty() {
-        println!("all {queries} panel queries returned data");
+        println!(
+            "{} of {queries} panel queries returned data, the other {} are listed above",
+            queries - waiting.len(),
+            waiting.len()
+        );
         return Vec::new();
     }
     vec![format!(

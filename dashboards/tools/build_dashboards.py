@@ -217,6 +217,13 @@ def dashboard(uid, title, desc, panels, variables, time_from="now-1h", tags=()):
     }
 
 
+def exact_increase(selector, by, window):
+    """How much counters grew over `window`, exactly: the difference of the
+    counter (see OVERVIEW_BARS below for why not increase())."""
+    return f"sum by ({by}) (({selector} - {selector} offset {window}) >= 0 or {selector})" if by \
+        else f"sum(({selector} - {selector} offset {window}) >= 0 or {selector})"
+
+
 # The Overview bars: attempts that ended in the 5 minutes before each step.
 # With the panel's 5-minute interval Grafana asks for steps on multiples of
 # 5 minutes (UTC), so each bar is one of the engine's statistics buckets
@@ -249,7 +256,7 @@ def overview():
         stat("Records today, e-mail", 4, 4,
              targets(('sum(dialcast_records_today{service="email"})', "email"))),
         stat("Voice records completed", 4, 4,
-             targets((f"sum(increase(dialcast_records_completed_total{{{S}}}[$__range]))",
+             targets((exact_increase(f"dialcast_records_completed_total{{{S}}}", "", "$__range"),
                       "completed")),
              desc="Records that got their final status in the selected time range."),
         stat("Paused scripts", 4, 4,
@@ -311,8 +318,8 @@ def voice():
         timeseries("Talk time", 8, 8,
                    quantiles_targets("dialcast_call_talk_seconds", "script", S), unit="s"),
         table("Attempts in the time range, by script and status", 24, 8,
-              targets((f"sum by (script, status) (increase(dialcast_calls_ended_total{{{S}}}[$__range]))",
-                       "attempts"))),
+              targets((exact_increase(f"dialcast_calls_ended_total{{{S}}}", "script, status", "$__range"),
+                       "{{script}} {{status}}"))),
     ]
     return dashboard(
         "dialcast-voice", "Dialcast / Voice",
@@ -394,7 +401,7 @@ def engine_health():
                             "{{component}}")),
                    unit="cpm"),
         timeseries("Result files written", 12, 7,
-                   targets(("sum by (format) (increase(dialcast_result_files_written_total[$__range]))",
+                   targets((exact_increase("dialcast_result_files_written_total", "format", "$__range"),
                             "{{format}}"))),
         timeseries("CPU", 8, 7,
                    targets(('rate(process_cpu_seconds_total{job="$job"}[$__rate_interval])', "{{instance}}")),

@@ -46,7 +46,7 @@ VARIABLES = {
     "job": "dialcast",
 }
 COLOURS = {"green": "#37872d", "yellow": "#e0b400", "red": "#c4162a", "other": "#8e8e8e"}
-ROW_HEIGHT_IN = 0.42  # inches per Grafana grid row
+ROW_HEIGHT_IN = 0.5  # inches per Grafana grid row
 
 
 def substitute(expr):
@@ -145,6 +145,10 @@ def draw_timeseries(ax, panel, prom, start, end):
     handles, _ = ax.get_legend_handles_labels()
     if handles:
         ax.legend(fontsize=6, loc="upper left", ncol=2)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
 
 
 def draw_values(ax, panel, prom, at):
@@ -153,6 +157,9 @@ def draw_values(ax, panel, prom, at):
         for s in prom.instant(substitute(target["expr"]), at):
             value = float(s["value"][1])
             name = legend(target.get("legendFormat"), s["metric"])
+            if panel["type"] == "table":
+                labels = " ".join(v for k, v in sorted(s["metric"].items()) if k != "__name__")
+                name = f"{labels} {name}".strip() if "{{" not in (target.get("legendFormat") or "") else name
             lines.append(f"{name}: {value:,.6g}")
     ax.axis("off")
     size = 20 if panel["type"] == "stat" and len(lines) == 1 else 8
@@ -165,7 +172,7 @@ def plot(name, prom, start, end, out):
     panels = dashboard["panels"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
     fig = plt.figure(figsize=(16, rows * ROW_HEIGHT_IN + 0.6))
-    grid = fig.add_gridspec(rows, 24, hspace=2.5, wspace=1.5)
+    grid = fig.add_gridspec(rows, 24, hspace=6.0, wspace=1.5)
     for panel in panels:
         g = panel["gridPos"]
         ax = fig.add_subplot(grid[g["y"]:g["y"] + g["h"], g["x"]:g["x"] + g["w"]])
