@@ -41,6 +41,12 @@ const MIX: &str = "human=10,voicemail=3,busy=2,no_answer=1,invalid=2,rejected=1,
 /// RTP ports of this test (the engine's tests use 41000–53999).
 const FARM_RTP: (u16, u16) = (54000, 54999);
 const ENGINE_RTP: (u16, u16) = (55000, 55999);
+/// The campaign's ring timeout and longest call, seconds.
+const RING_TIMEOUT_S: i64 = 6;
+const MAX_CALL_S: i64 = 60;
+/// Longest an attempt can last, from its start (the claim) to its end:
+/// ring timeout, longest call, and a margin for setup and hang-up.
+const MAX_ATTEMPT_S: i64 = RING_TIMEOUT_S + MAX_CALL_S + 10;
 /// Statistics buckets, seconds.
 const BUCKET_S: i64 = 300;
 /// What Grafana would put for its own variables with a 1 s scrape
@@ -298,14 +304,20 @@ fn every_rule_evaluates(client: &Client) -> Vec<String> {
 /// The Overview's bars against `dialcast stats --buckets --json`.
 ///
 /// Each bar at time t is `V(t) - V(t - 5m)`, V being the colour's counter
-/// as last scraped at or before t; the engine's bucket [t - 5m, t) counts
-/// the attempts that ended in it. The two agree exactly unless an attempt
-/// ended between the last scrape before a bucket edge and the edge itself
-/// (it is in the engine's earlier bucket and in Prometheus's later one).
-/// So: the panel must be exactly the counter's differences; the totals
-/// must be equal; each bucket must be equal when no counter moved within a
-/// scrape of its edges, and otherwise the engine's running total at each
-/// edge must lie between the scrapes around it.
+/// as last scraped at or before t: the attempts that *ended* in
+/// [t - 5m, t). The engine's bucket [t - 5m, t) counts the ended attempts
+/// that *started* in it (engine/src/store/sqlite/stats.rs). So an attempt
+/// in progress across a bucket edge is in the engine's earlier bucket and
+/// in the later bar, and so is one that ended between the last scrape
+/// before an edge and the edge. Hence:
+/// - the panel must be exactly the scraped counter's differences;
+/// - the totals must be equal;
+/// - at each edge b the engine's running total (attempts started before b)
+///   must lie between V just before b (those ended before b, which all
+///   started before b) and V at b + [`MAX_ATTEMPT_S`] (those started
+///   before b have all ended by then);
+/// - a bucket must be equal to its bar when no attempt ended within those
+///   windows around its edges.
 fn overview_bars_equal_engine_buckets(
     client: &Client,
     config: &Path,
@@ -439,14 +451,20 @@ fn overview_bars_equal_engine_buckets(
                 ));
             }
             // The engine's running total at each edge lies between the
-            // scrapes around it (0.5 s either side: scrape and commit times).
-            let quiet =
-                |edge: i64| before(colour, edge as f64 - 0.5) == after(colour, edge as f64 + 0.5);
-            for (edge, total) in [(b, engine_total), (e, engine_total + n)] {
-                let (low, high) = (
+            // scraped totals around it (0.5 s before: scrape and commit
+            // times; MAX_ATTEMPT_S after: attempts in progress at the edge).
+            let window = |edge: i64| {
+                (
                     before(colour, edge as f64 - 0.5),
-                    after(colour, edge as f64 + 0.5),
-                );
+                    after(colour, (edge + MAX_ATTEMPT_S) as f64),
+                )
+            };
+            let quiet = |edge: i64| {
+                let (low, high) = window(edge);
+                low == high
+            };
+            for (edge, total) in [(b, engine_total), (e, engine_total + n)] {
+                let (low, high) = window(edge);
                 if total < low || total > high {
                     failures.push(format!(
                         "{colour}: at {} the engine counted {total}, Prometheus between {low} and {high}",
@@ -645,8 +663,8 @@ caller_id = "+31201234567"
 trunk = "{TRUNK}"
 max_attempts = 2
 retry_delay_s = 1
-ring_timeout_s = 6
-max_call_s = 60
+ring_timeout_s = {RING_TIMEOUT_S}
+max_call_s = {MAX_CALL_S}
 amd = true
 max_attempts_per_day = 0
 [campaign.windows]

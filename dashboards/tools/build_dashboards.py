@@ -226,8 +226,9 @@ def exact_increase(selector, by, window):
 
 # The Overview bars: attempts that ended in the 5 minutes before each step.
 # With the panel's 5-minute interval Grafana asks for steps on multiples of
-# 5 minutes (UTC), so each bar is one of the engine's statistics buckets
-# (drawn at the bucket's end). `x - x offset 5m` is exact, unlike
+# 5 minutes (UTC), so each bar covers one of the engine's statistics
+# buckets (drawn at the bucket's end; the engine files an attempt under the
+# bucket it started in, the bar under the one it ended in). `x - x offset 5m` is exact, unlike
 # increase(), which extrapolates; `or x` counts a series that did not exist
 # 5 minutes earlier from zero (a process that started in the bucket); the
 # `>= 0` drops the difference across a restart, so that bucket shows the
@@ -244,8 +245,10 @@ def overview():
             [target(OVERVIEW_BARS, "{{colour}}", "A", interval="5m")],
             desc="Ended attempts in each 5-minute statistics bucket (UTC), by colour: "
             "green delivered, yellow not reached, red invalid number, grey other. "
-            "Each bar is drawn at the end of its bucket and equals the engine's own "
-            "bucket (`dialcast stats --buckets`).",
+            "Each bar counts the attempts that ended in its 5 minutes and is drawn at the "
+            "bucket's end. `dialcast stats --buckets` files an attempt under the bucket it "
+            "started in, so a call in progress across a bucket edge is one bar later here; "
+            "totals are equal.",
             stack=True, bars=True, overrides=colour_overrides(), interval="5m", max_points=48,
         ),
         stat("Records today, voice", 4, 4,
