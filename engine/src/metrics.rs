@@ -7,8 +7,9 @@
 //! works), and the helpers the campaign code calls once per call (never per
 //! packet).
 //!
-//! The contract with the dashboards is `notes/metrics-catalogue.md` (names
-//! as exposed: counters get `_total` from the exporter). Labels are bounded:
+//! The names are a contract with the dashboards and alert rules (the
+//! metric catalogue, which lists them as exposed: counters get `_total`
+//! from the exporter); rename none without them. Labels are bounded:
 //! script and trunk names from the configuration, statuses, colour classes,
 //! fixed outcome words; never call ids, numbers or record ids.
 //!
@@ -224,10 +225,7 @@ pub fn describe() {
         STORE_OPERATION_SECONDS,
         "Latency of store operations on the call path, by operation."
     );
-    describe_counter!(
-        ERRORS,
-        "Events logged at error level, by component."
-    );
+    describe_counter!(ERRORS, "Events logged at error level, by component.");
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the version label tells the running build."
@@ -370,7 +368,9 @@ async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancell
 #[derive(Debug, PartialEq, Eq)]
 enum Request {
     /// `GET /metrics` (query ignored); `head` for a HEAD request.
-    Metrics { head: bool },
+    Metrics {
+        head: bool,
+    },
     NotFound,
     MethodNotAllowed,
     Bad,
@@ -425,7 +425,11 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     .await
     .unwrap_or(Ok(false))?;
     let (status, body, content_type) = if !complete {
-        ("400 Bad Request", String::from("bad request\n"), "text/plain")
+        (
+            "400 Bad Request",
+            String::from("bad request\n"),
+            "text/plain",
+        )
     } else {
         match parse_request(&head) {
             Request::Metrics { head } => {
@@ -443,7 +447,11 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
                 String::from("GET or HEAD only\n"),
                 "text/plain",
             ),
-            Request::Bad => ("400 Bad Request", String::from("bad request\n"), "text/plain"),
+            Request::Bad => (
+                "400 Bad Request",
+                String::from("bad request\n"),
+                "text/plain",
+            ),
         }
     };
     let header = format!(
@@ -738,16 +746,16 @@ mod tests {
             parse_request(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"),
             Request::Metrics { head: true }
         );
-        assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\n\r\n"),
-            Request::NotFound
-        );
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
         assert_eq!(
             parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
             Request::MethodNotAllowed
         );
         assert_eq!(parse_request(b"garbage\r\n\r\n"), Request::Bad);
-        assert_eq!(parse_request(b"\xff\xfe /metrics HTTP/1.1\r\n\r\n"), Request::Bad);
+        assert_eq!(
+            parse_request(b"\xff\xfe /metrics HTTP/1.1\r\n\r\n"),
+            Request::Bad
+        );
     }
 
     #[test]

@@ -103,6 +103,8 @@ fn serve(config: &Path, log: &Path) -> Child {
     dialcast()
         .args(["serve", "--config"])
         .arg(config)
+        // Any free port: the default 9464 may be taken on a shared machine.
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::metrics::RtpTally;
 use crate::amd::{AmdConfig, AmdDetector};
+use crate::metrics::RtpTally;
 use crate::prompt::Prompt;
 use crate::recorder::{self, RecorderMsg};
 use crate::scheduler::{self, Command, SchedulerHandle, SessionShared, Slot, EVENT_QUEUE};
@@ -216,8 +216,8 @@ impl MediaEngine {
                     p.free(port);
                 }
             });
-            let (handle, thread) =
-                scheduler::spawn(i, recorder.clone(), free, config.metrics).map_err(MediaError::Thread)?;
+            let (handle, thread) = scheduler::spawn(i, recorder.clone(), free, config.metrics)
+                .map_err(MediaError::Thread)?;
             shards.push(handle);
             handles.push(thread);
         }

@@ -127,8 +127,7 @@ pub fn observe_jitter(stats: &MediaStats) {
 
 /// Records an answering-machine decision `at_ms` after detection began.
 pub fn observe_amd_decision(result: &'static str, at_ms: u32) {
-    metrics::histogram!(AMD_DECISION_SECONDS, "result" => result)
-        .record(f64::from(at_ms) / 1000.0);
+    metrics::histogram!(AMD_DECISION_SECONDS, "result" => result).record(f64::from(at_ms) / 1000.0);
 }
 
 #[cfg(test)]

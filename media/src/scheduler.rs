@@ -45,8 +45,8 @@ use mio::{Events, Poll, Token, Waker};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::amd::AmdDetector;
-use crate::metrics::{observe_jitter, RtpTally};
 use crate::codec::FRAME_SAMPLES;
+use crate::metrics::{observe_jitter, RtpTally};
 use crate::prompt::Prompt;
 use crate::recorder::{send_block, RecorderMsg};
 use crate::recv_batch::{ArrivalClock, RecvBatch};

@@ -288,6 +288,8 @@ impl EngineSide<'_> {
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
+            // Metrics on, as in production, on any free port.
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .current_dir(self.dir)
             // The service's default logging, whatever this process was given.
             .env_remove("DIALCAST_LOG")

@@ -99,16 +99,24 @@ impl Leg {
                     referred: true,
                     ..ForwardStats::default()
                 });
-                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Connected, "referred"))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Connected, "referred"),
+                )
+                .await;
                 // The transfer is done: our part of the call is over.
                 self.hangup().await;
             }
             _ => {
                 self.referral = None;
                 tracing::info!(record = %plan.claim.record_id, code, notify, "forward: REFER failed");
-                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                )
+                .await;
             }
         }
     }
@@ -121,8 +129,12 @@ impl Leg {
     ) {
         if self.referral.take().is_some() {
             tracing::info!(record = %plan.claim.record_id, "forward: no outcome of the REFER in time");
-            self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
-                .await;
+            self.feed(
+                ctx,
+                plan,
+                forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+            )
+            .await;
         }
     }
 
@@ -145,15 +157,21 @@ impl Leg {
             (ForwardGate::Open, Some(target)) => target,
             (ForwardGate::Closed, _) => {
                 tracing::info!(record = %plan.claim.record_id, paused, "forward: the call centre is closed");
-                self.run
-                    .handle(forward_result(plan.script, ForwardOutcome::Closed, if paused { "paused" } else { "closed" }));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Closed,
+                    if paused { "paused" } else { "closed" },
+                ));
                 return;
             }
             _ => {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: no call centre configured ([forwarding] uri)");
-                self.run
-                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
                 return;
             }
         };
@@ -177,8 +195,11 @@ impl Leg {
             } else {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: REFER works only on calls we placed; a callback cannot be referred");
-                self.run
-                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
             }
             return;
         }
@@ -186,8 +207,11 @@ impl Leg {
             Ok(session) => session,
             Err(e) => {
                 tracing::warn!(record = %plan.claim.record_id, "forward: no RTP port: {e}");
-                self.run
-                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
                 return;
             }
         };
@@ -222,8 +246,11 @@ impl Leg {
             Err(e) => {
                 tracing::warn!(record = %plan.claim.record_id, "forward: cannot call the call centre: {e}");
                 session.close().await;
-                self.run
-                    .handle(forward_result(plan.script, ForwardOutcome::Failed, "failed"));
+                self.run.handle(forward_result(
+                    plan.script,
+                    ForwardOutcome::Failed,
+                    "failed",
+                ));
             }
         }
     }
@@ -247,8 +274,12 @@ impl Leg {
                 self.session.bridge_with(&leg.session);
                 leg.bridged_at = Some(Instant::now());
                 tracing::info!(record = %plan.claim.record_id, "forward: bridged to the call centre");
-                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Connected, "bridged"))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Connected, "bridged"),
+                )
+                .await;
             }
             Some(CallEvent::MediaUpdated(media)) => {
                 leg.session.set_remote(remote_media(&media));
@@ -258,8 +289,12 @@ impl Leg {
                 tracing::warn!(record = %plan.claim.record_id,
                     "forward: the call centre answered without usable SDP");
                 self.end_forward().await;
-                self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
-                    .await;
+                self.feed(
+                    ctx,
+                    plan,
+                    forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                )
+                .await;
             }
             Some(CallEvent::Ended(_)) | None => {
                 leg.ended = true;
@@ -270,8 +305,12 @@ impl Leg {
                     self.hangup().await;
                 } else {
                     tracing::info!(record = %plan.claim.record_id, "forward: the call centre did not answer");
-                    self.feed(ctx, plan, forward_result(plan.script, ForwardOutcome::Failed, "failed"))
-                        .await;
+                    self.feed(
+                        ctx,
+                        plan,
+                        forward_result(plan.script, ForwardOutcome::Failed, "failed"),
+                    )
+                    .await;
                 }
             }
             Some(_) => {}

@@ -511,7 +511,10 @@ impl Leg {
         // Read before anything else can take time: for a call that got only
         // a final response, the ring time now is the time to that response.
         let ring_time = self.call.ring_time();
-        let setup_time = self.call.setup_time().or(end.from_network.then_some(ring_time));
+        let setup_time = self
+            .call
+            .setup_time()
+            .or(end.from_network.then_some(ring_time));
         let voicelog = self.voicelog.take();
         if let Some(v) = &voicelog {
             v.call_ended(&self.session, ended);
