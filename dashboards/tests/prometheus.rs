@@ -58,10 +58,9 @@ const GRAFANA_VARIABLES: [(&str, &str); 3] = [
 ];
 /// Metrics a panel query may find no series of in this run, and why; such
 /// a query is listed, not failed. Each entry is a gap in the engine's
-/// metrics, to be removed when the engine closes it
-/// (notes/metrics-requests.md).
+/// metrics, to be removed when the engine closes it.
 const MAY_BE_ABSENT: [(&str, &str); 9] = [
-    // In the catalogue, not exported yet ("Changes by the metrics branch").
+    // Agreed names the engine does not export yet.
     ("dialcast_records_today", "not exported yet"),
     ("dialcast_queue_depth", "not exported yet"),
     // Counters created on their first increment, not registered at 0, of
