@@ -281,6 +281,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let (sip, mut inbound, media) = start_network(&config).await?;
     let mut credentials = HashMap::new();
     for trunk in &config.trunks {
+        crate::metrics::register_trunk(&trunk.name);
         credentials.insert(
             trunk.name.clone(),
             Credentials {

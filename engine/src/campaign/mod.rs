@@ -287,6 +287,7 @@ impl<S: Store> Engine<S> {
         let script_name = campaign.script_name.clone();
         let trunk_name: Arc<str> = Arc::from(campaign.trunk.name.as_str());
         crate::metrics::trunk_configured(&trunk_name, campaign.trunk.max_channels);
+        crate::metrics::script_started(campaign.id, &script_name);
         tracing::info!(
             campaign = %campaign.name,
             trunk = %campaign.trunk.name,
@@ -442,7 +443,6 @@ impl<S: Store> Engine<S> {
     async fn attempt(&self, plan: CallPlan) {
         let claim = plan.claim.clone();
         let settings = plan.settings.clone();
-        let script = plan.script.name().to_string();
         let outcome = call::run_attempt(&self.ctx, plan).await;
         let next: NextStep = retry::next_step(
             &outcome.status,
@@ -458,15 +458,9 @@ impl<S: Store> Engine<S> {
             )
             .await;
             match stored {
-                Ok(()) => {
-                    crate::metrics::attempt_ended(
-                        &script,
-                        &outcome.status,
-                        outcome.voicemail_left,
-                        matches!(next, NextStep::Final),
-                    );
-                    return self.publish_attempt_bucket(&claim).await;
-                }
+                // The store's commit counted the attempt in the bucket and
+                // in the metrics (`metrics::bucket_committed`).
+                Ok(()) => return self.publish_attempt_bucket(&claim).await,
                 Err(e) if attempt < FINISH_TRIES => {
                     tracing::warn!(record = %claim.record_id, "cannot store the outcome yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;

@@ -66,11 +66,38 @@ pub async fn add_counters(
     Ok(())
 }
 
+/// After the commit of a transaction that added `counters` to a bucket of
+/// `campaign`: the same deltas to the Prometheus counters that follow the
+/// buckets ([`crate::metrics::bucket_committed`]). Every committed
+/// attempt-end and undialled report goes through here, so those metrics
+/// count what the buckets count, and only once it is committed. Without a
+/// recorder it does nothing; the campaign's script is read once per
+/// campaign and process.
+pub(crate) async fn committed(store: &SqliteStore, campaign: Id, counters: &Counters) {
+    if crate::metrics::needs_campaign_script(campaign) {
+        let script: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT s.name FROM campaigns c JOIN scripts s ON s.id = c.script_id WHERE c.id = ?",
+        )
+        .bind(campaign)
+        .fetch_optional(&store.pool)
+        .await;
+        match script {
+            Ok(Some(script)) => crate::metrics::campaign_script(campaign, &script),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(campaign, "statistics not counted in the metrics: {e}");
+                return;
+            }
+        }
+    }
+    crate::metrics::bucket_committed(campaign, counters);
+}
+
 /// Counts the end of `attempt` with `status` in the bucket of its start,
 /// and the record's end when `record_done`. Call it before the attempt row
 /// is marked ended: an attempt that is no longer dialing was counted
-/// already and is skipped. Returns the attempt's campaign when it counted,
-/// `None` when it was skipped.
+/// already and is skipped. Returns the attempt's campaign and what was
+/// counted (for [`committed`]) when it counted, `None` when it was skipped.
 pub async fn count_attempt_end(
     conn: &mut SqliteConnection,
     attempt: Id,
@@ -78,7 +105,7 @@ pub async fn count_attempt_end(
     voicemail_left: bool,
     record_done: bool,
     now: EpochMs,
-) -> StoreResult<Option<Id>> {
+) -> StoreResult<Option<(Id, Counters)>> {
     let row: Option<(String, EpochMs, i64, Id)> = sqlx::query_as(
         "SELECT a.state, a.started_at, a.dialled, r.campaign_id \
          FROM attempts a JOIN records r ON r.id = a.record_id WHERE a.id = ?",
@@ -100,7 +127,7 @@ pub async fn count_attempt_end(
         counters.records_done = 1;
     }
     add_counters(conn, campaign, started_at, &counters, now).await?;
-    Ok(Some(campaign))
+    Ok(Some((campaign, counters)))
 }
 
 /// Counts what an import stored (see [`ImportTally`]) in the bucket of `now`.
