@@ -73,6 +73,8 @@ pub mod name {
     pub const RECORDS_DUE: &str = "dialcast_records_due";
     pub const CALL_WINDOW_OPEN: &str = "dialcast_call_window_open";
     pub const RECORDS_COMPLETED: &str = "dialcast_records_completed";
+    pub const RECORDS_TODAY: &str = "dialcast_records_today";
+    pub const QUEUE_DEPTH: &str = "dialcast_queue_depth";
     pub const IMPORT_ROWS: &str = "dialcast_import_rows";
     pub const IMPORTS: &str = "dialcast_imports";
     pub const RESULT_FILES_WRITTEN: &str = "dialcast_result_files_written";
@@ -208,6 +210,14 @@ pub fn describe() {
     describe_counter!(
         RECORDS_COMPLETED,
         "Records that got their final status (no more attempts), dialled or reported undialled, by script."
+    );
+    describe_gauge!(
+        RECORDS_TODAY,
+        "Records imported today (the organisation's local day), by service (voice, sms, email); sampled every 2 s."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Items waiting in a bounded queue (voicelog_writer, sms_outbox, stats_feed); sampled every 2 s."
     );
     describe_counter!(
         IMPORT_ROWS,
@@ -533,8 +543,8 @@ pub mod labels {
 }
 
 /// Registers at 0 the process-wide series whose labels are fixed words:
-/// callbacks, imports, import rows, errors by component (run by
-/// [`install`]).
+/// callbacks, imports, import rows, errors by component, queue depths and
+/// today's records per service (run by [`install`]).
 pub fn register_process_series() {
     for outcome in labels::CALLBACK_OUTCOMES {
         let _ = counter!(name::CALLBACKS, "outcome" => outcome);
@@ -547,6 +557,12 @@ pub fn register_process_series() {
     }
     for component in COMPONENTS {
         let _ = counter!(name::ERRORS, "component" => component);
+    }
+    for queue in queue::ALL {
+        let _ = gauge!(name::QUEUE_DEPTH, "queue" => queue);
+    }
+    for service in crate::stats::counters::SERVICES {
+        let _ = gauge!(name::RECORDS_TODAY, "service" => service);
     }
 }
 
@@ -792,6 +808,31 @@ pub fn script_state(script: &str, paused: bool, forwarding_paused: bool, window_
 /// Records due now for `script`.
 pub fn records_due(script: &str, due: u64) {
     gauge!(name::RECORDS_DUE, "script" => script.to_string()).set(due as f64);
+}
+
+/// The queues whose depth `dialcast_queue_depth{queue}` reports.
+pub mod queue {
+    /// Blocks waiting for the voicelog writer thread (media's recorder
+    /// queue, as the writer last found it).
+    pub const VOICELOG_WRITER: &str = "voicelog_writer";
+    /// Text messages queued in the store's SMS outbox.
+    pub const SMS_OUTBOX: &str = "sms_outbox";
+    /// Bucket updates the slowest statistics-feed subscriber has not taken.
+    pub const STATS_FEED: &str = "stats_feed";
+    pub const ALL: [&str; 3] = [VOICELOG_WRITER, SMS_OUTBOX, STATS_FEED];
+}
+
+/// The depth of `queue` (one of [`queue::ALL`]).
+pub fn queue_depth(queue: &'static str, depth: usize) {
+    gauge!(name::QUEUE_DEPTH, "queue" => queue).set(depth as f64);
+}
+
+/// Today's records per service; a service absent from `per_service` is 0.
+pub fn records_today(per_service: &std::collections::BTreeMap<String, u64>) {
+    for service in crate::stats::counters::SERVICES {
+        let n = per_service.get(service).copied().unwrap_or(0);
+        gauge!(name::RECORDS_TODAY, "service" => service).set(n as f64);
+    }
 }
 
 /// A forward ended the way `outcome` says (bridged, referred, closed,
@@ -1081,6 +1122,28 @@ mod tests {
             "dialcast_calls_ended_total{script=\"reminder\",status=\"voicemail\"} 2",
             "dialcast_calls_ended_total{script=\"reminder\",status=\"other\"} 1",
             "dialcast_records_completed_total{script=\"reminder\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_today_sets_every_service() {
+        let recorder = builder().expect("buckets").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            records_today(&[("sms".to_string(), 3), ("voice".to_string(), 7)].into());
+            queue_depth(queue::SMS_OUTBOX, 2);
+        });
+        let text = handle.render();
+        for line in [
+            "dialcast_records_today{service=\"voice\"} 7",
+            "dialcast_records_today{service=\"sms\"} 3",
+            "dialcast_records_today{service=\"email\"} 0",
+            "dialcast_queue_depth{queue=\"sms_outbox\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

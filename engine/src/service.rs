@@ -396,6 +396,9 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
                 Err(e) => tracing::error!("voicelogs not purged: {e:#}"),
             }
         }
+        engine
+            .sample_engine_gauges(config.organisation.time_zone.0)
+            .await;
         running.retain(|_, task| !task.is_finished());
         for campaign in store.campaigns_in_state(CampaignState::Running).await? {
             if running.contains_key(&campaign.id) {

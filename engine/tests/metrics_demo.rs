@@ -111,6 +111,13 @@ fn sum(samples: &BTreeMap<String, f64>, name: &str, filter: &str) -> f64 {
         .sum()
 }
 
+/// Today in Europe/Amsterdam (the demo's organisation calendar).
+fn amsterdam_day() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .date_naive()
+}
+
 /// The demo campaign's statistics summed over all its buckets, read from
 /// the demo's database (the demo lingers with it open; WAL allows readers).
 fn bucket_totals(database: &std::path::Path) -> dialcast_engine::stats::Counters {
@@ -143,6 +150,7 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
         eprintln!("SKIPPED: promtool not found (apt-get install prometheus); not under CI");
         return;
     }
+    let day_at_start = amsterdam_day();
     let dir = tempfile::tempdir().expect("temporary directory");
     let child = Command::new(env!("CARGO_BIN_EXE_dialcast"))
         .args(["demo", "--json", "--records", &RECORDS.to_string()])
@@ -312,6 +320,11 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
         "dialcast_imports_total{outcome=\"cancelled\"}",
         "dialcast_import_rows_total{result=\"duplicate\"}",
         "dialcast_errors_total{component=\"sip\"}",
+        "dialcast_queue_depth{queue=\"voicelog_writer\"}",
+        "dialcast_queue_depth{queue=\"sms_outbox\"}",
+        "dialcast_queue_depth{queue=\"stats_feed\"}",
+        "dialcast_records_today{service=\"sms\"}",
+        "dialcast_records_today{service=\"email\"}",
     ] {
         assert!(s.contains_key(series), "no {series}");
     }
@@ -334,6 +347,17 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
         4,
         "the four colours"
     );
+    // The import ran just before the campaign, whose first check sampled
+    // it: today in Europe/Amsterdam, the demo's calendar (unless the local
+    // day changed during the run, when the last sample may have said 0).
+    let today = sum(&s, "dialcast_records_today", "service=\"voice\"");
+    if amsterdam_day() == day_at_start {
+        assert_eq!(
+            today,
+            summary["records"].as_f64().expect("records"),
+            "records today vs. {summary}"
+        );
+    }
     assert_eq!(
         sum(&s, "dialcast_import_rows_total", "result=\"accepted\""),
         summary["records"].as_f64().expect("records")

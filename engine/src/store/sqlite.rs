@@ -952,6 +952,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn sms_outbox_queued(&self) -> StoreResult<u64> {
+        // Counted on the sms_outbox_state index (state, id).
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn queue_sms(&self, sms: &SmsRequest, at: EpochMs) -> StoreResult<Id> {
         let mut tx = self.begin_write().await?;
         let owner: Option<(Id, Id)> = sqlx::query_as(

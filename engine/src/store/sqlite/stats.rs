@@ -267,6 +267,32 @@ impl StatsStore for SqliteStore {
         Ok(totals)
     }
 
+    async fn records_imported_per_service(
+        &self,
+        from: EpochMs,
+        to: EpochMs,
+    ) -> StoreResult<BTreeMap<String, u64>> {
+        // `campaign_id IN (...)` lets SQLite seek the primary key
+        // (campaign_id, bucket_start, counter) per campaign instead of
+        // scanning every bucket ever counted.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT counter, SUM(n) FROM stats_counters \
+             WHERE campaign_id IN (SELECT id FROM campaigns) \
+             AND bucket_start >= ? AND bucket_start < ? \
+             AND counter IN ('imported.voice', 'imported.sms', 'imported.email') \
+             GROUP BY counter",
+        )
+        .bind(bucket_start(from))
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = Counters::default();
+        for (counter, n) in rows {
+            totals.add(&counter, count(n));
+        }
+        Ok(totals.imported)
+    }
+
     async fn bucket_update(&self, campaign: Id, at: EpochMs) -> StoreResult<BucketUpdate> {
         let names: Option<(String, String)> = sqlx::query_as(
             "SELECT c.name, s.name FROM campaigns c JOIN scripts s ON s.id = c.script_id \
@@ -472,5 +498,41 @@ mod tests {
             (1, 1, 2)
         );
         assert_eq!(totals.attempts, 0);
+    }
+
+    /// Today's records per service: only the `imported.*` counters of the
+    /// buckets in the range, over every campaign; the outbox depth counts
+    /// queued messages.
+    #[tokio::test]
+    async fn records_per_service_read_only_the_range_and_their_counters() {
+        let store = SqliteStore::open_in_memory().await.expect("store");
+        let campaign = campaign(&store).await;
+        // 2025-06-15T00:00:00Z.
+        let day = 1_749_945_600_000;
+        let mut inside = ImportTally::default();
+        let voice_and_sms: std::collections::BTreeMap<String, String> =
+            [("SERVICES_SMS".to_string(), "Y".to_string())].into();
+        inside.record(&voice_and_sms);
+        inside.record(&Default::default());
+        inside.undialled("invalid_number");
+        let mut before = ImportTally::default();
+        before.record(&Default::default());
+        let mut tx = store.begin_write().await.expect("begin");
+        count_import(&mut tx, campaign, day + 3_600_000, &inside)
+            .await
+            .expect("count");
+        count_import(&mut tx, campaign, day - 1, &before)
+            .await
+            .expect("count");
+        tx.commit().await.expect("commit");
+        let today = store
+            .records_imported_per_service(day, day + 24 * 3_600_000)
+            .await
+            .expect("today");
+        assert_eq!(
+            today,
+            [("sms".to_string(), 1), ("voice".to_string(), 2)].into()
+        );
+        assert_eq!(store.sms_outbox_queued().await.expect("outbox"), 0);
     }
 }
