@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::counters::Colour;
+use crate::stats::counters::Counters;
 
 /// The default `--metrics-addr`.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
@@ -73,6 +73,8 @@ pub mod name {
     pub const RECORDS_DUE: &str = "dialcast_records_due";
     pub const CALL_WINDOW_OPEN: &str = "dialcast_call_window_open";
     pub const RECORDS_COMPLETED: &str = "dialcast_records_completed";
+    pub const RECORDS_TODAY: &str = "dialcast_records_today";
+    pub const QUEUE_DEPTH: &str = "dialcast_queue_depth";
     pub const IMPORT_ROWS: &str = "dialcast_import_rows";
     pub const IMPORTS: &str = "dialcast_imports";
     pub const RESULT_FILES_WRITTEN: &str = "dialcast_result_files_written";
@@ -129,11 +131,11 @@ pub fn describe() {
     );
     describe_counter!(
         CALLS_ENDED,
-        "Dialled attempts ended, by script and final call status."
+        "Attempts ended, by script and call status, as the 5-minute statistics count them (undialled reports such as invalid_number and blocked included)."
     );
     describe_counter!(
         CALL_ATTEMPTS,
-        "Dialled attempts ended, by script and colour class (green, yellow, red, other; as the 5-minute statistics)."
+        "Attempts ended, by script and colour class (green, yellow, red, other), as the 5-minute statistics count them (undialled reports included)."
     );
     describe_counter!(
         CALLS_ANSWERED,
@@ -207,7 +209,15 @@ pub fn describe() {
     );
     describe_counter!(
         RECORDS_COMPLETED,
-        "Records finished (no more attempts) by a dialled attempt, by script."
+        "Records that got their final status (no more attempts), dialled or reported undialled, by script."
+    );
+    describe_gauge!(
+        RECORDS_TODAY,
+        "Records imported today (the organisation's local day), by service (voice, sms, email); sampled every 2 s."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Items waiting in a bounded queue (voicelog_writer, sms_outbox, stats_feed); sampled every 2 s."
     );
     describe_counter!(
         IMPORT_ROWS,
@@ -277,6 +287,7 @@ pub fn install() -> anyhow::Result<Arc<Metrics>> {
     process.describe();
     describe();
     gauge!(name::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    register_process_series();
     let metrics = Arc::new(Metrics {
         handle,
         process,
@@ -483,41 +494,188 @@ pub fn call_finished(trunk: &str) {
     gauge!(name::ACTIVE_CALLS, "trunk" => trunk.to_string()).decrement(1.0);
 }
 
-/// A dialled attempt ended with `status`; `final_` when the record needs no
-/// more attempts.
-pub fn attempt_ended(script: &str, status: &str, voicemail_left: bool, final_: bool) {
-    let script = script.to_string();
-    counter!(name::CALLS_ENDED, "script" => script.clone(), "status" => status_label(status))
-        .increment(1);
-    let colour = Colour::of(status, voicemail_left).as_str();
-    counter!(name::CALL_ATTEMPTS, "script" => script.clone(), "colour" => colour).increment(1);
-    if final_ {
-        counter!(name::RECORDS_COMPLETED, "script" => script).increment(1);
-    }
-}
+/// The call statuses the formats README lists, as label values of
+/// `dialcast_calls_ended_total`; [`status_label`] maps anything else to
+/// [`OTHER_STATUS`].
+const STATUSES: [&str; 12] = [
+    "success",
+    "forwarded",
+    "voicemail",
+    "answered_no_success",
+    "no_answer",
+    "busy",
+    "rejected",
+    "unavailable",
+    "invalid_number",
+    "blocked",
+    "failed",
+    "interrupted",
+];
+const OTHER_STATUS: &str = "other";
 
 /// The statuses the formats README lists, as label values; anything else
 /// is `other` (so a bug can never make the label set unbounded).
 pub fn status_label(status: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "success",
-        "forwarded",
-        "voicemail",
-        "answered_no_success",
-        "no_answer",
-        "busy",
-        "rejected",
-        "unavailable",
-        "invalid_number",
-        "blocked",
-        "failed",
-        "interrupted",
-    ];
-    KNOWN
+    STATUSES
         .iter()
         .find(|known| **known == status)
         .copied()
-        .unwrap_or("other")
+        .unwrap_or(OTHER_STATUS)
+}
+
+/// Label values known before anything happens, registered at 0 so that a
+/// healthy system shows 0 rather than no series.
+pub mod labels {
+    /// `dialcast_call_attempts_total{colour}` (as `Colour::as_str`).
+    pub const COLOURS: [&str; 4] = ["green", "yellow", "red", "other"];
+    /// `dialcast_calls_answered_total{amd}`.
+    pub const AMD: [&str; 6] = ["human", "machine", "silence", "fax", "unknown", "off"];
+    /// `dialcast_forwards_total{outcome}`.
+    pub const FORWARD_OUTCOMES: [&str; 5] = ["bridged", "referred", "closed", "paused", "failed"];
+    /// `dialcast_callbacks_total{outcome}`.
+    pub const CALLBACK_OUTCOMES: [&str; 2] = ["matched", "unmatched"];
+    /// `dialcast_trunk_backoffs_total{code}`.
+    pub const BACKOFF_CODES: [&str; 2] = ["503", "480"];
+    /// `dialcast_import_rows_total{result}`.
+    pub const IMPORT_ROW_RESULTS: [&str; 4] = ["accepted", "rejected", "duplicate", "blocked"];
+    /// `dialcast_imports_total{outcome}`.
+    pub const IMPORT_OUTCOMES: [&str; 3] = ["confirmed", "failed", "cancelled"];
+}
+
+/// Registers at 0 the process-wide series whose labels are fixed words:
+/// callbacks, imports, import rows, errors by component, queue depths and
+/// today's records per service (run by [`install`]).
+pub fn register_process_series() {
+    for outcome in labels::CALLBACK_OUTCOMES {
+        let _ = counter!(name::CALLBACKS, "outcome" => outcome);
+    }
+    for outcome in labels::IMPORT_OUTCOMES {
+        let _ = counter!(name::IMPORTS, "outcome" => outcome);
+    }
+    for result in labels::IMPORT_ROW_RESULTS {
+        let _ = counter!(name::IMPORT_ROWS, "result" => result);
+    }
+    for component in COMPONENTS {
+        let _ = counter!(name::ERRORS, "component" => component);
+    }
+    for queue in queue::ALL {
+        let _ = gauge!(name::QUEUE_DEPTH, "queue" => queue);
+    }
+    for service in crate::stats::counters::SERVICES {
+        let _ = gauge!(name::RECORDS_TODAY, "service" => service);
+    }
+}
+
+/// Registers at 0 the per-script series of a script whose campaign starts
+/// (answered calls per AMD result, forwards per outcome, voicemails,
+/// success points), and the campaign's bucket series (see
+/// [`BucketSeries`]).
+pub fn script_started(campaign: i64, script: &str) {
+    for amd in labels::AMD {
+        let _ = counter!(name::CALLS_ANSWERED, "script" => script.to_string(), "amd" => amd);
+    }
+    for outcome in labels::FORWARD_OUTCOMES {
+        let _ = counter!(name::FORWARDS, "script" => script.to_string(), "outcome" => outcome);
+    }
+    let _ = counter!(name::VOICEMAIL_LEFT, "script" => script.to_string());
+    let _ = counter!(name::SUCCESS_POINTS, "script" => script.to_string());
+    campaign_script(campaign, script);
+}
+
+/// The series that follow a campaign's 5-minute statistics buckets, by the
+/// campaign's script: ended attempts per colour (registered at 0) and per
+/// status (registered on first use), and records completed. Handles are
+/// made once per campaign, so adding a bucket delta allocates nothing.
+pub struct BucketSeries {
+    colours: [metrics::Counter; 4],
+    statuses: [OnceLock<metrics::Counter>; STATUSES.len() + 1],
+    records_completed: metrics::Counter,
+    script: String,
+}
+
+impl BucketSeries {
+    /// Registers the series of `script` with the current recorder.
+    pub fn register(script: &str) -> BucketSeries {
+        let colour = |c: &'static str| counter!(name::CALL_ATTEMPTS, "script" => script.to_string(), "colour" => c);
+        BucketSeries {
+            colours: labels::COLOURS.map(colour),
+            statuses: std::array::from_fn(|_| OnceLock::new()),
+            records_completed: counter!(name::RECORDS_COMPLETED, "script" => script.to_string()),
+            script: script.to_string(),
+        }
+    }
+
+    /// Adds what a committed transaction added to a bucket: its ended
+    /// attempts (dialled or not) by colour and status, and its records done.
+    pub fn add(&self, counters: &Counters) {
+        let by_colour = [
+            counters.green,
+            counters.yellow,
+            counters.red,
+            counters.other,
+        ];
+        for (counter, n) in self.colours.iter().zip(by_colour) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        for (status, n) in &counters.statuses {
+            if *n > 0 {
+                self.status(status).increment(*n);
+            }
+        }
+        if counters.records_done > 0 {
+            self.records_completed.increment(counters.records_done);
+        }
+    }
+
+    fn status(&self, status: &str) -> &metrics::Counter {
+        let label = status_label(status);
+        let i = STATUSES
+            .iter()
+            .position(|s| *s == label)
+            .unwrap_or(STATUSES.len());
+        self.statuses[i].get_or_init(
+            || counter!(name::CALLS_ENDED, "script" => self.script.clone(), "status" => label),
+        )
+    }
+}
+
+/// The bucket series of each campaign seen, by campaign id (a handful per
+/// process; an entry is a few handles).
+fn campaigns() -> &'static Mutex<HashMap<i64, Arc<BucketSeries>>> {
+    static CAMPAIGNS: OnceLock<Mutex<HashMap<i64, Arc<BucketSeries>>>> = OnceLock::new();
+    CAMPAIGNS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Makes the bucket series of `campaign`, whose script is `script`, if
+/// not made yet (a no-op without an installed recorder).
+pub fn campaign_script(campaign: i64, script: &str) {
+    if INSTALLED.get().is_none() {
+        return;
+    }
+    lock(campaigns())
+        .entry(campaign)
+        .or_insert_with(|| Arc::new(BucketSeries::register(script)));
+}
+
+/// Whether [`bucket_committed`] needs [`campaign_script`] first: a
+/// recorder is installed and `campaign` has no series yet.
+pub fn needs_campaign_script(campaign: i64) -> bool {
+    INSTALLED.get().is_some() && !lock(campaigns()).contains_key(&campaign)
+}
+
+/// A transaction that added `counters` to a bucket of `campaign` has
+/// committed: the same deltas go to `dialcast_call_attempts_total`,
+/// `dialcast_calls_ended_total` and `dialcast_records_completed_total`, so
+/// they count exactly what the 5-minute statistics count. The store calls
+/// this after each such commit (`store::sqlite::stats::committed`);
+/// nothing else increments those three.
+pub fn bucket_committed(campaign: i64, counters: &Counters) {
+    let series = lock(campaigns()).get(&campaign).cloned();
+    if let Some(series) = series {
+        series.add(counters);
+    }
 }
 
 /// The class of a final response code: `2xx` .. `6xx`, or `timeout` when
@@ -623,6 +781,15 @@ pub fn trunk_configured(trunk: &str, channels: u32) {
     // Known from the start, even before a call ends (0 until one answers).
     let _ = gauge!(name::TRUNK_UP, "trunk" => trunk.to_string());
     let _ = gauge!(name::ACTIVE_CALLS, "trunk" => trunk.to_string());
+    register_trunk(trunk);
+}
+
+/// Registers at 0 the trunk's back-off counters (503, 480); `serve` does
+/// it for every configured trunk at start.
+pub fn register_trunk(trunk: &str) {
+    for code in labels::BACKOFF_CODES {
+        let _ = counter!(name::TRUNK_BACKOFFS, "trunk" => trunk.to_string(), "code" => code);
+    }
 }
 
 /// The pacer's target rate on `trunk`.
@@ -641,6 +808,31 @@ pub fn script_state(script: &str, paused: bool, forwarding_paused: bool, window_
 /// Records due now for `script`.
 pub fn records_due(script: &str, due: u64) {
     gauge!(name::RECORDS_DUE, "script" => script.to_string()).set(due as f64);
+}
+
+/// The queues whose depth `dialcast_queue_depth{queue}` reports.
+pub mod queue {
+    /// Blocks waiting for the voicelog writer thread (media's recorder
+    /// queue, as the writer last found it).
+    pub const VOICELOG_WRITER: &str = "voicelog_writer";
+    /// Text messages queued in the store's SMS outbox.
+    pub const SMS_OUTBOX: &str = "sms_outbox";
+    /// Bucket updates the slowest statistics-feed subscriber has not taken.
+    pub const STATS_FEED: &str = "stats_feed";
+    pub const ALL: [&str; 3] = [VOICELOG_WRITER, SMS_OUTBOX, STATS_FEED];
+}
+
+/// The depth of `queue` (one of [`queue::ALL`]).
+pub fn queue_depth(queue: &'static str, depth: usize) {
+    gauge!(name::QUEUE_DEPTH, "queue" => queue).set(depth as f64);
+}
+
+/// Today's records per service; a service absent from `per_service` is 0.
+pub fn records_today(per_service: &std::collections::BTreeMap<String, u64>) {
+    for service in crate::stats::counters::SERVICES {
+        let n = per_service.get(service).copied().unwrap_or(0);
+        gauge!(name::RECORDS_TODAY, "service" => service).set(n as f64);
+    }
 }
 
 /// A forward ended the way `outcome` says (bridged, referred, closed,
@@ -697,23 +889,47 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
     }
 }
 
+/// The engine's top modules that name a component of their own.
+const ENGINE: [&str; 12] = [
+    "campaign",
+    "store",
+    "import",
+    "imports",
+    "inbox",
+    "results",
+    "result_files",
+    "voicelog",
+    "service",
+    "demo",
+    "metrics",
+    "stats",
+];
+
+/// Every value of `dialcast_errors_total{component}`.
+pub const COMPONENTS: [&str; 18] = [
+    "campaign",
+    "store",
+    "import",
+    "imports",
+    "inbox",
+    "results",
+    "result_files",
+    "voicelog",
+    "service",
+    "demo",
+    "metrics",
+    "stats",
+    "engine",
+    "cli",
+    "sip",
+    "media",
+    "scripts",
+    "other",
+];
+
 /// The component of a `tracing` target: the engine's top module, or the
 /// crate; a fixed set of words.
 pub fn component(target: &str) -> &'static str {
-    const ENGINE: &[&str] = &[
-        "campaign",
-        "store",
-        "import",
-        "imports",
-        "inbox",
-        "results",
-        "result_files",
-        "voicelog",
-        "service",
-        "demo",
-        "metrics",
-        "stats",
-    ];
     let mut parts = target.split("::");
     match parts.next() {
         Some("dialcast_engine") => {
@@ -800,7 +1016,10 @@ mod tests {
                 success: true,
                 voicemail_left: false,
             });
-            attempt_ended("reminder", "success", false, true);
+            let bucket = BucketSeries::register("reminder");
+            let mut ended = Counters::attempts_ended("success", false, true, 1);
+            ended.records_done = 1;
+            bucket.add(&ended);
             call_finished("trunk-a");
             dialcast_media::metrics::observe_amd_decision("human", 1200);
         });
@@ -827,6 +1046,107 @@ mod tests {
         ] {
             assert!(
                 text.lines().any(|l| l.starts_with(line)),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    /// Series whose labels are known up front are exposed at 0 before
+    /// anything happens.
+    #[test]
+    fn known_series_are_registered_at_zero() {
+        let recorder = builder().expect("buckets").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            register_process_series();
+            register_trunk("trunk-a");
+            let _bucket = BucketSeries::register("reminder");
+            // script_started's own series (its campaign registry needs the
+            // global recorder, so only the local part is exercised here).
+            for amd in labels::AMD {
+                let _ = counter!(name::CALLS_ANSWERED, "script" => "reminder", "amd" => amd);
+            }
+        });
+        let text = handle.render();
+        let mut expected = vec![
+            "dialcast_callbacks_total{outcome=\"unmatched\"} 0".to_string(),
+            "dialcast_imports_total{outcome=\"cancelled\"} 0".to_string(),
+            "dialcast_import_rows_total{result=\"duplicate\"} 0".to_string(),
+            "dialcast_trunk_backoffs_total{trunk=\"trunk-a\",code=\"480\"} 0".to_string(),
+            "dialcast_trunk_backoffs_total{trunk=\"trunk-a\",code=\"503\"} 0".to_string(),
+            "dialcast_records_completed_total{script=\"reminder\"} 0".to_string(),
+            "dialcast_calls_answered_total{script=\"reminder\",amd=\"off\"} 0".to_string(),
+        ];
+        expected.extend(labels::COLOURS.map(|c| {
+            format!("dialcast_call_attempts_total{{script=\"reminder\",colour=\"{c}\"}} 0")
+        }));
+        expected
+            .extend(COMPONENTS.map(|c| format!("dialcast_errors_total{{component=\"{c}\"}} 0")));
+        for line in &expected {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        // Statuses appear with their first attempt, not before.
+        assert!(!text.contains("dialcast_calls_ended_total"), "{text}");
+    }
+
+    /// A bucket delta reaches the colour, status and records-completed
+    /// series, unknown statuses as `other`, undialled reports included.
+    #[test]
+    fn bucket_deltas_follow_the_statistics() {
+        let recorder = builder().expect("buckets").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let bucket = BucketSeries::register("reminder");
+            let mut import = crate::stats::ImportTally::default();
+            import.undialled("invalid_number");
+            import.undialled("blocked");
+            bucket.add(import.counters());
+            bucket.add(&Counters::attempts_ended("voicemail", true, true, 2));
+            bucket.add(&Counters::attempts_ended("something_new", false, true, 1));
+            // Non-attempt counters add nothing here.
+            let mut event = Counters::default();
+            event.add(crate::stats::counters::name::FORWARDS, 1);
+            bucket.add(&event);
+        });
+        let text = handle.render();
+        for line in [
+            "dialcast_call_attempts_total{script=\"reminder\",colour=\"red\"} 1",
+            "dialcast_call_attempts_total{script=\"reminder\",colour=\"other\"} 2",
+            "dialcast_call_attempts_total{script=\"reminder\",colour=\"green\"} 2",
+            "dialcast_call_attempts_total{script=\"reminder\",colour=\"yellow\"} 0",
+            "dialcast_calls_ended_total{script=\"reminder\",status=\"invalid_number\"} 1",
+            "dialcast_calls_ended_total{script=\"reminder\",status=\"blocked\"} 1",
+            "dialcast_calls_ended_total{script=\"reminder\",status=\"voicemail\"} 2",
+            "dialcast_calls_ended_total{script=\"reminder\",status=\"other\"} 1",
+            "dialcast_records_completed_total{script=\"reminder\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_today_sets_every_service() {
+        let recorder = builder().expect("buckets").build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            records_today(&[("sms".to_string(), 3), ("voice".to_string(), 7)].into());
+            queue_depth(queue::SMS_OUTBOX, 2);
+        });
+        let text = handle.render();
+        for line in [
+            "dialcast_records_today{service=\"voice\"} 7",
+            "dialcast_records_today{service=\"sms\"} 3",
+            "dialcast_records_today{service=\"email\"} 0",
+            "dialcast_queue_depth{queue=\"sms_outbox\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
                 "missing {line:?} in:\n{text}"
             );
         }

@@ -281,6 +281,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
     let (sip, mut inbound, media) = start_network(&config).await?;
     let mut credentials = HashMap::new();
     for trunk in &config.trunks {
+        crate::metrics::register_trunk(&trunk.name);
         credentials.insert(
             trunk.name.clone(),
             Credentials {
@@ -395,6 +396,9 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
                 Err(e) => tracing::error!("voicelogs not purged: {e:#}"),
             }
         }
+        engine
+            .sample_engine_gauges(config.organisation.time_zone.0)
+            .await;
         running.retain(|_, task| !task.is_finished());
         for campaign in store.campaigns_in_state(CampaignState::Running).await? {
             if running.contains_key(&campaign.id) {

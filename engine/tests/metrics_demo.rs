@@ -1,6 +1,9 @@
 //! `dialcast demo` serves Prometheus metrics that `promtool check metrics`
 //! accepts, while calls are in flight and after the campaign (`--linger`),
-//! and whose key series agree with the demo's JSON summary.
+//! whose key series agree with the demo's JSON summary, and whose attempt
+//! series count exactly what the campaign's 5-minute statistics buckets
+//! count (the demo's unparseable numbers, reported `invalid_number` by the
+//! import without a call, included).
 //!
 //! Needs promtool (Debian package `prometheus`). Without it the test is
 //! skipped with a message, except under CI (`CI=true`), where it fails.
@@ -108,6 +111,36 @@ fn sum(samples: &BTreeMap<String, f64>, name: &str, filter: &str) -> f64 {
         .sum()
 }
 
+/// Today in Europe/Amsterdam (the demo's organisation calendar).
+fn amsterdam_day() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .date_naive()
+}
+
+/// The demo campaign's statistics summed over all its buckets, read from
+/// the demo's database (the demo lingers with it open; WAL allows readers).
+fn bucket_totals(database: &std::path::Path) -> dialcast_engine::stats::Counters {
+    use dialcast_engine::store::{SqliteStore, StatsStore as _, Store as _};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = SqliteStore::open_read_only(database)
+            .await
+            .expect("the demo's database");
+        let campaign = store
+            .campaign_by_name(dialcast_engine::demo::DEMO_SCRIPT)
+            .await
+            .expect("the demo campaign");
+        store
+            .stats_totals(campaign.id, 0, i64::MAX)
+            .await
+            .expect("bucket totals")
+    })
+}
+
 #[test]
 fn demo_metrics_pass_promtool_and_match_the_summary() {
     if !promtool_present() {
@@ -117,6 +150,7 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
         eprintln!("SKIPPED: promtool not found (apt-get install prometheus); not under CI");
         return;
     }
+    let day_at_start = amsterdam_day();
     let dir = tempfile::tempdir().expect("temporary directory");
     let child = Command::new(env!("CARGO_BIN_EXE_dialcast"))
         .args(["demo", "--json", "--records", &RECORDS.to_string()])
@@ -196,11 +230,59 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
     let started_total = sum(&s, "dialcast_calls_started_total", "script=\"");
     let ended_total = sum(&s, "dialcast_calls_ended_total", "script=\"");
     assert_eq!(started_total, attempts, "calls started vs. the summary");
-    assert_eq!(ended_total, attempts, "calls ended vs. the summary");
+    // The demo's import reports its unparseable numbers as undialled
+    // `invalid_number` attempts; the buckets count them, so do the metrics.
+    let invalid = summary["statuses"]["invalid_number"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        invalid >= 1.0,
+        "the demo has unparseable numbers: {summary}"
+    );
+    let buckets = bucket_totals(&dir.path().join("dialcast-demo.db"));
+    assert_eq!(buckets.dialled as f64, attempts, "dialled vs. the summary");
+    assert!(buckets.attempts > buckets.dialled, "{buckets:?}");
+    assert_eq!(
+        ended_total, buckets.attempts as f64,
+        "calls ended vs. the buckets"
+    );
     assert_eq!(
         sum(&s, "dialcast_call_attempts_total", "colour=\""),
-        attempts,
+        buckets.attempts as f64,
         "colours add up to the attempts"
+    );
+    for (colour, n) in [
+        ("green", buckets.green),
+        ("yellow", buckets.yellow),
+        ("red", buckets.red),
+        ("other", buckets.other),
+    ] {
+        assert_eq!(
+            sum(
+                &s,
+                "dialcast_call_attempts_total",
+                &format!("colour=\"{colour}\"")
+            ),
+            n as f64,
+            "colour {colour}: metric vs. bucket"
+        );
+    }
+    assert!(buckets.red as f64 >= invalid, "{buckets:?}");
+    for (status, n) in &buckets.statuses {
+        assert_eq!(
+            sum(
+                &s,
+                "dialcast_calls_ended_total",
+                &format!("status=\"{status}\"")
+            ),
+            *n as f64,
+            "status {status}: metric vs. bucket"
+        );
+    }
+    assert_eq!(
+        sum(&s, "dialcast_records_completed_total", ""),
+        buckets.records_done as f64,
+        "records completed vs. the buckets"
     );
     assert_eq!(sum(&s, "dialcast_success_points_total", ""), success);
     assert_eq!(sum(&s, "dialcast_active_calls", ""), 0.0);
@@ -230,7 +312,52 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
             "operation=\"claim\""
         ) > 0.0
     );
-    assert!(sum(&s, "dialcast_records_completed_total", "") > 0.0);
+    // Registered at 0 before anything happened to them.
+    for series in [
+        "dialcast_trunk_backoffs_total{trunk=\"callee-farm\",code=\"503\"}",
+        "dialcast_trunk_backoffs_total{trunk=\"callee-farm\",code=\"480\"}",
+        "dialcast_callbacks_total{outcome=\"unmatched\"}",
+        "dialcast_imports_total{outcome=\"cancelled\"}",
+        "dialcast_import_rows_total{result=\"duplicate\"}",
+        "dialcast_errors_total{component=\"sip\"}",
+        "dialcast_queue_depth{queue=\"voicelog_writer\"}",
+        "dialcast_queue_depth{queue=\"sms_outbox\"}",
+        "dialcast_queue_depth{queue=\"stats_feed\"}",
+        "dialcast_records_today{service=\"sms\"}",
+        "dialcast_records_today{service=\"email\"}",
+    ] {
+        assert!(s.contains_key(series), "no {series}");
+    }
+    for metric in [
+        "dialcast_voicemail_left_total",
+        "dialcast_forwards_total",
+        "dialcast_calls_answered_total",
+        "dialcast_success_points_total",
+    ] {
+        assert!(
+            s.keys()
+                .any(|k| k.starts_with(&format!("{metric}{{script=\""))),
+            "no {metric} series"
+        );
+    }
+    assert_eq!(
+        s.keys()
+            .filter(|k| k.starts_with("dialcast_call_attempts_total{"))
+            .count(),
+        4,
+        "the four colours"
+    );
+    // The import ran just before the campaign, whose first check sampled
+    // it: today in Europe/Amsterdam, the demo's calendar (unless the local
+    // day changed during the run, when the last sample may have said 0).
+    let today = sum(&s, "dialcast_records_today", "service=\"voice\"");
+    if amsterdam_day() == day_at_start {
+        assert_eq!(
+            today,
+            summary["records"].as_f64().expect("records"),
+            "records today vs. {summary}"
+        );
+    }
     assert_eq!(
         sum(&s, "dialcast_import_rows_total", "result=\"accepted\""),
         summary["records"].as_f64().expect("records")

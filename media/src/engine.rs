@@ -147,6 +147,7 @@ struct EngineInner {
     next_id: AtomicU64,
     active: AtomicUsize,
     recorder: std::sync::mpsc::SyncSender<RecorderMsg>,
+    recorder_backlog: recorder::Backlog,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -206,7 +207,7 @@ impl MediaEngine {
             config.port_min,
             config.port_max,
         )?));
-        let (recorder, rec_thread) = recorder::spawn()?;
+        let (recorder, recorder_backlog, rec_thread) = recorder::spawn()?;
         let mut handles = vec![rec_thread];
         let mut shards = Vec::with_capacity(threads);
         for i in 0..threads {
@@ -230,9 +231,19 @@ impl MediaEngine {
                 next_id: AtomicU64::new(1),
                 active: AtomicUsize::new(0),
                 recorder,
+                recorder_backlog,
                 threads: Mutex::new(handles),
             }),
         })
+    }
+
+    /// Messages (20 ms blocks mostly) the voicelog writer found queued in
+    /// its last pass, at most [`crate::RECORDER_QUEUE`]; it passes every
+    /// 15 ms. A cheap read, for a queue-depth gauge.
+    pub fn recorder_backlog(&self) -> usize {
+        self.inner
+            .recorder_backlog
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bind the next free even port of the range and register a session.

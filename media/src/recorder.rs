@@ -17,7 +17,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::FRAME_SAMPLES;
@@ -98,15 +100,29 @@ pub(crate) fn send_block(tx: &SyncSender<RecorderMsg>, id: u64, frame: u32, bloc
     }
 }
 
+/// The recorder thread's queue depth as it last found it: the messages it
+/// took in its last pass over the queue (the std channel has no length, and
+/// counting at the sender would add work to the media thread). Written by
+/// the recorder thread once per pass, read by whoever reports it.
+pub type Backlog = Arc<AtomicUsize>;
+
 /// Start the recorder thread.
-pub(crate) fn spawn() -> Result<(SyncSender<RecorderMsg>, std::thread::JoinHandle<()>), MediaError>
-{
+pub(crate) fn spawn() -> Result<
+    (
+        SyncSender<RecorderMsg>,
+        Backlog,
+        std::thread::JoinHandle<()>,
+    ),
+    MediaError,
+> {
     let (tx, rx) = std::sync::mpsc::sync_channel(RECORDER_QUEUE);
+    let backlog = Backlog::default();
+    let seen = Arc::clone(&backlog);
     let handle = std::thread::Builder::new()
         .name("dialcast-recorder".into())
-        .spawn(move || run(rx))
+        .spawn(move || run(rx, &seen))
         .map_err(MediaError::Thread)?;
-    Ok((tx, handle))
+    Ok((tx, backlog, handle))
 }
 
 struct Open {
@@ -167,14 +183,19 @@ impl Open {
     }
 }
 
-fn run(rx: Receiver<RecorderMsg>) {
+fn run(rx: Receiver<RecorderMsg>, backlog: &AtomicUsize) {
     let mut open: HashMap<u64, Open> = HashMap::new();
     loop {
         // Drain what is queued, then sleep: a receiver that never parks on
         // the channel is never woken by a send, so the media thread's
         // `try_send` stays a plain queue write (no futex wake per block).
+        let mut taken: usize = 0;
         loop {
-            match rx.try_recv() {
+            let msg = rx.try_recv();
+            if msg.is_ok() {
+                taken += 1;
+            }
+            match msg {
                 Ok(RecorderMsg::Open { id, file }) => {
                     open.insert(
                         id,
@@ -206,6 +227,7 @@ fn run(rx: Receiver<RecorderMsg>) {
                 Err(TryRecvError::Empty) => break,
             }
         }
+        backlog.store(taken, Ordering::Relaxed);
         let now = Instant::now();
         for o in open.values_mut() {
             if !o.dirty || o.failed || now.duration_since(o.synced_at) < FLUSH_INTERVAL {

@@ -130,6 +130,9 @@ pub struct Engine<S> {
     pub counters: Arc<LiveCounters>,
     /// Bucket updates, sent after the store committed them.
     stats: StatsFeed,
+    /// When the process-wide gauges were last sampled (see
+    /// [`Engine::sample_engine_gauges`]).
+    engine_gauges_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What the engine is built from.
@@ -178,7 +181,49 @@ impl<S: Store> Engine<S> {
             voice: parts.voice,
             counters: Arc::new(LiveCounters::default()),
             stats: StatsFeed::default(),
+            engine_gauges_at: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// Samples the process-wide gauges: today's records per service (the
+    /// local day of `time_zone`, as `dialcast stats` counts it) and the
+    /// depths of the voicelog writer's queue, the SMS outbox and the
+    /// statistics feed. At most once per [`STATE_CHECK`] whoever asks
+    /// (each running campaign's check, and `serve`'s loop), two cheap
+    /// store reads each time.
+    pub async fn sample_engine_gauges(&self, time_zone: chrono_tz::Tz) {
+        let now = tokio::time::Instant::now();
+        {
+            let mut at = self
+                .engine_gauges_at
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if at.is_some_and(|at| now.duration_since(at) < STATE_CHECK) {
+                return;
+            }
+            *at = Some(now);
+        }
+        crate::metrics::queue_depth(
+            crate::metrics::queue::VOICELOG_WRITER,
+            self.ctx.media.recorder_backlog(),
+        );
+        crate::metrics::queue_depth(crate::metrics::queue::STATS_FEED, self.stats.len());
+        let store = &self.ctx.store;
+        match store.sms_outbox_queued().await {
+            Ok(n) => crate::metrics::queue_depth(
+                crate::metrics::queue::SMS_OUTBOX,
+                usize::try_from(n).unwrap_or(usize::MAX),
+            ),
+            Err(e) => tracing::debug!("sms outbox depth not read: {e}"),
+        }
+        let today = crate::stats::range::today(Utc::now(), time_zone);
+        let Some(day) = crate::stats::range::day_range(today, time_zone) else {
+            return;
+        };
+        match store.records_imported_per_service(day.from, day.to).await {
+            Ok(per_service) => crate::metrics::records_today(&per_service),
+            Err(e) => tracing::debug!("records of today not read: {e}"),
+        }
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -287,6 +332,7 @@ impl<S: Store> Engine<S> {
         let script_name = campaign.script_name.clone();
         let trunk_name: Arc<str> = Arc::from(campaign.trunk.name.as_str());
         crate::metrics::trunk_configured(&trunk_name, campaign.trunk.max_channels);
+        crate::metrics::script_started(campaign.id, &script_name);
         tracing::info!(
             campaign = %campaign.name,
             trunk = %campaign.trunk.name,
@@ -421,6 +467,7 @@ impl<S: Store> Engine<S> {
     ) {
         let script = &campaign.script_name;
         let now = now_ms();
+        self.sample_engine_gauges(rules.calendar.time_zone).await;
         crate::metrics::pacer_target(&campaign.trunk.name, pace.cps());
         crate::metrics::script_state(
             script,
@@ -442,7 +489,6 @@ impl<S: Store> Engine<S> {
     async fn attempt(&self, plan: CallPlan) {
         let claim = plan.claim.clone();
         let settings = plan.settings.clone();
-        let script = plan.script.name().to_string();
         let outcome = call::run_attempt(&self.ctx, plan).await;
         let next: NextStep = retry::next_step(
             &outcome.status,
@@ -458,15 +504,9 @@ impl<S: Store> Engine<S> {
             )
             .await;
             match stored {
-                Ok(()) => {
-                    crate::metrics::attempt_ended(
-                        &script,
-                        &outcome.status,
-                        outcome.voicemail_left,
-                        matches!(next, NextStep::Final),
-                    );
-                    return self.publish_attempt_bucket(&claim).await;
-                }
+                // The store's commit counted the attempt in the bucket and
+                // in the metrics (`metrics::bucket_committed`).
+                Ok(()) => return self.publish_attempt_bucket(&claim).await,
                 Err(e) if attempt < FINISH_TRIES => {
                     tracing::warn!(record = %claim.record_id, "cannot store the outcome yet: {e}");
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;

@@ -58,6 +58,17 @@ impl StatsFeed {
         self.sender.receiver_count() > 0
     }
 
+    /// Updates the slowest subscriber has not taken yet (0 without
+    /// subscribers), at most [`STATS_FEED_CAPACITY`].
+    pub fn len(&self) -> usize {
+        self.sender.len()
+    }
+
+    /// No update is waiting for a subscriber.
+    pub fn is_empty(&self) -> bool {
+        self.sender.is_empty()
+    }
+
     /// Sends an update read from the store after its commit. Nobody
     /// listening is not an error.
     pub fn publish(&self, update: BucketUpdate) {

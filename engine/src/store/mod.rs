@@ -434,6 +434,9 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
         at: EpochMs,
     ) -> impl Future<Output = StoreResult<Id>> + Send;
 
+    /// Text messages queued in the outbox and not yet taken (its depth).
+    fn sms_outbox_queued(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Ends the attempt and moves its record on, with outbox events, in one
     /// transaction.
     fn finish_attempt(

@@ -522,6 +522,7 @@ impl Store for SqliteStore {
         .await?;
         stats::count_import(&mut tx, campaign, now, &tally).await?;
         tx.commit().await?;
+        stats::committed(self, campaign, tally.counters()).await;
         Ok(summary)
     }
 
@@ -539,6 +540,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let mut counted: Vec<(Id, Counters)> = Vec::new();
         for row in &rows {
             let attempt: Id = row.try_get("id")?;
             let record: Id = row.try_get("record_id")?;
@@ -554,7 +556,8 @@ impl Store for SqliteStore {
             // A callback is counted as one, not as an attempt.
             if !inbound {
                 let done = next == NextStep::Final;
-                count_attempt_end(&mut tx, attempt, status, false, done, now).await?;
+                counted
+                    .extend(count_attempt_end(&mut tx, attempt, status, false, done, now).await?);
             }
             sqlx::query(
                 "UPDATE attempts SET state = 'ended', status = ?, ended_at = ? WHERE id = ?",
@@ -580,6 +583,9 @@ impl Store for SqliteStore {
             .await?;
         }
         tx.commit().await?;
+        for (campaign, counters) in &counted {
+            stats::committed(self, *campaign, counters).await;
+        }
         Ok(rows.len() as u64)
     }
 
@@ -605,6 +611,9 @@ impl Store for SqliteStore {
         // inside this transaction, so the next read starts after them).
         let ranges = due_ranges(&mut tx, campaign, now).await?;
         let mut scanned: i64 = 0;
+        // Records finished undialled by this claim, for the metrics once
+        // it commits.
+        let mut finished = Counters::default();
         while scanned < CLAIM_SCAN {
             let want = if scanned == 0 {
                 1
@@ -668,6 +677,7 @@ impl Store for SqliteStore {
                         let mut counters = Counters::attempts_ended(status, false, false, 1);
                         counters.records_done = 1;
                         add_counters(&mut tx, campaign, now, &counters, now).await?;
+                        finished.merge(&counters);
                         insert_event(
                             &mut tx,
                             campaign,
@@ -709,6 +719,9 @@ impl Store for SqliteStore {
                     )
                     .await?;
                         tx.commit().await?;
+                        if finished.attempts > 0 {
+                            stats::committed(self, campaign, &finished).await;
+                        }
                         return Ok(ClaimResult::Claimed(Claim {
                             attempt_id,
                             record,
@@ -722,6 +735,9 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        if finished.attempts > 0 {
+            stats::committed(self, campaign, &finished).await;
+        }
         Ok(ClaimResult::NothingDue)
     }
 
@@ -936,6 +952,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn sms_outbox_queued(&self) -> StoreResult<u64> {
+        // Counted on the sms_outbox_state index (state, id).
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn queue_sms(&self, sms: &SmsRequest, at: EpochMs) -> StoreResult<Id> {
         let mut tx = self.begin_write().await?;
         let owner: Option<(Id, Id)> = sqlx::query_as(
@@ -988,7 +1012,7 @@ impl Store for SqliteStore {
         let done = next == NextStep::Final;
         let (status, at) = (&outcome.status, outcome.ended_at);
         let left = outcome.voicemail_left;
-        let Some(campaign) =
+        let Some((campaign, counted)) =
             count_attempt_end(&mut tx, claim.attempt_id, status, left, done, at).await?
         else {
             // Ended already (a retried commit that had gone through): the
@@ -1020,6 +1044,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        stats::committed(self, campaign, &counted).await;
         Ok(())
     }
 

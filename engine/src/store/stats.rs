@@ -4,6 +4,7 @@
 //! register of result files written. Every [`super::Store`] is a
 //! [`StatsStore`].
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::NaiveDate;
@@ -67,6 +68,18 @@ pub trait StatsStore: Send + Sync + 'static {
         from: EpochMs,
         to: EpochMs,
     ) -> impl Future<Output = StoreResult<Counters>> + Send;
+
+    /// Records imported into any campaign in the buckets overlapping
+    /// `[from, to)`, per service (`voice`, `sms`, `email`; the
+    /// `imported.<service>` counters): over a local day from
+    /// [`crate::stats::range::day_range`], that day's records per service.
+    /// Only those three counters are read, campaign by campaign along the
+    /// primary key, so it stays cheap enough to sample every few seconds.
+    fn records_imported_per_service(
+        &self,
+        from: EpochMs,
+        to: EpochMs,
+    ) -> impl Future<Output = StoreResult<BTreeMap<String, u64>>> + Send;
 
     /// The campaign's bucket holding `at`, as committed now.
     fn bucket_update(

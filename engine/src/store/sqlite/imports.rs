@@ -123,13 +123,14 @@ async fn staged_ids(
 
 /// Counts what a publish adds to the 5-minute statistics, in its
 /// transaction: the records per service and the undialled reports, as the
-/// staging transactions counted them. Returns the records.
+/// staging transactions counted them. Returns the records and what was
+/// counted (for `stats::committed` once the publish commits).
 async fn count_published(
     tx: &mut sqlx::SqliteConnection,
     campaign: Id,
     import: Id,
     now: EpochMs,
-) -> StoreResult<u64> {
+) -> StoreResult<(u64, Counters)> {
     let (records, voice, sms, email, invalid, blocked): (i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(
             "SELECT staged_records, staged_voice, staged_sms, staged_email, staged_invalid, \
@@ -151,7 +152,7 @@ async fn count_published(
         }
     }
     add_counters(tx, campaign, now, &counters, now).await?;
-    Ok(count(records))
+    Ok((count(records), counters))
 }
 
 /// What one staging statement stored, for the statistics.
@@ -495,7 +496,7 @@ impl ImportStore for SqliteStore {
         .bind(import)
         .execute(&mut *tx)
         .await?;
-        let published = count_published(&mut tx, campaign, import, now).await?;
+        let (published, counted) = count_published(&mut tx, campaign, import, now).await?;
         // The records become visible with this status.
         sqlx::query(
             "UPDATE imports SET status = 'finished', records = ?, imported = ?, failed = ?, \
@@ -524,6 +525,7 @@ impl ImportStore for SqliteStore {
         )
         .await?;
         tx.commit().await?;
+        super::stats::committed(self, campaign, &counted).await;
         Ok(published)
     }
 

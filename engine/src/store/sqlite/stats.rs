@@ -66,11 +66,38 @@ pub async fn add_counters(
     Ok(())
 }
 
+/// After the commit of a transaction that added `counters` to a bucket of
+/// `campaign`: the same deltas to the Prometheus counters that follow the
+/// buckets ([`crate::metrics::bucket_committed`]). Every committed
+/// attempt-end and undialled report goes through here, so those metrics
+/// count what the buckets count, and only once it is committed. Without a
+/// recorder it does nothing; the campaign's script is read once per
+/// campaign and process.
+pub(crate) async fn committed(store: &SqliteStore, campaign: Id, counters: &Counters) {
+    if crate::metrics::needs_campaign_script(campaign) {
+        let script: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT s.name FROM campaigns c JOIN scripts s ON s.id = c.script_id WHERE c.id = ?",
+        )
+        .bind(campaign)
+        .fetch_optional(&store.pool)
+        .await;
+        match script {
+            Ok(Some(script)) => crate::metrics::campaign_script(campaign, &script),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(campaign, "statistics not counted in the metrics: {e}");
+                return;
+            }
+        }
+    }
+    crate::metrics::bucket_committed(campaign, counters);
+}
+
 /// Counts the end of `attempt` with `status` in the bucket of its start,
 /// and the record's end when `record_done`. Call it before the attempt row
 /// is marked ended: an attempt that is no longer dialing was counted
-/// already and is skipped. Returns the attempt's campaign when it counted,
-/// `None` when it was skipped.
+/// already and is skipped. Returns the attempt's campaign and what was
+/// counted (for [`committed`]) when it counted, `None` when it was skipped.
 pub async fn count_attempt_end(
     conn: &mut SqliteConnection,
     attempt: Id,
@@ -78,7 +105,7 @@ pub async fn count_attempt_end(
     voicemail_left: bool,
     record_done: bool,
     now: EpochMs,
-) -> StoreResult<Option<Id>> {
+) -> StoreResult<Option<(Id, Counters)>> {
     let row: Option<(String, EpochMs, i64, Id)> = sqlx::query_as(
         "SELECT a.state, a.started_at, a.dialled, r.campaign_id \
          FROM attempts a JOIN records r ON r.id = a.record_id WHERE a.id = ?",
@@ -100,7 +127,7 @@ pub async fn count_attempt_end(
         counters.records_done = 1;
     }
     add_counters(conn, campaign, started_at, &counters, now).await?;
-    Ok(Some(campaign))
+    Ok(Some((campaign, counters)))
 }
 
 /// Counts what an import stored (see [`ImportTally`]) in the bucket of `now`.
@@ -238,6 +265,32 @@ impl StatsStore for SqliteStore {
             totals.add(&counter, count(n));
         }
         Ok(totals)
+    }
+
+    async fn records_imported_per_service(
+        &self,
+        from: EpochMs,
+        to: EpochMs,
+    ) -> StoreResult<BTreeMap<String, u64>> {
+        // `campaign_id IN (...)` lets SQLite seek the primary key
+        // (campaign_id, bucket_start, counter) per campaign instead of
+        // scanning every bucket ever counted.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT counter, SUM(n) FROM stats_counters \
+             WHERE campaign_id IN (SELECT id FROM campaigns) \
+             AND bucket_start >= ? AND bucket_start < ? \
+             AND counter IN ('imported.voice', 'imported.sms', 'imported.email') \
+             GROUP BY counter",
+        )
+        .bind(bucket_start(from))
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut totals = Counters::default();
+        for (counter, n) in rows {
+            totals.add(&counter, count(n));
+        }
+        Ok(totals.imported)
     }
 
     async fn bucket_update(&self, campaign: Id, at: EpochMs) -> StoreResult<BucketUpdate> {
@@ -445,5 +498,41 @@ mod tests {
             (1, 1, 2)
         );
         assert_eq!(totals.attempts, 0);
+    }
+
+    /// Today's records per service: only the `imported.*` counters of the
+    /// buckets in the range, over every campaign; the outbox depth counts
+    /// queued messages.
+    #[tokio::test]
+    async fn records_per_service_read_only_the_range_and_their_counters() {
+        let store = SqliteStore::open_in_memory().await.expect("store");
+        let campaign = campaign(&store).await;
+        // 2025-06-15T00:00:00Z.
+        let day = 1_749_945_600_000;
+        let mut inside = ImportTally::default();
+        let voice_and_sms: std::collections::BTreeMap<String, String> =
+            [("SERVICES_SMS".to_string(), "Y".to_string())].into();
+        inside.record(&voice_and_sms);
+        inside.record(&Default::default());
+        inside.undialled("invalid_number");
+        let mut before = ImportTally::default();
+        before.record(&Default::default());
+        let mut tx = store.begin_write().await.expect("begin");
+        count_import(&mut tx, campaign, day + 3_600_000, &inside)
+            .await
+            .expect("count");
+        count_import(&mut tx, campaign, day - 1, &before)
+            .await
+            .expect("count");
+        tx.commit().await.expect("commit");
+        let today = store
+            .records_imported_per_service(day, day + 24 * 3_600_000)
+            .await
+            .expect("today");
+        assert_eq!(
+            today,
+            [("sms".to_string(), 1), ("voice".to_string(), 2)].into()
+        );
+        assert_eq!(store.sms_outbox_queued().await.expect("outbox"), 0);
     }
 }
