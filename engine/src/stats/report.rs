@@ -59,7 +59,7 @@ pub struct StatsReport {
     pub to: String,
     pub from_ms: EpochMs,
     pub to_ms: EpochMs,
-    /// Ended attempts started in the period (undialled reports included);
+    /// Attempts that ended in the period (undialled reports included);
     /// the base of every percentage.
     pub attempts: u64,
     pub dialled: u64,

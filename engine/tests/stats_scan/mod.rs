@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use dialcast_engine::stats::Counters;
 
-/// Every bucket of `campaign` by scan: attempts by status (voicemail never
-/// has a message left yet), records done in the bucket of their last
-/// attempt, records imported (all for voice) in the bucket of their import.
+/// Every bucket of `campaign` by scan: attempts by status in the bucket of
+/// their end (voicemail never has a message left yet), records done in the
+/// bucket where their last attempt ended, records imported (all for voice) in the bucket of their import.
 pub async fn scanned(db: &sqlx::SqlitePool, campaign: i64) -> BTreeMap<i64, Counters> {
     let mut buckets: BTreeMap<i64, Counters> = BTreeMap::new();
     let attempts: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT (a.started_at / 300000) * 300000 AS b, a.status, a.dialled, COUNT(*) \
+        "SELECT (a.ended_at / 300000) * 300000 AS b, a.status, a.dialled, COUNT(*) \
          FROM attempts a JOIN records r ON r.id = a.record_id \
          WHERE r.campaign_id = ? AND a.state = 'ended' GROUP BY b, a.status, a.dialled",
     )
@@ -33,7 +33,7 @@ pub async fn scanned(db: &sqlx::SqlitePool, campaign: i64) -> BTreeMap<i64, Coun
             ));
     }
     let done: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT (a.started_at / 300000) * 300000 AS b, COUNT(*) FROM records r \
+        "SELECT (a.ended_at / 300000) * 300000 AS b, COUNT(*) FROM records r \
          JOIN attempts a ON a.record_id = r.id \
          AND a.attempt_no = (SELECT MAX(attempt_no) FROM attempts x WHERE x.record_id = r.id) \
          WHERE r.campaign_id = ? AND r.state = 'done' GROUP BY b",

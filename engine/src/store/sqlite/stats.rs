@@ -93,8 +93,11 @@ pub(crate) async fn committed(store: &SqliteStore, campaign: Id, counters: &Coun
     crate::metrics::bucket_committed(campaign, counters);
 }
 
-/// Counts the end of `attempt` with `status` in the bucket of its start,
-/// and the record's end when `record_done`. Call it before the attempt row
+/// Counts the end of `attempt` with `status` in the bucket of `now` (the
+/// instant it ended), and the record's end when `record_done`. Counting by
+/// the end, not the start, makes a bucket final once its five minutes are
+/// over, and lets a counter that rises when attempts end (Prometheus's
+/// `dialcast_call_attempts_total`) show the same buckets. Call it before the attempt row
 /// is marked ended: an attempt that is no longer dialing was counted
 /// already and is skipped. Returns the attempt's campaign and what was
 /// counted (for [`committed`]) when it counted, `None` when it was skipped.
@@ -106,14 +109,14 @@ pub async fn count_attempt_end(
     record_done: bool,
     now: EpochMs,
 ) -> StoreResult<Option<(Id, Counters)>> {
-    let row: Option<(String, EpochMs, i64, Id)> = sqlx::query_as(
-        "SELECT a.state, a.started_at, a.dialled, r.campaign_id \
+    let row: Option<(String, i64, Id)> = sqlx::query_as(
+        "SELECT a.state, a.dialled, r.campaign_id \
          FROM attempts a JOIN records r ON r.id = a.record_id WHERE a.id = ?",
     )
     .bind(attempt)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((state, started_at, dialled, campaign)) = row else {
+    let Some((state, dialled, campaign)) = row else {
         return Err(StoreError::NotFound {
             kind: "attempt",
             name: attempt.to_string(),
@@ -126,7 +129,7 @@ pub async fn count_attempt_end(
     if record_done {
         counters.records_done = 1;
     }
-    add_counters(conn, campaign, started_at, &counters, now).await?;
+    add_counters(conn, campaign, now, &counters, now).await?;
     Ok(Some((campaign, counters)))
 }
 
