@@ -201,7 +201,10 @@ mod tests {
     fn temp_passwords_use_the_alphabet() {
         let p = TempPassword::generate();
         assert_eq!(p.expose().len(), TEMP_PASSWORD_LEN);
-        assert!(p.expose().bytes().all(|b| TEMP_PASSWORD_ALPHABET.contains(&b)));
+        assert!(p
+            .expose()
+            .bytes()
+            .all(|b| TEMP_PASSWORD_ALPHABET.contains(&b)));
         assert_ne!(p, TempPassword::generate());
         assert!(!format!("{p:?}").contains(p.expose()));
     }

@@ -207,8 +207,8 @@ async fn create_api_key(
     allowed(&who, Action::CreateApiKey, who.org)?;
     let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     may_grant(&who, body.role)?;
-    let cidrs = cidr::parse_list(&body.allowed_cidrs)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let cidrs =
+        cidr::parse_list(&body.allowed_cidrs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let (row, key) = apikey::create(
         &state.db,
         who.org,

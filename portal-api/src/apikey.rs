@@ -143,8 +143,10 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, KeyError> {
     let cidrs = if cidrs.is_empty() {
         Vec::new()
     } else {
-        cidr::parse_list(&cidrs.split(',').collect::<Vec<_>>())
-            .map_err(|_| KeyError::Corrupt { id, column: "cidrs" })?
+        cidr::parse_list(&cidrs.split(',').collect::<Vec<_>>()).map_err(|_| KeyError::Corrupt {
+            id,
+            column: "cidrs",
+        })?
     };
     Ok(ApiKey {
         id,
