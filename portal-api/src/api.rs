@@ -312,6 +312,10 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// The API's routes (still wanting their state) and their OpenAPI document.
 fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -339,5 +343,6 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { Json(api.as_ref().clone()) }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

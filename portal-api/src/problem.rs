@@ -37,6 +37,8 @@ pub enum ApiError {
     Forbidden(#[from] Denied),
     #[error("not found")]
     NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("bad request: {0}")]
     BadRequest(String),
     /// Anything the client cannot fix; logged, never shown.
@@ -70,6 +72,12 @@ impl ApiError {
                 "Not found",
                 StatusCode::NOT_FOUND,
                 "No such resource in this organisation.".to_owned(),
+            ),
+            ApiError::MethodNotAllowed => (
+                "method-not-allowed",
+                "Method not allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This path does not take this method.".to_owned(),
             ),
             ApiError::BadRequest(d) => (
                 "bad-request",

@@ -358,7 +358,7 @@ async fn last_used_is_recorded_at_most_once_a_minute() {
 }
 
 #[tokio::test]
-async fn unknown_route_is_404_problem() {
+async fn unknown_route_and_method_are_problems() {
     let app = App::spawn().await;
     let (_, key) = app.key(app.org_a, Role::Manager, &[]).await;
     assert_problem(
@@ -366,6 +366,10 @@ async fn unknown_route_is_404_problem() {
         StatusCode::NOT_FOUND,
         "not-found",
     );
+    let res = app
+        .call(Method::PUT, "/api/v1/me", Some(&key), None, None)
+        .await;
+    assert_problem(&res, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
 }
 
 #[tokio::test]
