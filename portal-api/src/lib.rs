@@ -5,9 +5,8 @@
 //! This first slice of issue 7 authenticates API keys (`X-AUTH-TOKEN`);
 //! logins, sessions and second factors come later. Its tables live in the
 //! engine's database file with a migrations history of their own (see
-//! [`db`]). It depends on `engine`'s knowledge of nothing yet; when
-//! portal functions reach campaigns it will depend on `engine`, never the
-//! reverse.
+//! [`db`]). It does not depend on `engine` yet; when portal functions
+//! reach campaigns it will, never the reverse.
 
 pub mod accounts;
 pub mod api;
