@@ -1,0 +1,219 @@
+//! Organisations and users: the library functions the `dialcast` command
+//! calls (`dialcast user create`, later), and the password hashing rules.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use rand::Rng;
+use sqlx::SqlitePool;
+
+use crate::audit;
+use crate::authz::{OrgId, Role};
+
+/// How long a temporary password works: 14 days.
+pub const TEMP_PASSWORD_LIFETIME_SECS: i64 = 14 * 24 * 3600;
+/// Length of a generated temporary password.
+const TEMP_PASSWORD_LEN: usize = 20;
+/// Letters and digits without look-alikes (0/O, 1/l/I), for passwords read
+/// out over the phone.
+const TEMP_PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+
+/// Errors of the account functions.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("no organisation named {0:?}")]
+    NoSuchOrganisation(String),
+    #[error("a user with e-mail {0:?} already exists")]
+    EmailTaken(String),
+    #[error("not an e-mail address: {0:?}")]
+    BadEmail(String),
+}
+
+/// A temporary password, shown once. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TempPassword(String);
+
+impl TempPassword {
+    fn generate() -> TempPassword {
+        let mut rng = rand::rng();
+        TempPassword(
+            (0..TEMP_PASSWORD_LEN)
+                .map(|_| {
+                    TEMP_PASSWORD_ALPHABET[rng.random_range(0..TEMP_PASSWORD_ALPHABET.len())]
+                        as char
+                })
+                .collect(),
+        )
+    }
+
+    /// The password, to print once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TempPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TempPassword(…)")
+    }
+}
+
+/// Hashes a password with argon2id (the crate's default parameters) and a
+/// random salt, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+/// Checks a password against a stored PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Creates an organisation; returns its id.
+pub async fn create_organisation(
+    db: &SqlitePool,
+    name: &str,
+    now: i64,
+) -> Result<OrgId, AccountError> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO portal_organisations (name, created_at) VALUES (?, ?) RETURNING id",
+    )
+    .bind(name)
+    .bind(now)
+    .fetch_one(db)
+    .await?;
+    Ok(OrgId(id))
+}
+
+/// Finds an organisation by name.
+pub async fn organisation_by_name(db: &SqlitePool, name: &str) -> Result<OrgId, AccountError> {
+    sqlx::query_scalar("SELECT id FROM portal_organisations WHERE name = ?")
+        .bind(name)
+        .fetch_optional(db)
+        .await?
+        .map(OrgId)
+        .ok_or_else(|| AccountError::NoSuchOrganisation(name.to_owned()))
+}
+
+/// Creates a user who belongs to `org` with `role` (their default
+/// organisation), with a temporary password that works for 14 days and
+/// must be changed at first login. Returns the user id and the password,
+/// which is not stored (only its argon2id hash is).
+pub async fn create_user(
+    db: &SqlitePool,
+    org: OrgId,
+    email: &str,
+    role: Role,
+    actor: &str,
+    now: i64,
+) -> Result<(i64, TempPassword), AccountError> {
+    let email = email.trim();
+    if !valid_email(email) {
+        return Err(AccountError::BadEmail(email.to_owned()));
+    }
+    let password = TempPassword::generate();
+    let hash = hash_password(password.expose())?;
+    let mut tx = db.begin().await?;
+    let id: i64 = match sqlx::query_scalar(
+        "INSERT INTO portal_users (email, password_hash, must_change_password, temp_expires_at,
+                                   password_changed_at, default_org_id, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(email)
+    .bind(&hash)
+    .bind(now + TEMP_PASSWORD_LIFETIME_SECS)
+    .bind(now)
+    .bind(org.0)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await
+    {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(AccountError::EmailTaken(email.to_owned()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    sqlx::query("INSERT INTO portal_memberships (user_id, org_id, role) VALUES (?, ?, ?)")
+        .bind(id)
+        .bind(org.0)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            org,
+            at: now,
+            actor,
+            action: "user.create",
+            target: &format!("user:{id}"),
+            detail: &format!("role={role}"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, password))
+}
+
+/// A plausibility check only: one `@` with something on both sides and no
+/// spaces. Delivery is the real test.
+fn valid_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_hash_verifies() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("correct horse", "not a phc string"));
+    }
+
+    #[test]
+    fn temp_passwords_use_the_alphabet() {
+        let p = TempPassword::generate();
+        assert_eq!(p.expose().len(), TEMP_PASSWORD_LEN);
+        assert!(p
+            .expose()
+            .bytes()
+            .all(|b| TEMP_PASSWORD_ALPHABET.contains(&b)));
+        assert_ne!(p, TempPassword::generate());
+        assert!(!format!("{p:?}").contains(p.expose()));
+    }
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@b.example"));
+        for bad in ["", "a", "@b", "a@", "a b@c", "a@b@c"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The authorisation core: roles, the action each endpoint performs, and the
+//! one rule that decides whether a principal may perform it. Pure: no I/O,
+//! no clock, so every role × action × organisation case is unit-tested.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An organisation (account) id. Every query is scoped by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct OrgId(pub i64);
+
+/// A role within one organisation. Each includes every role before it, so
+/// the derived ordering is the inclusion order:
+/// Normal < Dashboard < Scheduler < File < Manager.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees its own account.
+    Normal,
+    /// Reads dashboards and statistics.
+    Dashboard,
+    /// Stops and starts voice campaigns.
+    Scheduler,
+    /// Uploads imports.
+    File,
+    /// Script settings, lists, users, API keys, holidays, blocklist, audit.
+    Manager,
+}
+
+impl Role {
+    /// Every role, lowest first.
+    pub const ALL: [Role; 5] = [
+        Role::Normal,
+        Role::Dashboard,
+        Role::Scheduler,
+        Role::File,
+        Role::Manager,
+    ];
+
+    /// The name stored in the database and used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Normal => "normal",
+            Role::Dashboard => "dashboard",
+            Role::Scheduler => "scheduler",
+            Role::File => "file",
+            Role::Manager => "manager",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of [`Role::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?} (expected normal, dashboard, scheduler, file or manager)")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Who is calling: the organisation and role they act in, and the
+/// credential that proved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub org: OrgId,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+/// The credential behind a [`Principal`], named in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key (`X-AUTH-TOKEN`), by its row id.
+    ApiKey(i64),
+    /// A logged-in user, by id (sessions arrive in a later slice).
+    User(i64),
+}
+
+impl fmt::Display for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::ApiKey(id) => write!(f, "apikey:{id}"),
+            Credential::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
+/// What an endpoint does. One variant per kind of operation; every handler
+/// names the one it performs before touching the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `GET /api/v1/me`.
+    ViewSelf,
+    /// `GET /api/v1/apikeys`.
+    ListApiKeys,
+    /// `POST /api/v1/apikeys`.
+    CreateApiKey,
+    /// `DELETE /api/v1/apikeys/{id}`.
+    RevokeApiKey,
+    /// `GET /api/v1/audit`.
+    ViewAudit,
+}
+
+impl Action {
+    /// Every action, for exhaustive tests (and, later, the endpoint matrix).
+    pub const ALL: [Action; 5] = [
+        Action::ViewSelf,
+        Action::ListApiKeys,
+        Action::CreateApiKey,
+        Action::RevokeApiKey,
+        Action::ViewAudit,
+    ];
+
+    /// The lowest role that may perform this action.
+    pub fn min_role(self) -> Role {
+        match self {
+            Action::ViewSelf => Role::Normal,
+            Action::ListApiKeys
+            | Action::CreateApiKey
+            | Action::RevokeApiKey
+            | Action::ViewAudit => Role::Manager,
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The target belongs to another organisation.
+    #[error("the resource belongs to another organisation")]
+    OtherOrganisation,
+    /// The principal's role is below what the action needs.
+    #[error("this needs the {needed} role; the credential has {have}")]
+    RoleTooLow { needed: Role, have: Role },
+    /// A principal may not hand out a role above its own.
+    #[error("cannot grant the {wanted} role with a {have} credential")]
+    GrantAboveOwn { wanted: Role, have: Role },
+}
+
+/// Decides whether `who` may perform `action` on something that belongs to
+/// `target`. The organisation is checked first, so a caller learns nothing
+/// about another organisation's resources from the role check.
+pub fn allowed(who: &Principal, action: Action, target: OrgId) -> Result<(), Denied> {
+    if who.org != target {
+        return Err(Denied::OtherOrganisation);
+    }
+    let needed = action.min_role();
+    if who.role < needed {
+        return Err(Denied::RoleTooLow {
+            needed,
+            have: who.role,
+        });
+    }
+    Ok(())
+}
+
+/// Decides whether `who` may create a credential with role `wanted` (API
+/// keys now, users later): never above its own role.
+pub fn may_grant(who: &Principal, wanted: Role) -> Result<(), Denied> {
+    if wanted > who.role {
+        return Err(Denied::GrantAboveOwn {
+            wanted,
+            have: who.role,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    const OWN: OrgId = OrgId(1);
+    const OTHER: OrgId = OrgId(2);
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            org: OWN,
+            role,
+            credential: Credential::ApiKey(7),
+        }
+    }
+
+    #[test]
+    fn roles_include_the_ones_before() {
+        for w in Role::ALL.windows(2) {
+            assert!(w[0] < w[1], "{} < {}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn role_names_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
+        }
+        assert!("admin".parse::<Role>().is_err());
+        assert!("Manager".parse::<Role>().is_err());
+    }
+
+    /// The whole matrix: every role × action × own/other organisation.
+    #[test]
+    fn every_role_action_and_organisation() {
+        let expected = |role: Role, action: Action| match action {
+            Action::ViewSelf => true,
+            Action::ListApiKeys
+            | Action::CreateApiKey
+            | Action::RevokeApiKey
+            | Action::ViewAudit => role == Role::Manager,
+        };
+        for role in Role::ALL {
+            let who = principal(role);
+            for action in Action::ALL {
+                let own = allowed(&who, action, OWN);
+                if expected(role, action) {
+                    assert_eq!(own, Ok(()), "{role} {action:?}");
+                } else {
+                    assert_eq!(
+                        own,
+                        Err(Denied::RoleTooLow {
+                            needed: action.min_role(),
+                            have: role
+                        }),
+                        "{role} {action:?}"
+                    );
+                }
+                assert_eq!(
+                    allowed(&who, action, OTHER),
+                    Err(Denied::OtherOrganisation),
+                    "{role} {action:?} on another organisation"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn grants_never_exceed_own_role() {
+        for have in Role::ALL {
+            for wanted in Role::ALL {
+                let r = may_grant(&principal(have), wanted);
+                assert_eq!(r.is_ok(), wanted <= have, "{have} grants {wanted}");
+            }
+        }
+    }
+}
