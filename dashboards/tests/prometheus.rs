@@ -195,6 +195,7 @@ async fn every_panel_returns_data_and_the_overview_bars_equal_the_engine_buckets
     failures.extend(overview_bars_equal_engine_buckets(
         &client, &config, started, at,
     ));
+    failures.extend(voicelog_writer_latency_was_measured(&client, at));
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
     let _ = farm.shutdown().await;
@@ -203,6 +204,28 @@ async fn every_panel_returns_data_and_the_overview_bars_equal_the_engine_buckets
         None => {
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+}
+
+/// Every call is recorded, so the voicelog writer's queue had blocks
+/// waiting: its latency gauge must have shown a wait above zero (it is at
+/// least the writer's sleep between passes) and below a second (a writer
+/// that far behind would be a fault at this load).
+fn voicelog_writer_latency_was_measured(client: &Client, at: f64) -> Vec<String> {
+    let expr = r#"max_over_time(dialcast_queue_oldest_wait_seconds{queue="voicelog_writer"}[15m])"#;
+    let answer = match client.query(expr, Some(at)) {
+        Ok(answer) => answer,
+        Err(e) => return vec![format!("{expr}: {e}")],
+    };
+    let longest = result(&answer)
+        .first()
+        .and_then(|s| sample(&s["value"]))
+        .map(|(_, v)| v);
+    match longest {
+        Some(v) if v > 0.0 && v < 1.0 => Vec::new(),
+        other => vec![format!(
+            "the voicelog writer's longest wait should be in (0, 1) s, was {other:?}: {answer}"
+        )],
     }
 }
 
@@ -643,6 +666,9 @@ workdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 dir = "{scripts}"
 [results]
 dir = "{results}"
+[voicelogs]
+dir = "{voicelogs}"
+policy = "all"
 [[trunks]]
 name = "{TRUNK}"
 uri = "sip:{farm}"
@@ -672,6 +698,7 @@ sun = ["00:00-24:00"]
         rtp_max = ENGINE_RTP.1,
         scripts = examples.display(),
         results = dir.join("results").display(),
+        voicelogs = dir.join("voicelogs").display(),
     );
     let path = dir.join("dialcast.toml");
     std::fs::write(&path, config).expect("config");

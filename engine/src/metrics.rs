@@ -75,6 +75,7 @@ pub mod name {
     pub const RECORDS_COMPLETED: &str = "dialcast_records_completed";
     pub const RECORDS_TODAY: &str = "dialcast_records_today";
     pub const QUEUE_DEPTH: &str = "dialcast_queue_depth";
+    pub const QUEUE_OLDEST_WAIT_SECONDS: &str = "dialcast_queue_oldest_wait_seconds";
     pub const IMPORT_ROWS: &str = "dialcast_import_rows";
     pub const IMPORTS: &str = "dialcast_imports";
     pub const RESULT_FILES_WRITTEN: &str = "dialcast_result_files_written";
@@ -218,6 +219,10 @@ pub fn describe() {
     describe_gauge!(
         QUEUE_DEPTH,
         "Items waiting in a bounded queue (voicelog_writer, sms_outbox, stats_feed); sampled every 2 s."
+    );
+    describe_gauge!(
+        QUEUE_OLDEST_WAIT_SECONDS,
+        "How long the oldest item of a queue has waited: for voicelog_writer the longest a block can have waited for the writer since the last sample, for sms_outbox the age of the oldest queued message, for stats_feed the age of the oldest update the slowest subscriber has not taken; 0 when none waits; sampled every 2 s."
     );
     describe_counter!(
         IMPORT_ROWS,
@@ -560,6 +565,7 @@ pub fn register_process_series() {
     }
     for queue in queue::ALL {
         let _ = gauge!(name::QUEUE_DEPTH, "queue" => queue);
+        let _ = gauge!(name::QUEUE_OLDEST_WAIT_SECONDS, "queue" => queue);
     }
     for service in crate::stats::counters::SERVICES {
         let _ = gauge!(name::RECORDS_TODAY, "service" => service);
@@ -825,6 +831,11 @@ pub mod queue {
 /// The depth of `queue` (one of [`queue::ALL`]).
 pub fn queue_depth(queue: &'static str, depth: usize) {
     gauge!(name::QUEUE_DEPTH, "queue" => queue).set(depth as f64);
+}
+
+/// How long the oldest item of `queue` (one of [`queue::ALL`]) has waited.
+pub fn queue_oldest_wait(queue: &'static str, wait: std::time::Duration) {
+    gauge!(name::QUEUE_OLDEST_WAIT_SECONDS, "queue" => queue).set(wait.as_secs_f64());
 }
 
 /// Today's records per service; a service absent from `per_service` is 0.
@@ -1127,6 +1138,7 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             records_today(&[("sms".to_string(), 3), ("voice".to_string(), 7)].into());
             queue_depth(queue::SMS_OUTBOX, 2);
+            queue_oldest_wait(queue::SMS_OUTBOX, std::time::Duration::from_millis(1500));
         });
         let text = handle.render();
         for line in [
@@ -1134,6 +1146,7 @@ mod tests {
             "dialcast_records_today{service=\"sms\"} 3",
             "dialcast_records_today{service=\"email\"} 0",
             "dialcast_queue_depth{queue=\"sms_outbox\"} 2",
+            "dialcast_queue_oldest_wait_seconds{queue=\"sms_outbox\"} 1.5",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

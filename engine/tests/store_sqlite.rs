@@ -475,6 +475,14 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
         language: "en".into(),
     };
     assert!(store.queue_sms(&unknown, 20).await.is_err());
+    assert_eq!(
+        store.sms_outbox_backlog().await.expect("backlog"),
+        dialcast_engine::store::OutboxBacklog {
+            depth: 1,
+            oldest_at: Some(20),
+        },
+        "the one queued message, queued at 20"
+    );
     store
         .finish_attempt(
             &machine,

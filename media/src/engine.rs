@@ -241,9 +241,14 @@ impl MediaEngine {
     /// its last pass, at most [`crate::RECORDER_QUEUE`]; it passes every
     /// 15 ms. A cheap read, for a queue-depth gauge.
     pub fn recorder_backlog(&self) -> usize {
-        self.inner
-            .recorder_backlog
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.recorder_backlog.depth()
+    }
+
+    /// The longest a message can have waited for the voicelog writer since
+    /// the previous call (an upper bound; zero when nothing was queued), for
+    /// a queue-latency gauge. Resets it, so one reader should ask.
+    pub fn recorder_longest_wait(&self) -> std::time::Duration {
+        self.inner.recorder_backlog.take_longest_wait()
     }
 
     /// Bind the next free even port of the range and register a session.

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,11 +100,44 @@ pub(crate) fn send_block(tx: &SyncSender<RecorderMsg>, id: u64, frame: u32, bloc
     }
 }
 
-/// The recorder thread's queue depth as it last found it: the messages it
-/// took in its last pass over the queue (the std channel has no length, and
-/// counting at the sender would add work to the media thread). Written by
-/// the recorder thread once per pass, read by whoever reports it.
-pub type Backlog = Arc<AtomicUsize>;
+/// What the recorder thread last found in its queue, written by that thread
+/// once per pass and read by whoever reports it (the std channel has no
+/// length, and counting at the sender would add work to the media thread).
+#[derive(Debug, Default)]
+pub struct BacklogGauge {
+    /// The messages it took in its last pass over the queue.
+    depth: AtomicUsize,
+    /// The longest a message can have waited before the writer took it,
+    /// in microseconds, since the last [`BacklogGauge::take_longest_wait`]:
+    /// a message taken in a pass was queued after the previous pass found
+    /// the queue empty, so it waited at most from then to the end of its own
+    /// pass (an upper bound: about [`POLL_INTERVAL`] plus the pass's writing).
+    longest_wait_us: AtomicU64,
+}
+
+impl BacklogGauge {
+    /// Messages found queued in the last pass.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// The longest wait since the previous call (zero when nothing was
+    /// queued meanwhile); resets it.
+    pub fn take_longest_wait(&self) -> Duration {
+        Duration::from_micros(self.longest_wait_us.swap(0, Ordering::Relaxed))
+    }
+
+    fn pass_done(&self, taken: usize, longest_wait: Duration) {
+        self.depth.store(taken, Ordering::Relaxed);
+        if taken > 0 {
+            let us = u64::try_from(longest_wait.as_micros()).unwrap_or(u64::MAX);
+            self.longest_wait_us.fetch_max(us, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Shared between the recorder thread and the engine.
+pub type Backlog = Arc<BacklogGauge>;
 
 /// Start the recorder thread.
 pub(crate) fn spawn() -> Result<
@@ -183,8 +216,10 @@ impl Open {
     }
 }
 
-fn run(rx: Receiver<RecorderMsg>, backlog: &AtomicUsize) {
+fn run(rx: Receiver<RecorderMsg>, backlog: &BacklogGauge) {
     let mut open: HashMap<u64, Open> = HashMap::new();
+    // When the queue was last found empty: nothing taken later was queued before.
+    let mut emptied_at = Instant::now();
     loop {
         // Drain what is queued, then sleep: a receiver that never parks on
         // the channel is never woken by a send, so the media thread's
@@ -227,8 +262,10 @@ fn run(rx: Receiver<RecorderMsg>, backlog: &AtomicUsize) {
                 Err(TryRecvError::Empty) => break,
             }
         }
-        backlog.store(taken, Ordering::Relaxed);
+        // One clock read per pass, none per message.
         let now = Instant::now();
+        backlog.pass_done(taken, now.duration_since(emptied_at));
+        emptied_at = now;
         for o in open.values_mut() {
             if !o.dirty || o.failed || now.duration_since(o.synced_at) < FLUSH_INTERVAL {
                 continue;
@@ -257,6 +294,17 @@ mod tests {
             failed: false,
             synced_at: Instant::now(),
         }
+    }
+
+    #[test]
+    fn the_longest_wait_is_kept_until_taken_and_idle_passes_add_none() {
+        let gauge = BacklogGauge::default();
+        gauge.pass_done(3, Duration::from_millis(40));
+        gauge.pass_done(0, Duration::from_millis(900));
+        gauge.pass_done(1, Duration::from_millis(16));
+        assert_eq!(gauge.depth(), 1);
+        assert_eq!(gauge.take_longest_wait(), Duration::from_millis(40));
+        assert_eq!(gauge.take_longest_wait(), Duration::ZERO);
     }
 
     #[test]

@@ -187,8 +187,8 @@ impl<S: Store> Engine<S> {
 
     /// Samples the process-wide gauges: today's records per service (the
     /// local day of `time_zone`, as `dialcast stats` counts it) and the
-    /// depths of the voicelog writer's queue, the SMS outbox and the
-    /// statistics feed. At most once per [`STATE_CHECK`] whoever asks
+    /// depths and oldest waits of the voicelog writer's queue, the SMS
+    /// outbox and the statistics feed. At most once per [`STATE_CHECK`] whoever asks
     /// (each running campaign's check, and `serve`'s loop), two cheap
     /// store reads each time.
     pub async fn sample_engine_gauges(&self, time_zone: chrono_tz::Tz) {
@@ -203,18 +203,28 @@ impl<S: Store> Engine<S> {
             }
             *at = Some(now);
         }
-        crate::metrics::queue_depth(
-            crate::metrics::queue::VOICELOG_WRITER,
-            self.ctx.media.recorder_backlog(),
-        );
-        crate::metrics::queue_depth(crate::metrics::queue::STATS_FEED, self.stats.len());
+        use crate::metrics::{queue, queue_depth, queue_oldest_wait};
+        let media = &self.ctx.media;
+        queue_depth(queue::VOICELOG_WRITER, media.recorder_backlog());
+        queue_oldest_wait(queue::VOICELOG_WRITER, media.recorder_longest_wait());
+        queue_depth(queue::STATS_FEED, self.stats.len());
+        queue_oldest_wait(queue::STATS_FEED, self.stats.oldest_wait());
         let store = &self.ctx.store;
-        match store.sms_outbox_queued().await {
-            Ok(n) => crate::metrics::queue_depth(
-                crate::metrics::queue::SMS_OUTBOX,
-                usize::try_from(n).unwrap_or(usize::MAX),
-            ),
-            Err(e) => tracing::debug!("sms outbox depth not read: {e}"),
+        match store.sms_outbox_backlog().await {
+            Ok(backlog) => {
+                queue_depth(
+                    queue::SMS_OUTBOX,
+                    usize::try_from(backlog.depth).unwrap_or(usize::MAX),
+                );
+                let age_ms = backlog
+                    .oldest_at
+                    .map_or(0, |at| Utc::now().timestamp_millis().saturating_sub(at));
+                queue_oldest_wait(
+                    queue::SMS_OUTBOX,
+                    std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
+                );
+            }
+            Err(e) => tracing::debug!("sms outbox backlog not read: {e}"),
         }
         let today = crate::stats::range::today(Utc::now(), time_zone);
         let Some(day) = crate::stats::range::day_range(today, time_zone) else {

@@ -10,6 +10,10 @@
 //! `attempts` (or any counter larger) is the newer; when in doubt, re-read
 //! the bucket from the store.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -38,12 +42,16 @@ pub struct BucketUpdate {
 #[derive(Clone, Debug)]
 pub struct StatsFeed {
     sender: broadcast::Sender<BucketUpdate>,
+    /// When each update still in the channel was sent, oldest first (at
+    /// most [`STATS_FEED_CAPACITY`]); held while sending so the order matches.
+    sent_at: Arc<Mutex<VecDeque<Instant>>>,
 }
 
 impl Default for StatsFeed {
     fn default() -> Self {
         StatsFeed {
             sender: broadcast::Sender::new(STATS_FEED_CAPACITY),
+            sent_at: Arc::default(),
         }
     }
 }
@@ -69,10 +77,29 @@ impl StatsFeed {
         self.sender.is_empty()
     }
 
+    /// How long the oldest update the slowest subscriber has not taken has
+    /// waited (zero when none waits), for a queue-latency gauge.
+    pub fn oldest_wait(&self) -> Duration {
+        let sent_at = self.sent_at.lock().unwrap_or_else(|p| p.into_inner());
+        // Waiting are the newest `len()` updates sent, so the oldest of them
+        // is that far from the end of `sent_at` (which keeps a full channel's worth).
+        let waiting = self.sender.len();
+        match sent_at.len().checked_sub(waiting) {
+            Some(i) if waiting > 0 => sent_at.get(i).map_or(Duration::ZERO, |t| t.elapsed()),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Sends an update read from the store after its commit. Nobody
     /// listening is not an error.
     pub fn publish(&self, update: BucketUpdate) {
-        let _ = self.sender.send(update);
+        let mut sent_at = self.sent_at.lock().unwrap_or_else(|p| p.into_inner());
+        if self.sender.send(update).is_ok() {
+            if sent_at.len() == STATS_FEED_CAPACITY {
+                sent_at.pop_front();
+            }
+            sent_at.push_back(Instant::now());
+        }
     }
 }
 
@@ -108,5 +135,27 @@ mod tests {
             Err(broadcast::error::RecvError::Lagged(5))
         ));
         assert_eq!(rx.recv().await.expect("update").counters.attempts, 5);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_wait_is_that_of_the_oldest_update_not_taken() {
+        let feed = StatsFeed::default();
+        feed.publish(update(0));
+        assert_eq!(feed.oldest_wait(), Duration::ZERO, "nobody listens");
+        let mut rx = feed.subscribe();
+        feed.publish(update(1));
+        std::thread::sleep(Duration::from_millis(30));
+        let before_second = Instant::now();
+        feed.publish(update(2));
+        let both = feed.oldest_wait();
+        assert!(both >= Duration::from_millis(30), "{both:?}");
+        assert_eq!(rx.recv().await.expect("update").counters.attempts, 1);
+        let one = feed.oldest_wait();
+        assert!(
+            one <= before_second.elapsed(),
+            "{one:?} is the second's age"
+        );
+        assert_eq!(rx.recv().await.expect("update").counters.attempts, 2);
+        assert_eq!(feed.oldest_wait(), Duration::ZERO);
     }
 }

@@ -248,6 +248,15 @@ pub struct ForwardStats {
     pub referred: bool,
 }
 
+/// The waiting part of an outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Messages waiting.
+    pub depth: u64,
+    /// When the oldest waiting message was queued (`None`: none waits).
+    pub oldest_at: Option<EpochMs>,
+}
+
 /// A text message a script queued for a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmsRequest {
@@ -434,8 +443,9 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
         at: EpochMs,
     ) -> impl Future<Output = StoreResult<Id>> + Send;
 
-    /// Text messages queued in the outbox and not yet taken (its depth).
-    fn sms_outbox_queued(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Text messages queued in the outbox and not yet taken: how many, and
+    /// when the oldest of them was queued.
+    fn sms_outbox_backlog(&self) -> impl Future<Output = StoreResult<OutboxBacklog>> + Send;
 
     /// Ends the attempt and moves its record on, with outbox events, in one
     /// transaction.

@@ -18,8 +18,8 @@ use sqlx::{Row as _, SqlitePool};
 
 use super::{
     AttemptOutcome, CallbackClaim, Campaign, CampaignSettings, CampaignState, CampaignStatus,
-    Claim, ClaimResult, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, RecordFinal,
-    SmsRequest, Store, StoreError, StoreResult, TrunkSettings,
+    Claim, ClaimResult, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, OutboxBacklog,
+    RecordFinal, SmsRequest, Store, StoreError, StoreResult, TrunkSettings,
 };
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
@@ -952,12 +952,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn sms_outbox_queued(&self) -> StoreResult<u64> {
-        // Counted on the sms_outbox_state index (state, id).
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'queued'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+    async fn sms_outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
+        // Both on the sms_outbox_state index (state, id): ids grow with
+        // time, so the lowest queued id is the oldest queued message.
+        let depth: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sms_outbox WHERE state = 'queued'")
+                .fetch_one(&self.pool)
+                .await?;
+        let oldest_at: Option<EpochMs> = sqlx::query_scalar(
+            "SELECT created_at FROM sms_outbox WHERE state = 'queued' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(OutboxBacklog {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_at,
+        })
     }
 
     async fn queue_sms(&self, sms: &SmsRequest, at: EpochMs) -> StoreResult<Id> {

@@ -536,6 +536,9 @@ mod tests {
             today,
             [("sms".to_string(), 1), ("voice".to_string(), 2)].into()
         );
-        assert_eq!(store.sms_outbox_queued().await.expect("outbox"), 0);
+        assert_eq!(
+            store.sms_outbox_backlog().await.expect("outbox"),
+            crate::store::OutboxBacklog::default()
+        );
     }
 }
