@@ -91,7 +91,7 @@ pub struct Principal {
 pub enum Credential {
     /// An API key (`X-AUTH-TOKEN`), by its row id.
     ApiKey(i64),
-    /// A logged-in user, by id (sessions arrive in a later slice).
+    /// A logged-in user (session cookie), by user id.
     User(i64),
 }
 
@@ -151,6 +151,9 @@ pub enum Denied {
     /// The principal's role is below what the action needs.
     #[error("this needs the {needed} role; the credential has {have}")]
     RoleTooLow { needed: Role, have: Role },
+    /// The user is not a member of the organisation asked for.
+    #[error("not a member of that organisation")]
+    NotAMember,
     /// A principal may not hand out a role above its own.
     #[error("cannot grant the {wanted} role with a {have} credential")]
     GrantAboveOwn { wanted: Role, have: Role },

@@ -2,8 +2,11 @@
 //! authorisation core, the audit log, and the OpenAPI document served at
 //! `/api-docs/openapi.json`. Errors are RFC 9457 problem details.
 //!
-//! This first slice of issue 7 authenticates API keys (`X-AUTH-TOKEN`);
-//! logins, sessions and second factors come later. Its tables live in the
+//! Callers authenticate with an API key (`X-AUTH-TOKEN`) or a login
+//! session cookie ([`login`], [`session`]): password, optional second
+//! factor ([`second_factor`]: TOTP or a code through the [`CodeSender`]),
+//! temporary and expiring passwords, reset links, rate limits
+//! ([`ratelimit`]). Its tables live in the
 //! engine's database file with a migrations history of their own (see
 //! [`db`]). It does not depend on `engine` yet; when portal functions
 //! reach campaigns it will, never the reverse.
@@ -15,8 +18,14 @@ pub mod audit;
 pub mod authz;
 pub mod cidr;
 pub mod db;
+pub mod login;
 pub mod problem;
+pub mod ratelimit;
+pub mod second_factor;
+pub mod session;
 
 pub use api::{openapi, router, AppState, Clock};
 pub use authz::{allowed, Action, Denied, OrgId, Principal, Role};
 pub use problem::{ApiError, Problem};
+pub use second_factor::{CodeSender, Outbound};
+pub use session::AuthConfig;
