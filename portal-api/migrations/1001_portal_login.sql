@@ -40,6 +40,7 @@ CREATE TABLE portal_sessions (
     code_attempts   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX portal_sessions_user ON portal_sessions (user_id);
+CREATE INDEX portal_sessions_created ON portal_sessions (created_at);
 
 CREATE TABLE portal_password_resets (
     id          INTEGER PRIMARY KEY,
@@ -52,6 +53,8 @@ CREATE TABLE portal_password_resets (
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER
 );
+CREATE INDEX portal_password_resets_user ON portal_password_resets (user_id, expires_at);
+CREATE INDEX portal_password_resets_expiry ON portal_password_resets (expires_at);
 
 -- One row per failed login attempt, counted per user (the e-mail given,
 -- lowercased) and per client address over a sliding window; rows older

@@ -363,6 +363,7 @@ async fn login(
     ratelimit::clear_user(&state.db, &ukey)
         .await
         .map_err(db_err)?;
+    session::prune(&state.db, cfg, now).await.map_err(db_err)?;
     let Some(factor) = user.second_factor else {
         return start_session(&state, user.id, org, "password", now).await;
     };
@@ -724,6 +725,9 @@ async fn reauthenticate(
     Ok(())
 }
 
+/// Unused, unexpired reset links a user may have at once.
+pub const MAX_LIVE_RESET_LINKS: i64 = 3;
+
 /// An address that may have forgotten its password.
 #[derive(Deserialize, ToSchema)]
 pub struct ForgotRequest {
@@ -752,9 +756,30 @@ async fn forgot(
     let now = state.now();
     let cfg = &state.auth;
     let user = user_by_email(&state.db, &req.email).await.map_err(db_err)?;
+    // Links that have expired go (a day late, so that a late click still
+    // finds its row and gets "expired", not "unknown").
+    sqlx::query("DELETE FROM portal_password_resets WHERE expires_at <= ?")
+        .bind(now - 24 * 3600)
+        .execute(&state.db)
+        .await
+        .map_err(db_err)?;
+    // At most a few live links per user: more requests are answered the
+    // same but send nothing, so the form cannot flood someone's mailbox.
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM portal_password_resets
+         WHERE user_id = ? AND used_at IS NULL AND expires_at > ?",
+    )
+    .bind(user.as_ref().map(|u| u.id))
+    .bind(now)
+    .fetch_one(&state.db)
+    .await
+    .map_err(db_err)?;
+    let user = user.filter(|_| live < MAX_LIVE_RESET_LINKS);
     // The same row is written whether or not the address exists (with no
     // user for an unknown one), so both answers cost the same database
-    // work; only a known address adds the outbox hand-over.
+    // work; only a known address adds the outbox hand-over. No argon2
+    // work is done on either path (nothing is verified here), so there is
+    // none to balance.
     let token = Token::generate();
     sqlx::query(
         "INSERT INTO portal_password_resets (token_hash, user_id, created_at, expires_at)

@@ -83,7 +83,7 @@ pub struct AuthConfig {
     /// Mark the cookie `Secure`. Leave on (the default) whenever the portal
     /// is reached over TLS, including behind a TLS-terminating proxy; turn
     /// off only for plain-HTTP development on loopback (see
-    /// [`AuthConfig::check_listen`]).
+    /// [`AuthConfig::check`]).
     pub secure_cookies: bool,
     pub idle_timeout_secs: i64,
     pub absolute_timeout_secs: i64,
@@ -126,6 +126,10 @@ impl Default for AuthConfig {
 pub enum AuthConfigError {
     #[error("secure_cookies = false is only for plain-HTTP development on loopback, not {0}")]
     PlainCookiesOffLoopback(SocketAddr),
+    #[error("{0} must be greater than zero")]
+    NotPositive(&'static str),
+    #[error("idle_timeout_secs must not exceed absolute_timeout_secs")]
+    IdleAboveAbsolute,
 }
 
 impl AuthConfig {
@@ -138,9 +142,32 @@ impl AuthConfig {
         }
     }
 
-    /// Refuses `secure_cookies = false` on a listen address that is not
-    /// loopback: a cookie without `Secure` must never cross a network.
-    pub fn check_listen(&self, listen: SocketAddr) -> Result<(), AuthConfigError> {
+    /// Checks the settings for serving on `listen`: every duration and
+    /// limit positive, and `secure_cookies = false` only on a loopback
+    /// address (a cookie without `Secure` must never cross a network).
+    pub fn check(&self, listen: SocketAddr) -> Result<(), AuthConfigError> {
+        for (name, v) in [
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("absolute_timeout_secs", self.absolute_timeout_secs),
+            (
+                "second_factor_timeout_secs",
+                self.second_factor_timeout_secs,
+            ),
+            ("code_attempts", self.code_attempts),
+            ("reset_lifetime_secs", self.reset_lifetime_secs),
+            ("password_lifetime_secs", self.password_lifetime_secs),
+            ("password_notice_secs", self.password_notice_secs),
+            ("user_failures", self.user_failures),
+            ("address_failures", self.address_failures),
+            ("failure_window_secs", self.failure_window_secs),
+        ] {
+            if v <= 0 {
+                return Err(AuthConfigError::NotPositive(name));
+            }
+        }
+        if self.idle_timeout_secs > self.absolute_timeout_secs {
+            return Err(AuthConfigError::IdleAboveAbsolute);
+        }
         if !self.secure_cookies && !listen.ip().is_loopback() {
             return Err(AuthConfigError::PlainCookiesOffLoopback(listen));
         }
@@ -320,6 +347,23 @@ pub async fn find(db: &SqlitePool, token: &Token) -> sqlx::Result<Option<Session
         code_expires_at: r.try_get("code_expires_at")?,
         code_attempts: r.try_get("code_attempts")?,
     }))
+}
+
+/// Deletes the sessions that have ended by `now` but were never presented
+/// again (called at each login, so the table holds only live sessions and
+/// the last few minutes' leftovers).
+pub async fn prune(db: &SqlitePool, cfg: &AuthConfig, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM portal_sessions
+         WHERE created_at <= ? OR (stage = 'active' AND last_seen_at <= ?)
+            OR (stage = 'second_factor' AND created_at <= ?)",
+    )
+    .bind(now - cfg.absolute_timeout_secs)
+    .bind(now - cfg.idle_timeout_secs)
+    .bind(now - cfg.second_factor_timeout_secs)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Deletes one session.
@@ -531,14 +575,20 @@ mod tests {
             secure_cookies: false,
             ..AuthConfig::default()
         };
-        assert!(plain
-            .check_listen("127.0.0.1:8080".parse().unwrap())
-            .is_ok());
-        assert!(plain.check_listen("[::1]:8080".parse().unwrap()).is_ok());
-        assert!(plain.check_listen("0.0.0.0:8080".parse().unwrap()).is_err());
+        assert!(plain.check("127.0.0.1:8080".parse().unwrap()).is_ok());
+        assert!(plain.check("[::1]:8080".parse().unwrap()).is_ok());
+        assert!(plain.check("0.0.0.0:8080".parse().unwrap()).is_err());
         assert!(AuthConfig::default()
-            .check_listen("0.0.0.0:8080".parse().unwrap())
+            .check("0.0.0.0:8080".parse().unwrap())
             .is_ok());
+        let zero = AuthConfig {
+            idle_timeout_secs: 0,
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            zero.check("127.0.0.1:1".parse().unwrap()),
+            Err(AuthConfigError::NotPositive("idle_timeout_secs"))
+        );
     }
 
     #[test]

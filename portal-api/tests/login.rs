@@ -805,6 +805,35 @@ async fn forgot_password_answers_the_same_and_the_link_is_single_use_and_short_l
 }
 
 #[tokio::test]
+async fn forgot_password_sends_at_most_three_live_links() {
+    let app = App::spawn().await;
+    app.ready_user("ann@example.org", Role::Normal).await;
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let res = app
+            .post(
+                "/api/v1/auth/forgot",
+                None,
+                json!({"email": "ann@example.org"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::ACCEPTED);
+        answers.push(res.json);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(app.sent.take().len(), 3);
+    // Once they expire, a new one goes out.
+    app.advance(1800);
+    app.post(
+        "/api/v1/auth/forgot",
+        None,
+        json!({"email": "ann@example.org"}),
+    )
+    .await;
+    assert_eq!(app.sent.take().len(), 1);
+}
+
+#[tokio::test]
 async fn forgot_password_with_a_temporary_password_past_14_days() {
     let app = App::spawn().await;
     app.new_user("ann@example.org", Role::Normal).await;
