@@ -118,22 +118,35 @@ pub enum Action {
     RevokeApiKey,
     /// `GET /api/v1/audit`.
     ViewAudit,
+    /// `POST /api/v1/me/password` (a session's own password).
+    ChangeOwnPassword,
+    /// `POST /api/v1/auth/switch-org` (to an organisation the user belongs
+    /// to; the membership is checked by the handler).
+    SwitchOrganisation,
+    /// `POST /api/v1/me/2fa/*` (a session's own second factor).
+    ManageOwnSecondFactor,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 8] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
         Action::RevokeApiKey,
         Action::ViewAudit,
+        Action::ChangeOwnPassword,
+        Action::SwitchOrganisation,
+        Action::ManageOwnSecondFactor,
     ];
 
     /// The lowest role that may perform this action.
     pub fn min_role(self) -> Role {
         match self {
-            Action::ViewSelf => Role::Normal,
+            Action::ViewSelf
+            | Action::ChangeOwnPassword
+            | Action::SwitchOrganisation
+            | Action::ManageOwnSecondFactor => Role::Normal,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
@@ -225,7 +238,10 @@ mod tests {
     #[test]
     fn every_role_action_and_organisation() {
         let expected = |role: Role, action: Action| match action {
-            Action::ViewSelf => true,
+            Action::ViewSelf
+            | Action::ChangeOwnPassword
+            | Action::SwitchOrganisation
+            | Action::ManageOwnSecondFactor => true,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey

@@ -31,7 +31,7 @@ use utoipa_axum::routes;
 use crate::accounts::{self, verify_password};
 use crate::api::AppState;
 use crate::audit;
-use crate::authz::{Credential, Denied, OrgId, Role};
+use crate::authz::{allowed, Action, Credential, Denied, OrgId, Role};
 use crate::problem::{ApiError, Problem};
 use crate::ratelimit;
 use crate::second_factor::{self as sf, Channel, Content, Outbound, SecondFactor};
@@ -249,16 +249,32 @@ async fn login_org(db: &SqlitePool, user: &User) -> Result<Option<OrgId>, ApiErr
 }
 
 /// Starts a full session for `user` in `org`, audited; returns the answer
-/// with its cookie.
+/// with its cookie. `replaces` names the pending login it completes: it is
+/// deleted in the same transaction, and if it is already gone (a second
+/// request with the same code won the race) nothing starts.
 async fn start_session(
     state: &AppState,
     user_id: i64,
     org: OrgId,
+    replaces: Option<i64>,
     how: &str,
     now: i64,
 ) -> Result<Response, ApiError> {
     let token = Token::generate();
     let mut tx = state.db.begin().await.map_err(db_err)?;
+    if let Some(pending) = replaces {
+        let claimed =
+            sqlx::query("DELETE FROM portal_sessions WHERE id = ? AND stage = 'second_factor'")
+                .bind(pending)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                == 1;
+        if !claimed {
+            return Err(ApiError::SessionExpired);
+        }
+    }
     session::create(&mut *tx, &token, user_id, org, Stage::Active, now)
         .await
         .map_err(db_err)?;
@@ -365,7 +381,7 @@ async fn login(
         .map_err(db_err)?;
     session::prune(&state.db, cfg, now).await.map_err(db_err)?;
     let Some(factor) = user.second_factor else {
-        return start_session(&state, user.id, org, "password", now).await;
+        return start_session(&state, user.id, org, None, "password", now).await;
     };
     // The second step: a pending login, and for e-mail or SMS its code.
     let token = Token::generate();
@@ -523,7 +539,6 @@ async fn second_factor(
         tracing::info!(user_id = user.id, "second factor refused");
         return Err(ApiError::InvalidCode);
     }
-    session::delete(&state.db, row.id).await.map_err(db_err)?;
     ratelimit::clear_user(&state.db, &ukey)
         .await
         .map_err(db_err)?;
@@ -531,7 +546,7 @@ async fn second_factor(
         "password+{}",
         user.second_factor.map_or("none", SecondFactor::as_str)
     );
-    start_session(&state, user.id, row.org, &how, now).await
+    start_session(&state, user.id, row.org, Some(row.id), &how, now).await
 }
 
 #[utoipa::path(
@@ -602,6 +617,7 @@ async fn switch_org(
     ActiveUser(s): ActiveUser,
     req: Result<Json<SwitchOrg>, JsonRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    allowed(&s.principal(), Action::SwitchOrganisation, s.org)?;
     let req = body(req)?;
     let now = state.now();
     let role = role_in(&state.db, s.user_id, req.organisation_id)
@@ -669,6 +685,7 @@ async fn change_password(
     UserSession(s): UserSession,
     req: Result<Json<ChangePassword>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    allowed(&s.principal(), Action::ChangeOwnPassword, s.org)?;
     let req = body(req)?;
     let now = state.now();
     let user = user_by_id(&state.db, s.user_id).await?;
@@ -944,6 +961,7 @@ async fn totp_enrol(
     ActiveUser(s): ActiveUser,
     req: Result<Json<Reauth>, JsonRejection>,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
+    allowed(&s.principal(), Action::ManageOwnSecondFactor, s.org)?;
     let req = body(req)?;
     let now = state.now();
     let user = user_by_id(&state.db, s.user_id).await?;
@@ -995,6 +1013,7 @@ async fn totp_confirm(
     ActiveUser(s): ActiveUser,
     req: Result<Json<CodeRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    allowed(&s.principal(), Action::ManageOwnSecondFactor, s.org)?;
     let req = body(req)?;
     let now = state.now();
     let user = user_by_id(&state.db, s.user_id).await?;
@@ -1066,6 +1085,7 @@ async fn code_factor(
     ActiveUser(s): ActiveUser,
     req: Result<Json<CodeFactorRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    allowed(&s.principal(), Action::ManageOwnSecondFactor, s.org)?;
     let req = body(req)?;
     let now = state.now();
     let phone = match req.channel {

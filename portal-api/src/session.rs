@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Row, SqlitePool};
 
 use crate::api::AppState;
-use crate::authz::{OrgId, Role};
+use crate::authz::{Credential, OrgId, Principal, Role};
 use crate::problem::ApiError;
 
 /// Default idle timeout: 30 minutes.
@@ -479,6 +479,17 @@ pub async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<LiveSe
         created_at: row.created_at,
         token,
     }))
+}
+
+impl LiveSession {
+    /// The session as the authorisation core sees it.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            org: self.org,
+            role: self.role,
+            credential: Credential::User(self.user_id),
+        }
+    }
 }
 
 /// A logged-in user, including one who must change the password first:
