@@ -551,8 +551,8 @@ async fn second_factor(
 
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
-    security(("session" = [])),
-    params(("X-Dialcast-CSRF" = String, Header, description = "Any non-empty value (CSRF guard)")),
+    security(("session" = []), ()),
+    params(("X-Dialcast-CSRF" = Option<String>, Header, description = "Any non-empty value (CSRF guard); needed when the session cookie is sent")),
     responses(
         (status = 204, description = "The session (if any) is ended and the cookie cleared",
          headers(("Set-Cookie" = String, description = "Clears the session cookie"))),

@@ -284,10 +284,18 @@ async fn login_sets_a_strict_http_only_secure_cookie_and_logout_ends_it() {
     app.get("/api/v1/me", &cookie)
         .await
         .problem(StatusCode::UNAUTHORIZED, "session-expired");
-    assert!(app
-        .audit_actions(app.org_a)
-        .await
-        .contains(&"session.logout".to_owned()));
+    let actions = app.audit_actions(app.org_a).await;
+    for action in [
+        "user.create",
+        "session.login",
+        "user.password_change",
+        "session.logout",
+    ] {
+        assert!(
+            actions.contains(&action.to_owned()),
+            "{action} in {actions:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -539,6 +547,13 @@ async fn totp_enrolment_login_wrong_and_replayed_codes() {
     app.get("/api/v1/me", &pending)
         .await
         .problem(StatusCode::UNAUTHORIZED, "second-factor-required");
+    app.post(
+        "/api/v1/me/password",
+        Some(&pending),
+        json!({"current_password": PASSWORD, "new_password": "another long password"}),
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED, "second-factor-required");
     app.post(
         "/api/v1/auth/2fa",
         Some(&pending),
