@@ -169,6 +169,92 @@ pub async fn create_user(
     Ok((id, password))
 }
 
+/// Shortest password the policy accepts, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted, in bytes (bounds the hashing work a request
+/// can ask for).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The password policy: at least [`MIN_PASSWORD_CHARS`] characters, at most
+/// [`MAX_PASSWORD_BYTES`] bytes, not the e-mail address, not the current
+/// password (`old_hash`). The error says what to fix.
+pub fn check_password_policy(
+    new: &str,
+    email: &str,
+    old_hash: Option<&str>,
+) -> Result<(), &'static str> {
+    if new.chars().count() < MIN_PASSWORD_CHARS {
+        return Err("The new password must be at least 12 characters long.");
+    }
+    if new.len() > MAX_PASSWORD_BYTES {
+        return Err("The new password must be at most 1024 bytes long.");
+    }
+    if new.trim().eq_ignore_ascii_case(email.trim()) {
+        return Err("The new password must not be the e-mail address.");
+    }
+    if old_hash.is_some_and(|h| verify_password(new, h)) {
+        return Err("The new password must differ from the current one.");
+    }
+    Ok(())
+}
+
+/// Sets a user's password (already checked against the policy): no longer
+/// temporary, six months from `now`. Inside the caller's transaction.
+pub async fn set_password(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: i64,
+    password: &str,
+    now: i64,
+) -> Result<(), AccountError> {
+    let hash = hash_password(password)?;
+    sqlx::query(
+        "UPDATE portal_users SET password_hash = ?, must_change_password = 0,
+                temp_expires_at = NULL, password_changed_at = ? WHERE id = ?",
+    )
+    .bind(&hash)
+    .bind(now)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Makes `user_id` a member of `org` with `role` (or changes the role if it
+/// already is one); audited in `org`.
+pub async fn add_membership(
+    db: &SqlitePool,
+    user_id: i64,
+    org: OrgId,
+    role: Role,
+    actor: &str,
+    now: i64,
+) -> Result<(), AccountError> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO portal_memberships (user_id, org_id, role) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, org_id) DO UPDATE SET role = excluded.role",
+    )
+    .bind(user_id)
+    .bind(org.0)
+    .bind(role.as_str())
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            org,
+            at: now,
+            actor,
+            action: "user.membership",
+            target: &format!("user:{user_id}"),
+            detail: &format!("role={role}"),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// A plausibility check only: one `@` with something on both sides and no
 /// spaces. Delivery is the real test.
 fn valid_email(s: &str) -> bool {
@@ -207,6 +293,19 @@ mod tests {
             .all(|b| TEMP_PASSWORD_ALPHABET.contains(&b)));
         assert_ne!(p, TempPassword::generate());
         assert!(!format!("{p:?}").contains(p.expose()));
+    }
+
+    #[test]
+    fn password_policy() {
+        let old = hash_password("the old password").unwrap();
+        let ok = |p: &str| check_password_policy(p, "ann@example.org", Some(&old));
+        assert!(ok("a fine new password").is_ok());
+        assert!(ok("short").is_err());
+        assert!(ok("elevenchars").is_err());
+        assert!(ok("twelve chars").is_ok());
+        assert!(ok("the old password").is_err());
+        assert!(ok("ANN@example.org").is_err());
+        assert!(ok(&"x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
     }
 
     #[test]

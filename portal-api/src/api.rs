@@ -1,5 +1,5 @@
-//! The HTTP endpoints, the `X-AUTH-TOKEN` extractor, and the OpenAPI
-//! document built from them.
+//! The HTTP endpoints, the [`Principal`] extractor (an `X-AUTH-TOKEN` API
+//! key or a session cookie), and the OpenAPI document built from them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +21,10 @@ use crate::apikey::{self, NewKey};
 use crate::audit::{self, AuditRow};
 use crate::authz::{allowed, may_grant, Action, Credential, OrgId, Principal, Role};
 use crate::cidr;
+use crate::login::{self, AccountView};
 use crate::problem::{ApiError, Problem};
+use crate::second_factor::{CodeSender, NoCodeSender};
+use crate::session::{self, AuthConfig};
 
 /// The header that carries an API key.
 pub const AUTH_HEADER: &str = "x-auth-token";
@@ -30,8 +33,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Most audit rows one request returns.
 const AUDIT_PAGE: u32 = 200;
 
-/// The current time in Unix seconds. A function so that tests (and the
-/// virtual-clock flows of a later slice) can set it.
+/// The current time in Unix seconds. A function so that tests can run the
+/// login flows on a virtual clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// What every handler shares.
@@ -39,18 +42,44 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct AppState {
     pub db: SqlitePool,
     pub clock: Clock,
+    /// Login, session and password settings.
+    pub auth: Arc<AuthConfig>,
+    /// Where login codes and reset links go (the engine's outbox).
+    pub codes: Arc<dyn CodeSender>,
 }
 
 impl AppState {
-    /// State on the system clock.
+    /// State on the system clock with the default [`AuthConfig`] (secure
+    /// cookies) and no code sender: set one with
+    /// [`AppState::with_code_sender`].
     pub fn new(db: SqlitePool) -> AppState {
         AppState {
             db,
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
+            auth: Arc::new(AuthConfig::default()),
+            codes: Arc::new(NoCodeSender),
         }
     }
 
-    fn now(&self) -> i64 {
+    /// The same state on another clock.
+    pub fn with_clock(self, clock: Clock) -> AppState {
+        AppState { clock, ..self }
+    }
+
+    /// The same state with other login settings.
+    pub fn with_auth(self, auth: AuthConfig) -> AppState {
+        AppState {
+            auth: Arc::new(auth),
+            ..self
+        }
+    }
+
+    /// The same state sending codes and reset links through `codes`.
+    pub fn with_code_sender(self, codes: Arc<dyn CodeSender>) -> AppState {
+        AppState { codes, ..self }
+    }
+
+    pub(crate) fn now(&self) -> i64 {
         (self.clock)()
     }
 }
@@ -58,12 +87,24 @@ impl AppState {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
+    /// An `X-AUTH-TOKEN` header wins; without one, the session cookie. A
+    /// session whose password must be changed is refused here (only the
+    /// password change takes it).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTH_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorised)?;
+        let Some(token) = parts.headers.get(AUTH_HEADER) else {
+            let s = session::from_parts(parts, state)
+                .await?
+                .ok_or(ApiError::Unauthorised)?;
+            if s.must_change {
+                return Err(ApiError::PasswordChangeRequired);
+            }
+            return Ok(Principal {
+                org: s.org,
+                role: s.role,
+                credential: Credential::User(s.user_id),
+            });
+        };
+        let token = token.to_str().map_err(|_| ApiError::Unauthorised)?;
         let client = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -92,6 +133,9 @@ pub struct Me {
     pub role: Role,
     /// The API key used, if the caller used one.
     pub api_key_id: Option<i64>,
+    /// The logged-in user's account, for a session (absent for API keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountView>,
 }
 
 /// An API key as listed (never its secret).
@@ -150,21 +194,27 @@ pub struct CreatedApiKey {
 
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "auth",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, description = "The caller's organisation and role", body = Me),
-        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The caller's organisation and role; for a session also the account, with the password-expiry notice", body = Me),
+        (status = 401, description = "No valid API key or session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "password-change-required", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn me(who: Principal) -> Result<Json<Me>, ApiError> {
+async fn me(State(state): State<AppState>, who: Principal) -> Result<Json<Me>, ApiError> {
     allowed(&who, Action::ViewSelf, who.org)?;
+    let (api_key_id, account) = match who.credential {
+        Credential::ApiKey(id) => (Some(id), None),
+        Credential::User(id) => (
+            None,
+            Some(login::account(&state.db, &state.auth, id, state.now()).await?),
+        ),
+    };
     Ok(Json(Me {
         organisation_id: who.org,
         role: who.role,
-        api_key_id: match who.credential {
-            Credential::ApiKey(id) => Some(id),
-            Credential::User(_) => None,
-        },
+        api_key_id,
+        account,
     }))
 }
 
@@ -287,7 +337,7 @@ async fn list_audit(
     Ok(Json(rows))
 }
 
-/// Adds the `X-AUTH-TOKEN` security scheme.
+/// Adds the `X-AUTH-TOKEN` and session-cookie security schemes.
 struct SecurityAddon;
 
 impl Modify for SecurityAddon {
@@ -297,12 +347,21 @@ impl Modify for SecurityAddon {
             "api_key",
             SecurityScheme::ApiKey(ApiKeyScheme::Header(ApiKeyValue::new("X-AUTH-TOKEN"))),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKeyScheme::Cookie(ApiKeyValue::with_description(
+                session::SECURE_COOKIE_NAME,
+                "The session cookie set by POST /api/v1/auth/login (named dialcast_session \
+                 when secure_cookies is off). State-changing requests also need the \
+                 X-Dialcast-CSRF header.",
+            ))),
+        );
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, API keys and audit log."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys and audit log."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]
@@ -323,6 +382,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
         .routes(routes!(list_audit))
+        .merge(login::routes())
         .split_for_parts()
 }
 
@@ -333,7 +393,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole portal router: the API plus [`OPENAPI_PATH`]. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that key
-/// allowlists see the client address.
+/// allowlists and login rate limits see the client address.
 pub fn router(state: AppState) -> Router {
     let (router, api) = routes();
     let api = Arc::new(api);

@@ -91,7 +91,7 @@ pub struct Principal {
 pub enum Credential {
     /// An API key (`X-AUTH-TOKEN`), by its row id.
     ApiKey(i64),
-    /// A logged-in user, by id (sessions arrive in a later slice).
+    /// A logged-in user (session cookie), by user id.
     User(i64),
 }
 
@@ -118,22 +118,35 @@ pub enum Action {
     RevokeApiKey,
     /// `GET /api/v1/audit`.
     ViewAudit,
+    /// `POST /api/v1/me/password` (a session's own password).
+    ChangeOwnPassword,
+    /// `POST /api/v1/auth/switch-org` (to an organisation the user belongs
+    /// to; the membership is checked by the handler).
+    SwitchOrganisation,
+    /// `POST /api/v1/me/2fa/*` (a session's own second factor).
+    ManageOwnSecondFactor,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 8] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
         Action::RevokeApiKey,
         Action::ViewAudit,
+        Action::ChangeOwnPassword,
+        Action::SwitchOrganisation,
+        Action::ManageOwnSecondFactor,
     ];
 
     /// The lowest role that may perform this action.
     pub fn min_role(self) -> Role {
         match self {
-            Action::ViewSelf => Role::Normal,
+            Action::ViewSelf
+            | Action::ChangeOwnPassword
+            | Action::SwitchOrganisation
+            | Action::ManageOwnSecondFactor => Role::Normal,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
@@ -151,6 +164,9 @@ pub enum Denied {
     /// The principal's role is below what the action needs.
     #[error("this needs the {needed} role; the credential has {have}")]
     RoleTooLow { needed: Role, have: Role },
+    /// The user is not a member of the organisation asked for.
+    #[error("not a member of that organisation")]
+    NotAMember,
     /// A principal may not hand out a role above its own.
     #[error("cannot grant the {wanted} role with a {have} credential")]
     GrantAboveOwn { wanted: Role, have: Role },
@@ -222,7 +238,10 @@ mod tests {
     #[test]
     fn every_role_action_and_organisation() {
         let expected = |role: Role, action: Action| match action {
-            Action::ViewSelf => true,
+            Action::ViewSelf
+            | Action::ChangeOwnPassword
+            | Action::SwitchOrganisation
+            | Action::ManageOwnSecondFactor => true,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey

@@ -41,6 +41,40 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Login refused: unknown address or wrong password (the client is not
+    /// told which).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The temporary password is older than 14 days.
+    #[error("temporary password expired")]
+    TemporaryPasswordExpired,
+    /// The session may only change its password (temporary or expired one).
+    #[error("password change required")]
+    PasswordChangeRequired,
+    /// The session still awaits its second factor.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// A wrong, expired or replayed second-factor code.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The session cookie names no live session (timed out or logged out).
+    #[error("session expired")]
+    SessionExpired,
+    /// A state-changing request with a session cookie lacks the CSRF header.
+    #[error("csrf header missing")]
+    CsrfHeaderMissing,
+    /// Too many failed logins; retry after this many seconds.
+    #[error("too many attempts, retry after {0} s")]
+    TooManyAttempts(i64),
+    /// A new password the policy refuses.
+    #[error("password policy: {0}")]
+    PasswordPolicy(String),
+    /// A password-reset token that is unknown, used or expired.
+    #[error("invalid reset token")]
+    InvalidResetToken,
+    /// A one-time code could not be handed to the outbox.
+    #[error("code delivery failed")]
+    CodeDeliveryFailed,
     /// Anything the client cannot fix; logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -59,7 +93,76 @@ impl ApiError {
                 "unauthorised",
                 "Unauthorised",
                 StatusCode::UNAUTHORIZED,
-                "A valid API key is required in the X-AUTH-TOKEN header.".to_owned(),
+                "A valid API key (X-AUTH-TOKEN header) or session cookie is required.".to_owned(),
+            ),
+            ApiError::InvalidCredentials => (
+                "invalid-credentials",
+                "Invalid credentials",
+                StatusCode::UNAUTHORIZED,
+                "The e-mail address or password is not right.".to_owned(),
+            ),
+            ApiError::TemporaryPasswordExpired => (
+                "temporary-password-expired",
+                "Temporary password expired",
+                StatusCode::UNAUTHORIZED,
+                "The temporary password has expired; ask a manager for a new one or use \"forgot password\"."
+                    .to_owned(),
+            ),
+            ApiError::PasswordChangeRequired => (
+                "password-change-required",
+                "Password change required",
+                StatusCode::FORBIDDEN,
+                "The password must be changed (POST /api/v1/me/password) before anything else."
+                    .to_owned(),
+            ),
+            ApiError::SecondFactorRequired => (
+                "second-factor-required",
+                "Second factor required",
+                StatusCode::UNAUTHORIZED,
+                "The login awaits its second factor (POST /api/v1/auth/2fa).".to_owned(),
+            ),
+            ApiError::InvalidCode => (
+                "invalid-code",
+                "Invalid code",
+                StatusCode::UNAUTHORIZED,
+                "The code is wrong, expired or already used.".to_owned(),
+            ),
+            ApiError::SessionExpired => (
+                "session-expired",
+                "Session expired",
+                StatusCode::UNAUTHORIZED,
+                "The session has ended; log in again.".to_owned(),
+            ),
+            ApiError::CsrfHeaderMissing => (
+                "csrf-header-missing",
+                "CSRF header missing",
+                StatusCode::FORBIDDEN,
+                "A state-changing request with a session cookie needs the X-Dialcast-CSRF header."
+                    .to_owned(),
+            ),
+            ApiError::TooManyAttempts(secs) => (
+                "too-many-attempts",
+                "Too many attempts",
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed logins; try again in {secs} seconds."),
+            ),
+            ApiError::PasswordPolicy(d) => (
+                "password-policy",
+                "Password refused",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                d.clone(),
+            ),
+            ApiError::InvalidResetToken => (
+                "invalid-reset-token",
+                "Invalid reset token",
+                StatusCode::BAD_REQUEST,
+                "The reset link is unknown, already used or expired.".to_owned(),
+            ),
+            ApiError::CodeDeliveryFailed => (
+                "code-delivery-failed",
+                "Code delivery failed",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The one-time code could not be sent; try again later.".to_owned(),
             ),
             ApiError::Forbidden(d) => (
                 "forbidden",
@@ -112,6 +215,10 @@ impl IntoResponse for ApiError {
         let mut res = (status, Json(problem)).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::TooManyAttempts(secs) = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         res
     }
 }
