@@ -35,7 +35,7 @@ pub struct PortalBench {
     pub fill_history: PathBuf,
     pub scripts_dir: PathBuf,
     /// Reuse (or keep) the work directory: an existing filled store in it
-    /// is measured again without filling.
+    /// (dialcast.db with its history.json) is measured again without filling.
     pub keep_dir: Option<PathBuf>,
     pub progress: bool,
 }
@@ -59,8 +59,9 @@ pub struct EndpointRun {
 pub struct PortalReport {
     pub benchmark: &'static str,
     pub machine: crate::Machine,
-    /// What `fill_history` printed (absent when the store was reused).
-    pub history: Option<serde_json::Value>,
+    /// What `fill_history` printed (kept as history.json in the work
+    /// directory, so a reused store reports it too).
+    pub history: serde_json::Value,
     pub attempts_in_store: u64,
     pub database_mib: f64,
     pub connections: u32,
@@ -87,11 +88,14 @@ pub fn run(bench: &PortalBench) -> anyhow::Result<PortalReport> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config = dir.join("dialcast.toml");
     let database = dir.join("dialcast.db");
+    let history_file = dir.join("history.json");
     let history = if database.exists() {
         if bench.progress {
             eprintln!("reusing the store in {}", dir.display());
         }
-        None
+        let printed = std::fs::read_to_string(&history_file)
+            .with_context(|| format!("{}: what fill_history printed", history_file.display()))?;
+        serde_json::from_str::<serde_json::Value>(printed.trim()).context("history.json")?
     } else {
         std::fs::write(
             &config,
@@ -131,15 +135,10 @@ pub fn run(bench: &PortalBench) -> anyhow::Result<PortalReport> {
         if bench.progress {
             eprintln!("filled in {:.0} s", started.elapsed().as_secs_f64());
         }
-        Some(
-            serde_json::from_str::<serde_json::Value>(printed.trim())
-                .context("fill_history's JSON")?,
-        )
+        std::fs::write(&history_file, &printed)?;
+        serde_json::from_str::<serde_json::Value>(printed.trim()).context("fill_history's JSON")?
     };
-    let attempts_in_store = history
-        .as_ref()
-        .and_then(|h| h["attempts"].as_u64())
-        .unwrap_or(0);
+    let attempts_in_store = history["attempts"].as_u64().unwrap_or(0);
     let key = create_key(&bench.dialcast, &config)?;
     let portal = free_addr()?;
     let _serve = Serve::start(&bench.dialcast, &config, portal, &dir)?;
