@@ -7,9 +7,11 @@
 //! factor ([`second_factor`]: TOTP or a code through the [`CodeSender`]),
 //! temporary and expiring passwords, reset links, rate limits
 //! ([`ratelimit`]). Its tables live in the engine's database file with a
-//! migrations history of their own (see [`db`]). It does not depend on
-//! `engine` yet; when portal functions reach campaigns it will, never the
-//! reverse.
+//! migrations history of their own (see [`db`]). The portal functions
+//! ([`functions`]: dashboard, statistics, pause and resume, the live
+//! stream) read and change the engine's data through `dialcast-engine`'s
+//! store, given with [`AppState::with_engine`]; the engine never depends on
+//! the portal.
 //!
 //! # Serving it
 //! ```no_run
@@ -35,6 +37,7 @@ pub mod audit;
 pub mod authz;
 pub mod cidr;
 pub mod db;
+pub mod functions;
 pub mod login;
 pub mod problem;
 pub mod ratelimit;
@@ -43,6 +46,7 @@ pub mod session;
 
 pub use api::{openapi, router, AppState, Clock};
 pub use authz::{allowed, Action, Denied, OrgId, Principal, Role};
+pub use functions::EngineAccess;
 pub use problem::{ApiError, Problem};
 pub use second_factor::{CodeSender, Outbound};
 pub use session::AuthConfig;
