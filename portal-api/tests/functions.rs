@@ -709,7 +709,7 @@ async fn the_live_stream_sends_buckets_and_states_and_resumes_without_loss() {
     // wait for its next poll).
     app.post("/api/v1/scripts/s1/pause", &scheduler).await;
     let paused = sse
-        .next(Duration::from_millis(500))
+        .next(Duration::from_millis(600))
         .await
         .expect("state change");
     assert_eq!(paused.event, "script_state");
@@ -756,4 +756,138 @@ async fn without_the_engine_the_functions_answer_503() {
         .unwrap();
     let res = router.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn after_a_pause_over_the_api_no_attempt_is_claimed() {
+    let app = App::spawn().await;
+    let now = t0() * 1000;
+    let a1 = app.campaign("a", "a1", "s1").await;
+    app.import(a1, "r", 3, now - MIN).await;
+    let scheduler = app.key(app.org_a, Role::Scheduler).await;
+    assert_eq!(
+        app.post("/api/v1/scripts/s1/pause", &scheduler).await.0,
+        StatusCode::OK
+    );
+    // The engine's next claim, in this process or another, sees the pause
+    // inside its write transaction: no new call starts.
+    let rules = DialRules::new(
+        &OrganisationCalendar::every_day("UTC"),
+        &ScheduleSettings::around_the_clock(),
+    )
+    .unwrap();
+    let decide = |c: &Candidate<'_>| rules.decide(c, now);
+    assert!(matches!(
+        app.store.claim_next(a1, now, &decide).await.unwrap(),
+        ClaimResult::NotRunning
+    ));
+    assert_eq!(
+        app.post("/api/v1/scripts/s1/resume", &scheduler).await.0,
+        StatusCode::OK
+    );
+    assert!(matches!(
+        app.store.claim_next(a1, now, &decide).await.unwrap(),
+        ClaimResult::Claimed(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_session_pauses_only_with_the_csrf_header() {
+    use dialcast_portal_api::session::{self, Stage, Token, CSRF_HEADER, SECURE_COOKIE_NAME};
+    let app = App::spawn().await;
+    app.campaign("a", "a1", "s1").await;
+    let (user, _) = accounts::create_user(
+        &app.db,
+        app.org_a,
+        "op@example.org",
+        Role::Scheduler,
+        "cli",
+        t0(),
+    )
+    .await
+    .unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    accounts::set_password(&mut tx, user, "a long enough passphrase 1", t0())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let token = Token::generate();
+    session::create(&app.db, &token, user, app.org_a, Stage::Active, t0())
+        .await
+        .unwrap();
+    let pause = |csrf: bool| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/scripts/s1/pause")
+            .header("cookie", format!("{SECURE_COOKIE_NAME}={}", token.expose()));
+        if csrf {
+            req = req.header(CSRF_HEADER, "1");
+        }
+        app.router.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let res = pause(false).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["type"],
+        "https://dialcast.dev/problems/csrf-header-missing"
+    );
+    assert_eq!(
+        app.store.campaign_by_name("a1").await.unwrap().state,
+        CampaignState::Running
+    );
+    assert_eq!(pause(true).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.store.campaign_by_name("a1").await.unwrap().state,
+        CampaignState::Paused
+    );
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM portal_audit_log WHERE action = 'script.pause'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(actor, format!("user:{user}"));
+}
+
+/// In the engine's process the statistics feed wakes the stream: a
+/// committed bucket arrives sooner than the stream's next poll.
+#[tokio::test]
+async fn the_engines_stats_feed_wakes_the_stream() {
+    use dialcast_engine::stats::StatsFeed;
+    let db = db::open_in_memory().await.unwrap();
+    let org = accounts::create_organisation(&db, "a", 0).await.unwrap();
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    let feed = StatsFeed::default();
+    let now = t0();
+    let app = App {
+        router: router(
+            AppState::new(db.clone())
+                .with_clock(Arc::new(move || now))
+                .with_engine(EngineAccess::new(store.clone()).with_stats_feed(feed.clone())),
+        ),
+        db,
+        store,
+        org_a: org,
+        org_b: org,
+    };
+    let a1 = app.campaign("a", "a1", "s1").await;
+    app.import(a1, "r", 2, t0() * 1000 - MIN).await;
+    let key = app.key(org, Role::Dashboard).await;
+    let mut sse = app.stream(&key, None).await;
+    // As the engine does after committing an attempt's end. The first
+    // update may come by poll; the stream waits a whole poll after each
+    // read, so the second, committed right after the first arrived, comes
+    // this soon only because the feed woke it.
+    for (status, colour) in [("success", "green"), ("busy", "yellow")] {
+        let at = t0() * 1000 - 1000;
+        app.finish(a1, status, at).await;
+        feed.publish(app.store.bucket_update(a1, at).await.unwrap());
+        let e = sse
+            .next(Duration::from_millis(600))
+            .await
+            .expect("woken by the feed");
+        assert_eq!(e.event, "bucket");
+        assert_eq!(e.data["counters"][colour], 1);
+    }
 }
