@@ -16,12 +16,19 @@
 //! # Serving it
 //! ```no_run
 //! # use std::{net::SocketAddr, sync::Arc};
-//! # use dialcast_portal_api::{db, router, AppState, AuthConfig, CodeSender};
-//! # async fn serve(outbox: Arc<dyn CodeSender>, cfg: AuthConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! # use dialcast_portal_api::{db, router, AppState, AuthConfig, CodeSender, EngineAccess};
+//! # use dialcast_engine::{stats::StatsFeed, store::SqliteStore};
+//! # async fn serve(outbox: Arc<dyn CodeSender>, cfg: AuthConfig, feed: StatsFeed) -> Result<(), Box<dyn std::error::Error>> {
 //! let listen: SocketAddr = "127.0.0.1:8080".parse()?;
 //! cfg.check(listen)?; // refuses plain cookies off loopback, zero timeouts
-//! let state = AppState::new(db::open("dialcast.sqlite".as_ref()).await?)
+//! let file = std::path::Path::new("dialcast.sqlite");
+//! // The engine's store over the same file (the portal functions), and,
+//! // in `dialcast serve`'s process, its statistics feed
+//! // (`Engine::stats_feed().clone()`) so the live stream is woken at once.
+//! let engine = EngineAccess::new(SqliteStore::open(file).await?).with_stats_feed(feed);
+//! let state = AppState::new(db::open(file).await?)
 //!     .with_auth(cfg)
+//!     .with_engine(engine)
 //!     .with_code_sender(outbox); // the engine's outbox: login codes, reset links
 //! let app = router(state);
 //! let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -891,3 +891,59 @@ async fn the_engines_stats_feed_wakes_the_stream() {
         assert_eq!(e.data["counters"][colour], 1);
     }
 }
+
+/// Every `$ref` in `v`.
+fn refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn openapi_documents_the_functions_and_every_reference_resolves() {
+    let doc = serde_json::to_value(dialcast_portal_api::openapi()).unwrap();
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/api/v1/dashboard", "get"),
+        ("/api/v1/statistics", "get"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/scripts/{script}/pause", "post"),
+        ("/api/v1/scripts/{script}/resume", "post"),
+        ("/api/v1/scripts/{script}/forwarding/pause", "post"),
+        ("/api/v1/scripts/{script}/forwarding/resume", "post"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        assert!(op["responses"]["403"].is_object(), "{path}: 403");
+        assert!(op["responses"]["401"].is_object(), "{path}: 401");
+    }
+    assert!(
+        paths["/api/v1/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            .is_object()
+    );
+    let params: Vec<&str> = paths["/api/v1/statistics"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["period", "from", "to", "script"]);
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
+}
