@@ -17,6 +17,11 @@
 //! reconnects with the last id it got therefore gets every change after
 //! it, in order, each once.
 //!
+//! One gap: a forwarded call's `forwards` counter goes to the bucket of its
+//! answer, and its `attempt_ended` row names the bucket of its end; when
+//! the two differ, the earlier bucket's new `forwards` shows with that
+//! bucket's next change or on reloading the dashboard.
+//!
 //! The engine's in-process statistics feed (a broadcast that may lag) and
 //! the portal's own pauses only wake the stream early; what is sent is
 //! always read from the store, so a lagging feed loses nothing. Without
@@ -176,6 +181,8 @@ impl Live {
     async fn read(&mut self) -> Result<(), ApiError> {
         let store = &self.engine.store;
         let head = store.last_event_id().await.map_err(ApiError::internal)?;
+        // An id from beyond the head names nothing this store committed.
+        self.cursor = self.cursor.min(head);
         if self.org.is_none() {
             self.refresh_names().await?;
         }
@@ -233,7 +240,8 @@ impl Live {
             if STATE_EVENT_KINDS.contains(&row.kind.as_str()) {
                 items.push((row.id, Item::State(row)));
             } else {
-                buckets.insert((row.campaign_id, bucket_start(row.created_at)), row.id);
+                let start = bucket_start(row.created_at);
+                buckets.insert((row.campaign_id, start), row.id);
             }
         }
         items.extend(
