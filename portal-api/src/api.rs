@@ -21,6 +21,7 @@ use crate::apikey::{self, NewKey};
 use crate::audit::{self, AuditRow};
 use crate::authz::{allowed, may_grant, Action, Credential, OrgId, Principal, Role};
 use crate::cidr;
+use crate::functions::{self, EngineAccess};
 use crate::login::{self, AccountView};
 use crate::problem::{ApiError, Problem};
 use crate::second_factor::{CodeSender, NoCodeSender};
@@ -46,6 +47,10 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Where login codes and reset links go (the engine's outbox).
     pub codes: Arc<dyn CodeSender>,
+    /// The engine's store (and, in the engine's process, its statistics
+    /// feed) for the portal functions; without it they answer 503
+    /// `engine-unavailable`.
+    pub engine: Option<EngineAccess>,
 }
 
 impl AppState {
@@ -58,6 +63,15 @@ impl AppState {
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
             auth: Arc::new(AuthConfig::default()),
             codes: Arc::new(NoCodeSender),
+            engine: None,
+        }
+    }
+
+    /// The same state with the engine's store for the portal functions.
+    pub fn with_engine(self, engine: EngineAccess) -> AppState {
+        AppState {
+            engine: Some(engine),
+            ..self
         }
     }
 
@@ -361,7 +375,7 @@ impl Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, logins, API keys and audit log."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control and the live statistics stream."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]
@@ -382,6 +396,13 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
         .routes(routes!(list_audit))
+        .routes(routes!(functions::stats::dashboard))
+        .routes(routes!(functions::stats::statistics))
+        .routes(routes!(functions::control::pause))
+        .routes(routes!(functions::control::resume))
+        .routes(routes!(functions::control::pause_forwarding))
+        .routes(routes!(functions::control::resume_forwarding))
+        .routes(routes!(functions::events::events))
         .merge(login::routes())
         .split_for_parts()
 }

@@ -125,11 +125,21 @@ pub enum Action {
     SwitchOrganisation,
     /// `POST /api/v1/me/2fa/*` (a session's own second factor).
     ManageOwnSecondFactor,
+    /// `GET /api/v1/dashboard`: the statistics dashboard. Normal users'
+    /// welcome dashboard carries no statistics, so this needs Dashboard.
+    ViewDashboard,
+    /// `GET /api/v1/statistics`.
+    ViewStatistics,
+    /// `GET /api/v1/events` (the live statistics stream).
+    WatchEvents,
+    /// `POST /api/v1/scripts/{script}/pause|resume`,
+    /// `.../forwarding/pause|resume`.
+    ControlScript,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 12] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -138,6 +148,10 @@ impl Action {
         Action::ChangeOwnPassword,
         Action::SwitchOrganisation,
         Action::ManageOwnSecondFactor,
+        Action::ViewDashboard,
+        Action::ViewStatistics,
+        Action::WatchEvents,
+        Action::ControlScript,
     ];
 
     /// The lowest role that may perform this action.
@@ -147,6 +161,8 @@ impl Action {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => Role::Normal,
+            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => Role::Dashboard,
+            Action::ControlScript => Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
@@ -242,6 +258,10 @@ mod tests {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => true,
+            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => {
+                role >= Role::Dashboard
+            }
+            Action::ControlScript => role >= Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey

@@ -75,6 +75,13 @@ pub enum ApiError {
     /// A one-time code could not be handed to the outbox.
     #[error("code delivery failed")]
     CodeDeliveryFailed,
+    /// The change conflicts with the resource's state (e.g. resuming a
+    /// script that is not paused).
+    #[error("wrong state: {0}")]
+    Conflict(String),
+    /// The portal runs without the engine's store.
+    #[error("engine unavailable")]
+    EngineUnavailable,
     /// Anything the client cannot fix; logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -187,6 +194,18 @@ impl ApiError {
                 "Bad request",
                 StatusCode::BAD_REQUEST,
                 d.clone(),
+            ),
+            ApiError::Conflict(d) => (
+                "wrong-state",
+                "Wrong state",
+                StatusCode::CONFLICT,
+                d.clone(),
+            ),
+            ApiError::EngineUnavailable => (
+                "engine-unavailable",
+                "Engine unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This portal runs without the engine's store.".to_owned(),
             ),
             ApiError::Internal(_) => (
                 "internal",
