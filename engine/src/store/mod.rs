@@ -305,6 +305,16 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
         default_country: &str,
     ) -> impl Future<Output = StoreResult<Id>> + Send;
 
+    /// The id of the organisation called `name` (exactly), if the store has
+    /// one.
+    fn organisation_by_name(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = StoreResult<Option<Id>>> + Send;
+
+    /// Every organisation's name, in name order.
+    fn organisation_names(&self) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
     /// Creates or updates a trunk by name.
     fn upsert_trunk(
         &self,

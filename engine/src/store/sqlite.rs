@@ -309,6 +309,23 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn organisation_by_name(&self, name: &str) -> StoreResult<Option<Id>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM organisations WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn organisation_names(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM organisations ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn upsert_trunk(&self, organisation: Id, trunk: &TrunkSettings) -> StoreResult<Id> {
         Ok(sqlx::query_scalar(
             "INSERT INTO trunks (organisation_id, name, uri, transport, max_cps, max_channels, caller_id) \
