@@ -170,3 +170,124 @@ mod steal_tests {
         assert_eq!(parse_steal("cpu  1 2 3\n"), None);
     }
 }
+
+/// The whole machine's processor time from the `cpu` line of `/proc/stat`
+/// (all processors together): busy (user, nice, system, irq, softirq),
+/// everything counted (busy, idle, iowait, steal) and steal alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MachineTimes {
+    pub busy: Duration,
+    pub total: Duration,
+    pub steal: Duration,
+}
+
+/// Reads [`MachineTimes`]; `None` where `/proc/stat` is missing or odd.
+pub fn machine_times() -> Option<MachineTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_times(&stat)
+}
+
+fn parse_machine_times(stat: &str) -> Option<MachineTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = f[..] else {
+        return None;
+    };
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / clock_ticks_per_second());
+    let busy = user + nice + system + irq + softirq;
+    Some(MachineTimes {
+        busy: secs(busy),
+        total: secs(busy + idle + iowait + steal),
+        steal: secs(steal),
+    })
+}
+
+/// What the machine and this benchmark process (which runs the callee farm)
+/// spent over a window: [`Window::start`] before the side runs,
+/// [`Window::finish`] after.
+#[derive(Clone, Debug)]
+pub struct Window {
+    own: Option<ProcSample>,
+    own_threads: BTreeMap<String, Duration>,
+    machine: Option<MachineTimes>,
+}
+
+/// The figures of a finished [`Window`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowFigures {
+    /// CPU (user + system) of this process: the farm's runtime and
+    /// scheduler threads, plus the benchmark's own polling.
+    pub own_cpu_s: Option<f64>,
+    pub own_cpu_s_by_thread: BTreeMap<String, f64>,
+    /// Steal over the window (see [`machine_steal`]).
+    pub machine_steal_s: Option<f64>,
+    /// Busy share of all processors over the window (0..=1).
+    pub machine_busy_ratio: Option<f64>,
+}
+
+impl Window {
+    pub fn start() -> Window {
+        let pid = std::process::id();
+        Window {
+            own: sample(pid),
+            own_threads: threads(pid),
+            machine: machine_times(),
+        }
+    }
+
+    pub fn finish(&self) -> WindowFigures {
+        let pid = std::process::id();
+        let own_cpu_s = self
+            .own
+            .zip(sample(pid))
+            .map(|(a, b)| b.cpu.saturating_sub(a.cpu).as_secs_f64());
+        let machine = self.machine.zip(machine_times());
+        WindowFigures {
+            own_cpu_s,
+            own_cpu_s_by_thread: threads_delta(&self.own_threads, &threads(pid)),
+            machine_steal_s: machine.map(|(a, b)| b.steal.saturating_sub(a.steal).as_secs_f64()),
+            machine_busy_ratio: machine.and_then(|(a, b)| {
+                let total = b.total.saturating_sub(a.total).as_secs_f64();
+                (total > 0.0).then(|| b.busy.saturating_sub(a.busy).as_secs_f64() / total)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod machine_tests {
+    use super::*;
+
+    #[test]
+    fn busy_total_and_steal_from_the_cpu_line() {
+        let stat = "cpu  100 10 50 800 20 5 15 30 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let t = parse_machine_times(stat).expect("parses");
+        let s = |ticks: f64| Duration::from_secs_f64(ticks / clock_ticks_per_second());
+        assert_eq!(t.busy, s(180.0));
+        assert_eq!(t.total, s(1030.0));
+        assert_eq!(t.steal, s(30.0));
+        assert_eq!(parse_machine_times("cpu  1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_window_over_own_work() {
+        let w = Window::start();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let f = w.finish();
+        assert!(f.own_cpu_s.is_some_and(|s| s >= 0.0), "{f:?}");
+        assert!(
+            f.machine_busy_ratio
+                .is_none_or(|r| (0.0..=1.0).contains(&r)),
+            "{f:?}"
+        );
+    }
+}

@@ -209,6 +209,21 @@ fn amd(c: &mut Criterion) {
             black_box(decision)
         })
     });
+    // As the media thread sees them: 1,000 calls detecting at once, one
+    // speech frame for each in turn (a 20 ms round), each detector's state
+    // cold by the time its turn comes again. Per round; ÷ 1,000 per frame.
+    let mut dets: Vec<Box<AmdDetector>> = (0..1_000)
+        .map(|_| Box::new(AmdDetector::new(AmdConfig::default())))
+        .collect();
+    let mut frames = bursts.chunks(160).cycle();
+    c.bench_function("amd_round_1000_calls", |b| {
+        b.iter(|| {
+            let f = frames.next().unwrap_or(&[]);
+            for d in dets.iter_mut() {
+                black_box(d.process(black_box(f)));
+            }
+        })
+    });
 }
 
 criterion_group!(benches, parsing, session_core, tick_send, amd);

@@ -112,6 +112,7 @@ pub fn run(side: &BareSide<'_>, farm: &Farm, calls: &[BareCall]) -> anyhow::Resu
     let load_before = child::load_average();
     let cpu_before = child.sample()?;
     let threads_before = child.threads();
+    let window = crate::procstat::Window::start();
     let mut stdin = child
         .child_mut()
         .stdin
@@ -123,6 +124,7 @@ pub fn run(side: &BareSide<'_>, farm: &Farm, calls: &[BareCall]) -> anyhow::Resu
     let outcome = wait_for_outcome(&lines, &mut child, farm, &mut watch, side, calls.len())?;
     let cpu_after = child.sample()?;
     let threads_after = child.threads();
+    let own = window.finish();
     let load_after = child::load_average();
     drop(stdin);
     child.wait(Duration::from_secs(30))?;
@@ -144,6 +146,10 @@ pub fn run(side: &BareSide<'_>, farm: &Farm, calls: &[BareCall]) -> anyhow::Resu
         statuses: outcome.statuses,
         load_before,
         load_after,
+        farm_cpu_s: own.own_cpu_s,
+        farm_cpu_s_by_thread: own.own_cpu_s_by_thread,
+        machine_steal_s: own.machine_steal_s,
+        machine_busy_ratio: own.machine_busy_ratio,
         ..SideReport::default()
     })
 }

@@ -310,6 +310,7 @@ impl EngineSide<'_> {
         let load_before = child::load_average();
         let cpu_before = serve.sample()?;
         let threads_before = serve.threads();
+        let window = procstat::Window::start();
         self.dialcast(&["campaign", "start", CAMPAIGN])?;
         let started = Instant::now();
         let mut watch = FarmWatch::default();
@@ -318,6 +319,7 @@ impl EngineSide<'_> {
             wait_for_result_file(&self.dir.join("results"), &mut serve, farm, &mut watch)?;
         let cpu_after = serve.sample()?;
         let threads_after = serve.threads();
+        let own = window.finish();
         let load_after = child::load_average();
         let run_s = started.elapsed().as_secs_f64();
         let stopped = serve.terminate(Duration::from_secs(60))?;
@@ -352,6 +354,10 @@ impl EngineSide<'_> {
                 cpu_s_by_thread: procstat::threads_delta(&threads_before, &threads_after),
                 load_before,
                 load_after,
+                farm_cpu_s: own.own_cpu_s,
+                farm_cpu_s_by_thread: own.own_cpu_s_by_thread,
+                machine_steal_s: own.machine_steal_s,
+                machine_busy_ratio: own.machine_busy_ratio,
                 ..report
             },
             rows,

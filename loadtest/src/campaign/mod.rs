@@ -26,7 +26,9 @@
 //!   of packets.
 //! * **Same process layout.** Each side is a process of its own, measured
 //!   from outside through `/proc` the same way; the farm runs in the
-//!   benchmark's process and is counted for neither. The bare dialer uses
+//!   benchmark's process and is counted for neither (it is reported apart,
+//!   `farm_cpu_s`, with the machine's busy share and steal over the same
+//!   window: on one machine the farm takes from the same cores). The bare dialer uses
 //!   tokio's multi-thread runtime like the `dialcast` binary (`--bare-runtime
 //!   current` gives the `dialer` benchmark's one-thread set-up instead), the
 //!   same media configuration, UDP only.
@@ -139,6 +141,17 @@ pub struct SideReport {
     /// Load average (1, 5, 15 min) before and after the side ran.
     pub load_before: [f64; 3],
     pub load_after: [f64; 3],
+    /// CPU of the benchmark's own process over the same window: the callee
+    /// farm (its SIP runtime and RTP scheduler threads) and the benchmark's
+    /// polling, which shares the machine with the side measured.
+    pub farm_cpu_s: Option<f64>,
+    pub farm_cpu_s_per_call: Option<f64>,
+    pub farm_cpu_s_by_thread: BTreeMap<String, f64>,
+    /// Hypervisor steal over the window, all processors (`/proc/stat`).
+    pub machine_steal_s: Option<f64>,
+    /// Busy share of all processors over the window (user, nice, system,
+    /// irq, softirq ÷ everything counted; 1.0 = every processor busy).
+    pub machine_busy_ratio: Option<f64>,
 }
 
 /// The RTP scheduler threads' names start so (`dialcast-media-<n>`, cut to
@@ -158,6 +171,7 @@ impl SideReport {
     }
 
     fn with_farm(mut self, stats: &FarmStats) -> SideReport {
+        self.farm_cpu_s_per_call = self.farm_cpu_s.map(|s| s / self.calls.max(1) as f64);
         self.peak_channels = stats.peak_active as u64;
         self.callee_rtp_received = stats.rtp.received;
         self.callee_rtp_sent = stats.rtp.sent;
@@ -463,7 +477,7 @@ impl CampaignReport {
         );
         let _ = writeln!(out, "{:<22} {:>12} {:>12}", "", "campaign", "bare dialer");
         type Cell = fn(&SideReport) -> String;
-        let rows: [(&str, Cell); 10] = [
+        let rows: [(&str, Cell); 13] = [
             ("calls", |s| s.calls.to_string()),
             ("completed", |s| s.completed.to_string()),
             ("failed", |s| s.failed.to_string()),
@@ -471,6 +485,18 @@ impl CampaignReport {
             ("peak channels", |s| s.peak_channels.to_string()),
             ("CPU per call (ms)", |s| {
                 format!("{:.3}", s.cpu_s_per_call * 1000.0)
+            }),
+            ("farm CPU per call (ms)", |s| {
+                s.farm_cpu_s_per_call
+                    .map_or("-".to_string(), |v| format!("{:.3}", v * 1000.0))
+            }),
+            ("machine busy", |s| {
+                s.machine_busy_ratio
+                    .map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0))
+            }),
+            ("steal (s)", |s| {
+                s.machine_steal_s
+                    .map_or("-".to_string(), |v| format!("{v:.2}"))
             }),
             ("peak RSS (MB)", |s| format!("{:.1}", s.rss_mb_peak)),
             ("mean talk (s)", |s| format!("{:.2}", s.mean_talk_s)),

@@ -3,7 +3,7 @@
 //! floor) and, for active frames only, the spectral peaks.
 
 use super::fft::N;
-use super::tone::{Peaks, Spectrum};
+use super::tone::{self, Peaks};
 use super::vad::{db, from_db, mean_square, NoiseFloor};
 use crate::codec::FRAME_SAMPLES;
 
@@ -30,7 +30,6 @@ pub(crate) struct FrameAnalyzer {
     margin_db: f32,
     floor: NoiseFloor,
     history: [f32; N],
-    spectrum: Spectrum,
     frames: u32,
 }
 
@@ -42,7 +41,6 @@ impl FrameAnalyzer {
             margin_db,
             floor: NoiseFloor::default(),
             history: [0.0; N],
-            spectrum: Spectrum::new(),
             frames: 0,
         }
     }
@@ -65,7 +63,7 @@ impl FrameAnalyzer {
         let floor_db = self.floor.update(power);
         let active = energy_db > floor_db + self.margin_db;
         let peaks = if active {
-            Some(self.spectrum.peaks(&self.history))
+            Some(tone::peaks(&self.history))
         } else {
             None
         };

@@ -12,7 +12,9 @@
 //! short gaps (double beeps). Start and end are refined within a frame from
 //! the energy of the partial frames at either edge.
 
-use super::fft::{RealFft, BINS, N};
+use std::sync::LazyLock;
+
+use super::fft::{self, BINS, N};
 use super::vad::MIN_DB;
 use super::FRAME_MS;
 use crate::codec::FRAME_SAMPLES;
@@ -118,88 +120,76 @@ impl Peaks {
     }
 }
 
-/// The windowed FFT and its scratch space, allocated once.
-#[derive(Debug, Clone)]
-pub(crate) struct Spectrum {
-    fft: RealFft,
-    hann: [f32; N],
-    windowed: [f32; N],
-    power: [f32; BINS],
+/// The Hann window of the analysis, built once per process and shared.
+static HANN: LazyLock<[f32; N]> = LazyLock::new(|| {
+    let mut hann = [0.0; N];
+    for (i, w) in hann.iter_mut().enumerate() {
+        let a = 2.0 * std::f64::consts::PI * i as f64 / N as f64;
+        *w = (0.5 - 0.5 * a.cos()) as f32;
+    }
+    hann
+});
+
+/// The peaks of the last `N` samples. Stateless: the window and the FFT
+/// tables are shared, the scratch space (3.5 kB) is on the stack, so a
+/// detector carries only its 1 kB of history.
+pub(crate) fn peaks(history: &[f32; N]) -> Peaks {
+    let mut windowed = [0.0f32; N];
+    for ((w, x), h) in windowed.iter_mut().zip(history).zip(HANN.iter()) {
+        *w = x * h;
+    }
+    let mut power = [0.0f32; BINS];
+    fft::power(&windowed, LO_BIN, HI_BIN, &mut power);
+    let band = &power[LO_BIN..=HI_BIN];
+    let total: f32 = band.iter().sum();
+    let k1 = argmax(&power, None);
+    let k2 = argmax(&power, Some(k1));
+    let (mut lo, mut hi) = (f32::INFINITY, 0.0f32);
+    for quarter in history[N - FRAME_SAMPLES..].chunks_exact(FRAME_SAMPLES / 4) {
+        let e = quarter.iter().map(|x| x * x).sum::<f32>();
+        lo = lo.min(e);
+        hi = hi.max(e);
+    }
+    let envelope_db = if hi <= 0.0 {
+        0.0
+    } else {
+        10.0 * (hi / lo.max(hi * 1e-6)).log10()
+    };
+    Peaks {
+        f1: interpolate(&power, k1),
+        e1: lobe(&power, k1, None),
+        f2: interpolate(&power, k2),
+        e2: lobe(&power, k2, Some(k1)),
+        total,
+        envelope_db,
+    }
 }
 
-impl Spectrum {
-    pub(crate) fn new() -> Spectrum {
-        let mut hann = [0.0; N];
-        for (i, w) in hann.iter_mut().enumerate() {
-            let a = 2.0 * std::f64::consts::PI * i as f64 / N as f64;
-            *w = (0.5 - 0.5 * a.cos()) as f32;
-        }
-        Spectrum {
-            fft: RealFft::new(),
-            hann,
-            windowed: [0.0; N],
-            power: [0.0; BINS],
-        }
-    }
+/// Power in the main lobe around bin `k`, leaving out bins of the lobe
+/// around `other` (two tones close together share a bin or two).
+fn lobe(power: &[f32; BINS], k: usize, other: Option<usize>) -> f32 {
+    let lo = k.saturating_sub(LOBE).max(LO_BIN);
+    let hi = (k + LOBE).min(HI_BIN);
+    (lo..=hi)
+        .filter(|b| other.is_none_or(|o| b.abs_diff(o) > LOBE))
+        .map(|b| power[b])
+        .sum()
+}
 
-    /// The peaks of the last `N` samples.
-    pub(crate) fn peaks(&mut self, history: &[f32; N]) -> Peaks {
-        for ((w, x), h) in self.windowed.iter_mut().zip(history).zip(&self.hann) {
-            *w = x * h;
-        }
-        self.fft
-            .power(&self.windowed, LO_BIN, HI_BIN, &mut self.power);
-        let band = &self.power[LO_BIN..=HI_BIN];
-        let total: f32 = band.iter().sum();
-        let k1 = argmax(&self.power, None);
-        let k2 = argmax(&self.power, Some(k1));
-        let (mut lo, mut hi) = (f32::INFINITY, 0.0f32);
-        for quarter in history[N - FRAME_SAMPLES..].chunks_exact(FRAME_SAMPLES / 4) {
-            let e = quarter.iter().map(|x| x * x).sum::<f32>();
-            lo = lo.min(e);
-            hi = hi.max(e);
-        }
-        let envelope_db = if hi <= 0.0 {
-            0.0
-        } else {
-            10.0 * (hi / lo.max(hi * 1e-6)).log10()
-        };
-        Peaks {
-            f1: self.interpolate(k1),
-            e1: self.lobe(k1, None),
-            f2: self.interpolate(k2),
-            e2: self.lobe(k2, Some(k1)),
-            total,
-            envelope_db,
-        }
+/// Parabolic interpolation of the log power around bin `k`.
+fn interpolate(power: &[f32; BINS], k: usize) -> f32 {
+    if k <= LO_BIN || k >= HI_BIN {
+        return k as f32 * BIN_HZ;
     }
-
-    /// Power in the main lobe around bin `k`, leaving out bins of the lobe
-    /// around `other` (two tones close together share a bin or two).
-    fn lobe(&self, k: usize, other: Option<usize>) -> f32 {
-        let lo = k.saturating_sub(LOBE).max(LO_BIN);
-        let hi = (k + LOBE).min(HI_BIN);
-        (lo..=hi)
-            .filter(|b| other.is_none_or(|o| b.abs_diff(o) > LOBE))
-            .map(|b| self.power[b])
-            .sum()
-    }
-
-    /// Parabolic interpolation of the log power around bin `k`.
-    fn interpolate(&self, k: usize) -> f32 {
-        if k <= LO_BIN || k >= HI_BIN {
-            return k as f32 * BIN_HZ;
-        }
-        let l = |p: f32| p.max(1e-20).ln();
-        let (a, b, c) = (l(self.power[k - 1]), l(self.power[k]), l(self.power[k + 1]));
-        let den = a - 2.0 * b + c;
-        let delta = if den < 0.0 {
-            (0.5 * (a - c) / den).clamp(-0.5, 0.5)
-        } else {
-            0.0
-        };
-        (k as f32 + delta) * BIN_HZ
-    }
+    let l = |p: f32| p.max(1e-20).ln();
+    let (a, b, c) = (l(power[k - 1]), l(power[k]), l(power[k + 1]));
+    let den = a - 2.0 * b + c;
+    let delta = if den < 0.0 {
+        (0.5 * (a - c) / den).clamp(-0.5, 0.5)
+    } else {
+        0.0
+    };
+    (k as f32 + delta) * BIN_HZ
 }
 
 /// Index of the largest power in the band, skipping `exclude` and the three
