@@ -100,6 +100,15 @@ pub struct MediaSection {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
     pub inactivity_timeout_s: u64,
+    /// RTP scheduler threads, calls spread round robin (default 1). One
+    /// thread carries about 215 calls/s of the reminder flow on a 2-vCPU
+    /// EPYC host (loadtest/RESULTS.md); more need as many spare cores.
+    #[serde(default = "default_media_threads")]
+    pub threads: usize,
+}
+
+fn default_media_threads() -> usize {
+    1
 }
 
 impl Default for MediaSection {
@@ -109,6 +118,7 @@ impl Default for MediaSection {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
             inactivity_timeout_s: 30,
+            threads: default_media_threads(),
         }
     }
 }
@@ -561,6 +571,11 @@ impl Config {
             }
         }
         anyhow::ensure!(
+            (1..=64).contains(&self.media.threads),
+            "{origin}: media.threads must be between 1 and 64, not {}",
+            self.media.threads
+        );
+        anyhow::ensure!(
             self.media.rtp_port_min < self.media.rtp_port_max,
             "{origin}: media.rtp_port_min must be below media.rtp_port_max"
         );
@@ -759,6 +774,18 @@ mod tests {
             .for_script("x")
             .forward;
         assert_eq!(target.map(|t| t.mode), Some(ForwardMode::Refer));
+    }
+
+    #[test]
+    fn media_threads_default_to_one_and_zero_is_refused() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        assert_eq!(config.media.threads, 1);
+        let two = vec![("DIALCAST__MEDIA__THREADS".to_string(), "2".to_string())];
+        let config = Config::parse(&example(), "x.toml", two).expect("parses");
+        assert_eq!(config.media.threads, 2);
+        let zero = vec![("DIALCAST__MEDIA__THREADS".to_string(), "0".to_string())];
+        let err = Config::parse(&example(), "x.toml", zero).expect_err("refused");
+        assert!(err.to_string().contains("media.threads"), "{err}");
     }
 
     #[test]

@@ -226,13 +226,16 @@ pub async fn start_network(
     })
     .await
     .with_context(|| format!("cannot listen for SIP on {}", config.sip.bind))?;
-    let media = MediaEngine::start(MediaConfig {
-        bind_ip: config.media.bind_ip,
-        port_min: config.media.rtp_port_min,
-        port_max: config.media.rtp_port_max,
-        inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
-        ..MediaConfig::default()
-    })?;
+    let media = MediaEngine::start_with_threads(
+        MediaConfig {
+            bind_ip: config.media.bind_ip,
+            port_min: config.media.rtp_port_min,
+            port_max: config.media.rtp_port_max,
+            inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
+            ..MediaConfig::default()
+        },
+        config.media.threads,
+    )?;
     Ok((sip, inbound, media))
 }
 

@@ -137,6 +137,9 @@ enum Command {
         /// against its call's talk time.
         #[arg(long, default_value = "none", value_parser = ["none", "all", "from_success", "forwarded"])]
         voicelogs: String,
+        /// The service's RTP scheduler threads (`[media] threads`).
+        #[arg(long, default_value_t = 1)]
+        media_threads: usize,
     },
     /// Generate a delivery file of N rows and import it with the `dialcast`
     /// binary into a fresh SQLite database (validate-only first, then the
@@ -358,6 +361,7 @@ fn main() -> anyhow::Result<()> {
             dialcast,
             scripts_dir,
             voicelogs,
+            media_threads,
         } => {
             if records == 0 || cps == 0 || channels == 0 {
                 anyhow::bail!("--records, --cps and --channels must be positive");
@@ -379,6 +383,7 @@ fn main() -> anyhow::Result<()> {
                 keep_dir,
                 progress: !json,
                 voicelogs,
+                media_threads,
             })?;
             if !json {
                 eprint!("{}", report.table());

@@ -74,6 +74,8 @@ pub struct ServiceConfig {
     pub amd: bool,
     /// `[voicelogs] policy`; recordings go to `voicelogs/` beside the database.
     pub voicelogs: String,
+    /// `[media] threads`.
+    pub media_threads: usize,
 }
 
 /// A TOML string (basic string; JSON's escapes are TOML's).
@@ -97,6 +99,7 @@ bind_ip = "127.0.0.1"
 rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
 inactivity_timeout_s = 30
+threads = {media_threads}
 
 [organisation]
 name = "Dialcast loadtest"
@@ -156,6 +159,7 @@ policy = "{voicelogs}"
         ring = c.ring_timeout_s,
         amd = c.amd,
         voicelogs = c.voicelogs,
+        media_threads = c.media_threads,
     )
 }
 
@@ -198,6 +202,8 @@ pub struct EngineSide<'a> {
     pub progress: bool,
     /// The voicelog policy (`none`: nothing recorded, nothing measured).
     pub voicelogs: &'a str,
+    /// The service's RTP scheduler threads (`[media] threads`).
+    pub media_threads: usize,
 }
 
 /// What the engine side measured, and each record's first call.
@@ -253,6 +259,7 @@ impl EngineSide<'_> {
             ring_timeout_s: self.ring_timeout_s,
             amd: self.amd,
             voicelogs: self.voicelogs.to_string(),
+            media_threads: self.media_threads,
         };
         std::fs::write(self.config_path(), config_text(&config))
             .with_context(|| format!("cannot write {}", self.config_path().display()))?;
@@ -515,6 +522,7 @@ mod tests {
             ring_timeout_s: 60,
             amd: false,
             voicelogs: "none".to_string(),
+            media_threads: 2,
         });
         assert!(
             text.contains(r#"database = "/tmp/x \"y\"/dialcast.db""#),
@@ -523,6 +531,7 @@ mod tests {
         assert!(text.contains("uri = \"sip:127.0.0.1:5090\""));
         assert!(text.contains("max_cps = 150\nmax_channels = 1200"));
         assert!(text.contains("max_attempts = 1"));
+        assert!(text.contains("threads = 2"), "{text}");
         assert!(text.contains("amd = false"));
         assert!(text.contains("rtp_port_min = 40000\nrtp_port_max = 49999"));
     }

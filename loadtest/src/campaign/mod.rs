@@ -98,6 +98,8 @@ pub struct CampaignBench {
     pub progress: bool,
     /// The voicelog policy of the campaign (`none`: nothing recorded).
     pub voicelogs: String,
+    /// The service's RTP scheduler threads (`[media] threads`).
+    pub media_threads: usize,
 }
 
 /// Where the example scripts are in the source tree.
@@ -362,6 +364,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         seed: bench.seed,
         progress: bench.progress,
         voicelogs: &bench.voicelogs,
+        media_threads: bench.media_threads,
     };
     let outcome = engine.run(&farm, &records);
     let farm_stats = runtime.block_on(farm.shutdown());
