@@ -125,11 +125,38 @@ pub enum Action {
     SwitchOrganisation,
     /// `POST /api/v1/me/2fa/*` (a session's own second factor).
     ManageOwnSecondFactor,
+    // Files (issue 7 "Functions"): imports are the File role's; result
+    // files too (the files a client exchanges with the platform); calls,
+    // voicelogs, the blocklist and the calendar are the Manager's.
+    /// `GET /api/v1/imports`, `GET /api/v1/imports/{id}`.
+    ViewImports,
+    /// `POST /api/v1/imports`.
+    UploadImport,
+    /// `POST /api/v1/imports/{id}/confirm`.
+    ConfirmImport,
+    /// `POST /api/v1/imports/{id}/cancel`.
+    CancelImport,
+    /// `GET /api/v1/imports/{id}/original`.
+    DownloadImport,
+    /// `GET /api/v1/result-files`, `GET /api/v1/result-files/{id}`.
+    ViewResultFiles,
+    /// `GET /api/v1/calls`.
+    SearchCalls,
+    /// `GET /api/v1/calls/{attempt}/voicelog`.
+    PlayVoicelog,
+    /// `GET /api/v1/blocklist`.
+    ViewBlocklist,
+    /// `POST /api/v1/blocklist`, `DELETE /api/v1/blocklist/{number}`.
+    EditBlocklist,
+    /// `GET /api/v1/calendar`.
+    ViewCalendar,
+    /// `PUT /api/v1/calendar`.
+    EditCalendar,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 20] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -138,6 +165,18 @@ impl Action {
         Action::ChangeOwnPassword,
         Action::SwitchOrganisation,
         Action::ManageOwnSecondFactor,
+        Action::ViewImports,
+        Action::UploadImport,
+        Action::ConfirmImport,
+        Action::CancelImport,
+        Action::DownloadImport,
+        Action::ViewResultFiles,
+        Action::SearchCalls,
+        Action::PlayVoicelog,
+        Action::ViewBlocklist,
+        Action::EditBlocklist,
+        Action::ViewCalendar,
+        Action::EditCalendar,
     ];
 
     /// The lowest role that may perform this action.
@@ -147,10 +186,22 @@ impl Action {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => Role::Normal,
+            Action::ViewImports
+            | Action::UploadImport
+            | Action::ConfirmImport
+            | Action::CancelImport
+            | Action::DownloadImport
+            | Action::ViewResultFiles => Role::File,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
-            | Action::ViewAudit => Role::Manager,
+            | Action::ViewAudit
+            | Action::SearchCalls
+            | Action::PlayVoicelog
+            | Action::ViewBlocklist
+            | Action::EditBlocklist
+            | Action::ViewCalendar
+            | Action::EditCalendar => Role::Manager,
         }
     }
 }
@@ -242,10 +293,22 @@ mod tests {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => true,
+            Action::ViewImports
+            | Action::UploadImport
+            | Action::ConfirmImport
+            | Action::CancelImport
+            | Action::DownloadImport
+            | Action::ViewResultFiles => role >= Role::File,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
-            | Action::ViewAudit => role == Role::Manager,
+            | Action::ViewAudit
+            | Action::SearchCalls
+            | Action::PlayVoicelog
+            | Action::ViewBlocklist
+            | Action::EditBlocklist
+            | Action::ViewCalendar
+            | Action::EditCalendar => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);

@@ -75,6 +75,21 @@ pub enum ApiError {
     /// A one-time code could not be handed to the outbox.
     #[error("code delivery failed")]
     CodeDeliveryFailed,
+    /// An upload larger than the configured limit (bytes).
+    #[error("upload too large (limit {0} bytes)")]
+    PayloadTooLarge(u64),
+    /// The portal was started without the engine's store.
+    #[error("engine unavailable")]
+    EngineUnavailable,
+    /// A request naming a campaign the organisation does not have.
+    #[error("unknown campaign {0:?}")]
+    UnknownCampaign(String),
+    /// The object exists but is not in a state that allows this.
+    #[error("wrong state: {0}")]
+    WrongState(String),
+    /// A request body the API understood but refuses (calendar, number).
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// Anything the client cannot fix; logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -186,6 +201,36 @@ impl ApiError {
                 "bad-request",
                 "Bad request",
                 StatusCode::BAD_REQUEST,
+                d.clone(),
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                "payload-too-large",
+                "Upload too large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The upload is larger than this portal accepts ({limit} bytes)."),
+            ),
+            ApiError::EngineUnavailable => (
+                "engine-unavailable",
+                "Engine unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This portal was started without the engine's store.".to_owned(),
+            ),
+            ApiError::UnknownCampaign(name) => (
+                "unknown-campaign",
+                "Unknown campaign",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The organisation has no campaign named {name:?}."),
+            ),
+            ApiError::WrongState(d) => (
+                "wrong-state",
+                "Wrong state",
+                StatusCode::CONFLICT,
+                d.clone(),
+            ),
+            ApiError::Invalid(d) => (
+                "invalid",
+                "Invalid request",
+                StatusCode::UNPROCESSABLE_ENTITY,
                 d.clone(),
             ),
             ApiError::Internal(_) => (
