@@ -46,6 +46,10 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Where login codes and reset links go (the engine's outbox).
     pub codes: Arc<dyn CodeSender>,
+    /// The engine's store and file directories, for the file functions
+    /// (imports, result files, calls, blocklist, calendar); without it
+    /// they answer 503.
+    pub engine: Option<Arc<crate::files::Engine>>,
 }
 
 impl AppState {
@@ -58,6 +62,15 @@ impl AppState {
             clock: Arc::new(|| chrono::Utc::now().timestamp()),
             auth: Arc::new(AuthConfig::default()),
             codes: Arc::new(NoCodeSender),
+            engine: None,
+        }
+    }
+
+    /// The same state with the engine's store and directories.
+    pub fn with_engine(self, engine: crate::files::Engine) -> AppState {
+        AppState {
+            engine: Some(Arc::new(engine)),
+            ..self
         }
     }
 
@@ -383,6 +396,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(revoke_api_key))
         .routes(routes!(list_audit))
         .merge(login::routes())
+        .merge(crate::files::routes())
         .split_for_parts()
 }
 
