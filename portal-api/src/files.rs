@@ -22,6 +22,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dialcast_engine::config::Config;
 use dialcast_engine::store::sqlite::portal::ResultFileRow;
 use dialcast_engine::store::{Id, SqliteStore};
 use serde::Serialize;
@@ -35,7 +36,8 @@ use crate::api::AppState;
 use crate::authz::{allowed, Action, OrgId, Principal};
 use crate::problem::{ApiError, Problem};
 
-/// Default upper bound of one import upload: 512 MiB.
+/// Upper bound of one import upload in [`Engine::under`]: 512 MiB (the
+/// same default as `[imports] max_upload_bytes`).
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The engine's store and the directories the file functions use.
@@ -49,8 +51,6 @@ pub struct Engine {
     pub archive_dir: PathBuf,
     /// The voicelog directory; voicelog paths are relative to it.
     pub voicelog_dir: PathBuf,
-    /// Where relative result-file paths are resolved.
-    pub results_dir: PathBuf,
     /// Uploads larger than this are refused with 413.
     pub max_upload_bytes: u64,
     /// Country for numbers without a country code (imports).
@@ -58,6 +58,22 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The handle `dialcast serve` builds: the configured import archive
+    /// (uploads are spooled in its `.uploads` folder, on the same file
+    /// system), voicelog and result directories, `[imports]
+    /// max_upload_bytes` and the organisation's default country.
+    pub fn from_config(store: Arc<SqliteStore>, config: &Config) -> Engine {
+        let archive_dir = config.import_archive_dir();
+        Engine {
+            store,
+            upload_dir: archive_dir.join(".uploads"),
+            archive_dir,
+            voicelog_dir: config.voicelog_dir(),
+            max_upload_bytes: config.imports.max_upload_bytes,
+            default_country: config.organisation.default_country.clone(),
+        }
+    }
+
     /// An engine handle keeping every file under `dir` (tests, demos), with
     /// the default upload limit and country NL.
     pub fn under(store: Arc<SqliteStore>, dir: &Path) -> Engine {
@@ -66,7 +82,6 @@ impl Engine {
             upload_dir: dir.join("uploads"),
             archive_dir: dir.join("imports"),
             voicelog_dir: dir.join("voicelogs"),
-            results_dir: dir.join("results"),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             default_country: "NL".to_owned(),
         }
@@ -274,8 +289,15 @@ async fn download_result_file(
     } else {
         "text/csv; charset=utf-8"
     };
-    let path = engine.results_dir.join(&row.path); // an absolute path stays as is
-    serve_file(&path, content_type, Some(attachment(&row.path)), &headers).await
+    // Stored as written: absolute, or relative to the engine's working
+    // directory like every path of its configuration.
+    serve_file(
+        Path::new(&row.path),
+        content_type,
+        Some(attachment(&row.path)),
+        &headers,
+    )
+    .await
 }
 
 /// The routes of every file function.
@@ -286,4 +308,41 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::imports::routes())
         .merge(crate::calls::routes())
         .merge(crate::blocklist::routes())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../engine/dialcast.example.toml");
+
+    #[tokio::test]
+    async fn the_engine_handle_follows_the_configuration() {
+        let store = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+        let config = Config::parse(EXAMPLE, "x.toml", Vec::new()).unwrap();
+        let engine = Engine::from_config(store.clone(), &config);
+        assert_eq!(engine.max_upload_bytes, 512 * 1024 * 1024);
+        assert_eq!(engine.archive_dir, config.import_archive_dir());
+        assert!(engine.upload_dir.starts_with(&engine.archive_dir));
+        assert_eq!(engine.voicelog_dir, config.voicelog_dir());
+        let env = vec![(
+            "DIALCAST__IMPORTS__MAX_UPLOAD_BYTES".to_owned(),
+            "1000".to_owned(),
+        )];
+        let config = Config::parse(EXAMPLE, "x.toml", env).unwrap();
+        assert_eq!(Engine::from_config(store, &config).max_upload_bytes, 1000);
+    }
+
+    #[test]
+    fn attachment_names_are_reduced_to_safe_characters() {
+        assert_eq!(
+            attachment("/srv/results/s-2026-12-05.csv"),
+            "attachment; filename=\"s-2026-12-05.csv\""
+        );
+        assert_eq!(
+            attachment("a\"b\r\nc.csv"),
+            "attachment; filename=\"a_b__c.csv\""
+        );
+    }
 }

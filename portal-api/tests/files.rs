@@ -405,9 +405,12 @@ async fn result_file(h: &Harness, org: i64, script: &str, format: &str, body: &s
             .fetch_one(&h.db)
             .await
             .unwrap();
-    let name = format!("{script}-2026-12-05.{format}");
-    std::fs::create_dir_all(&h.engine.results_dir).unwrap();
-    std::fs::write(h.engine.results_dir.join(&name), body).unwrap();
+    // Registered as the engine does: the path it wrote, directory included.
+    let dir = h.path("results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{script}-2026-12-05.{format}"));
+    std::fs::write(&path, body).unwrap();
+    let name = path.display().to_string();
     sqlx::query_scalar(
         "INSERT INTO result_files (script_id, day, format, path, size, rows, written_at) \
          VALUES (?, '2026-12-05', ?, ?, ?, 1, 0) RETURNING id",
