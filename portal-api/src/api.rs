@@ -374,7 +374,7 @@ impl Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, logins, API keys and audit log."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, imports, result files, calls and voicelogs, blocklist and calendar."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]

@@ -7,9 +7,13 @@
 //! factor ([`second_factor`]: TOTP or a code through the [`CodeSender`]),
 //! temporary and expiring passwords, reset links, rate limits
 //! ([`ratelimit`]). Its tables live in the engine's database file with a
-//! migrations history of their own (see [`db`]). It does not depend on
-//! `engine` yet; when portal functions reach campaigns it will, never the
-//! reverse.
+//! migrations history of their own (see [`db`]).
+//!
+//! The file functions ([`files`]: result files; [`imports`]; [`calls`]
+//! with voicelog playback; [`blocklist`] and the calendar) work on the
+//! engine's store through `dialcast-engine` (never the reverse), given to
+//! the state with [`AppState::with_engine`]; a portal organisation is the
+//! engine organisation of the same name.
 //!
 //! # Serving it
 //! ```no_run

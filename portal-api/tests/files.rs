@@ -657,3 +657,81 @@ async fn every_endpoint_refuses_roles_below_its_own() {
         }
     }
 }
+
+/// With a session cookie instead of an API key: reads need nothing more,
+/// changes need the CSRF header, and the audit log names the user.
+#[tokio::test]
+async fn sessions_work_and_changes_need_the_csrf_header() {
+    let h = Harness::start().await;
+    let (user, cookie) = h
+        .session(h.portal_a, "ann@example.org", Role::Manager)
+        .await;
+    let body = json!({"number": "0612345678", "reason": "asked"}).to_string();
+    let json_type = ("content-type", "application/json");
+    h.send_raw(
+        Method::POST,
+        "/api/v1/blocklist",
+        &[("cookie", &cookie), json_type],
+        common::full(body.clone()),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "csrf-header-missing");
+    let (name, file) = ("x.csv", format!("{HEADER}{ALL_GOOD}"));
+    let (head, tail) = common::multipart_frame("c", name);
+    let upload = format!("{head}{file}{tail}");
+    h.send_raw(
+        Method::POST,
+        "/api/v1/imports",
+        &[
+            ("cookie", &cookie),
+            ("content-type", common::MULTIPART_TYPE),
+        ],
+        common::full(upload.clone()),
+    )
+    .await
+    .assert_problem(StatusCode::FORBIDDEN, "csrf-header-missing");
+    assert_eq!(
+        count(&h, "SELECT COUNT(*) FROM imports WHERE id > ?", 0).await,
+        0
+    );
+
+    let csrf = ("x-dialcast-csrf", "1");
+    let r = h
+        .send_raw(
+            Method::POST,
+            "/api/v1/blocklist",
+            &[("cookie", &cookie), json_type, csrf],
+            common::full(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let r = h
+        .send_raw(
+            Method::POST,
+            "/api/v1/imports",
+            &[
+                ("cookie", &cookie),
+                ("content-type", common::MULTIPART_TYPE),
+                csrf,
+            ],
+            common::full(upload),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json());
+    let list = h
+        .send_raw(
+            Method::GET,
+            "/api/v1/blocklist",
+            &[("cookie", &cookie)],
+            empty(),
+        )
+        .await;
+    assert_eq!(list.json()[0]["added_by"], format!("user:{user}"));
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT actor FROM portal_audit_log WHERE action IN ('blocklist.add', 'import.upload')",
+    )
+    .fetch_all(&h.db)
+    .await
+    .unwrap();
+    assert_eq!(actors, [format!("user:{user}"), format!("user:{user}")]);
+}

@@ -164,12 +164,25 @@ impl Harness {
             .1
     }
 
-    /// Sends one request on a fresh connection.
+    /// Sends one request on a fresh connection, with an API key.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         key: &PlainKey,
+        headers: &[(&str, &str)],
+        body: ReqBody,
+    ) -> Reply {
+        let mut all = vec![("x-auth-token", key.expose())];
+        all.extend_from_slice(headers);
+        self.send_raw(method, path, &all, body).await
+    }
+
+    /// Sends one request on a fresh connection with exactly these headers.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
         headers: &[(&str, &str)],
         body: ReqBody,
     ) -> Reply {
@@ -181,8 +194,7 @@ impl Harness {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", self.addr.to_string())
-            .header("x-auth-token", key.expose());
+            .header("host", self.addr.to_string());
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -195,6 +207,38 @@ impl Harness {
             headers,
             body,
         }
+    }
+
+    /// A user of `org` with `role` and a permanent password, logged in:
+    /// returns the user id and the `Cookie` header value.
+    pub async fn session(&self, org: OrgId, email: &str, role: Role) -> (i64, String) {
+        let now = chrono::Utc::now().timestamp();
+        let (id, _) = accounts::create_user(&self.db, org, email, role, "cli", now)
+            .await
+            .unwrap();
+        let password = "a long and permanent passphrase 42";
+        let mut tx = self.db.begin().await.unwrap();
+        accounts::set_password(&mut tx, id, password, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let body = serde_json::json!({"email": email, "password": password}).to_string();
+        let r = self
+            .send_raw(
+                Method::POST,
+                "/api/v1/auth/login",
+                &[("content-type", "application/json")],
+                full(body),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let cookie = r.header("set-cookie").split(';').next().unwrap().to_owned();
+        (id, cookie)
     }
 
     pub async fn get(&self, path: &str, key: &PlainKey) -> Reply {
