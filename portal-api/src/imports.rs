@@ -124,6 +124,32 @@ fn engine_error(e: anyhow::Error) -> ApiError {
     }
 }
 
+/// The error of a pass that could not start: a conflict when another pass
+/// (the background validation, or another request) works on the import,
+/// else [`engine_error`]. The engine reports a held import lock as a plain
+/// error, so the import's status is read again to tell.
+async fn busy_or(
+    state: &AppState,
+    engine: &Engine,
+    who: &Principal,
+    id: i64,
+    e: anyhow::Error,
+) -> ApiError {
+    let busy = "another pass is working on this import; try again when it is validated";
+    match own_import(state, engine, who, id).await {
+        Ok(info)
+            if matches!(
+                info.status,
+                ImportStatus::Validating | ImportStatus::Importing
+            ) =>
+        {
+            ApiError::WrongState(busy.to_owned())
+        }
+        _ if format!("{e:#}").contains("being worked on") => ApiError::WrongState(busy.to_owned()),
+        _ => engine_error(e),
+    }
+}
+
 /// Writes one audit row for a change made in the engine's store.
 pub(crate) async fn audited(
     state: &AppState,
@@ -429,9 +455,10 @@ async fn confirm_import(
     }
     let mut options = PassOptions::new(&engine.default_country);
     options.accept_partial = options_in.accept_partial;
-    let report = engine_imports::confirm(&*engine.store, id, &options)
-        .await
-        .map_err(engine_error)?;
+    let report = match engine_imports::confirm(&*engine.store, id, &options).await {
+        Ok(report) => report,
+        Err(e) => return Err(busy_or(&state, &engine, &who, id, e).await),
+    };
     audited(
         &state,
         &who,

@@ -735,3 +735,69 @@ async fn sessions_work_and_changes_need_the_csrf_header() {
     .unwrap();
     assert_eq!(actors, [format!("user:{user}"), format!("user:{user}")]);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_file_endpoint() {
+    let h = Harness::start().await;
+    let key = h.key(h.portal_a, Role::Normal).await;
+    let doc = h.get("/api-docs/openapi.json", &key).await.json();
+    for (path, methods) in [
+        ("/api/v1/imports", &["get", "post"][..]),
+        ("/api/v1/imports/{id}", &["get"]),
+        ("/api/v1/imports/{id}/confirm", &["post"]),
+        ("/api/v1/imports/{id}/cancel", &["post"]),
+        ("/api/v1/imports/{id}/original", &["get"]),
+        ("/api/v1/result-files", &["get"]),
+        ("/api/v1/result-files/{id}", &["get"]),
+        ("/api/v1/calls", &["get"]),
+        ("/api/v1/calls/{attempt}/voicelog", &["get"]),
+        ("/api/v1/blocklist", &["get", "post"]),
+        ("/api/v1/blocklist/{number}", &["delete"]),
+        ("/api/v1/calendar", &["get", "put"]),
+    ] {
+        for m in methods {
+            assert!(
+                doc["paths"][path][m].is_object(),
+                "{m} {path} is not documented"
+            );
+        }
+    }
+    let upload = &doc["paths"]["/api/v1/imports"]["post"];
+    assert!(upload["requestBody"]["content"]["multipart/form-data"].is_object());
+    assert!(upload["responses"]["413"].is_object());
+    let voicelog = &doc["paths"]["/api/v1/calls/{attempt}/voicelog"]["get"]["responses"];
+    assert!(voicelog["200"]["content"]["audio/wav"].is_object());
+    assert!(voicelog["416"].is_object());
+}
+
+/// A confirm or cancel sent while the background validation may still run
+/// is either done or refused as a conflict, never a server error; the
+/// import always ends in a settled state.
+#[tokio::test]
+async fn confirm_or_cancel_right_after_upload_never_fails_the_server() {
+    let h = Harness::start().await;
+    let key = h.key(h.portal_a, Role::File).await;
+    for i in 0..12 {
+        let rows = format!("R{i};0612345671;10.00;s\n");
+        let up = h
+            .upload(&key, "c", "race.csv", format!("{HEADER}{rows}").as_bytes())
+            .await;
+        let id = up.json()["id"].as_i64().unwrap();
+        let action = if i % 2 == 0 { "confirm" } else { "cancel" };
+        let r = h
+            .post(&format!("/api/v1/imports/{id}/{action}"), &key)
+            .await;
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::CONFLICT,
+            "{action} right after upload: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        let settled = h.settled_import(&key, id).await;
+        let status = settled["status"].as_str().unwrap().to_owned();
+        assert!(
+            ["validated", "finished", "cancelled"].contains(&status.as_str()),
+            "{action}: {settled}"
+        );
+    }
+}
