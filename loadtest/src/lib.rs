@@ -4,12 +4,14 @@
 //! like people, voicemail boxes, busy lines and dead numbers. The [`campaign`]
 //! benchmark runs the `dialcast` binary itself against the farm, and the bare
 //! dialer as its baseline; the [`import`] benchmark times `dialcast import` on
-//! a generated file of a million rows.
+//! a generated file of a million rows; the [`portal`] benchmark measures the
+//! portal API's dashboard and statistics over a long campaign history.
 
 pub mod campaign;
 pub mod dialer;
 pub mod farm;
 pub mod import;
+pub mod portal;
 pub mod procstat;
 pub mod sipp;
 pub mod wire;

@@ -21,6 +21,7 @@ use crate::apikey::{self, NewKey};
 use crate::audit::{self, AuditRow};
 use crate::authz::{allowed, may_grant, Action, Credential, OrgId, Principal, Role};
 use crate::cidr;
+use crate::functions::{self, EngineAccess};
 use crate::login::{self, AccountView};
 use crate::problem::{ApiError, Problem};
 use crate::second_factor::{CodeSender, NoCodeSender};
@@ -46,10 +47,14 @@ pub struct AppState {
     pub auth: Arc<AuthConfig>,
     /// Where login codes and reset links go (the engine's outbox).
     pub codes: Arc<dyn CodeSender>,
-    /// The engine's store and file directories, for the file functions
-    /// (imports, result files, calls, blocklist, calendar); without it
-    /// they answer 503.
-    pub engine: Option<Arc<crate::files::Engine>>,
+    /// The engine's store (and, in the engine's process, its statistics
+    /// feed) for the portal functions; without it they answer 503
+    /// `engine-unavailable`.
+    pub engine: Option<EngineAccess>,
+    /// The engine's directories and upload limit (and its store) for the
+    /// file functions (imports, result files, calls, blocklist, calendar);
+    /// without it they answer 503 `engine-unavailable`.
+    pub files: Option<Arc<crate::files::Engine>>,
 }
 
 impl AppState {
@@ -63,13 +68,23 @@ impl AppState {
             auth: Arc::new(AuthConfig::default()),
             codes: Arc::new(NoCodeSender),
             engine: None,
+            files: None,
         }
     }
 
-    /// The same state with the engine's store and directories.
-    pub fn with_engine(self, engine: crate::files::Engine) -> AppState {
+    /// The same state with the engine's directories, upload limit and
+    /// store for the file functions.
+    pub fn with_files(self, files: crate::files::Engine) -> AppState {
         AppState {
-            engine: Some(Arc::new(engine)),
+            files: Some(Arc::new(files)),
+            ..self
+        }
+    }
+
+    /// The same state with the engine's store for the portal functions.
+    pub fn with_engine(self, engine: EngineAccess) -> AppState {
+        AppState {
+            engine: Some(engine),
             ..self
         }
     }
@@ -374,7 +389,7 @@ impl Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, imports, result files, calls and voicelogs, blocklist and calendar."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control, the live statistics stream, imports, result files, calls and voicelogs, blocklist and calendar."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]
@@ -395,6 +410,13 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(revoke_api_key))
         .routes(routes!(list_audit))
+        .routes(routes!(functions::stats::dashboard))
+        .routes(routes!(functions::stats::statistics))
+        .routes(routes!(functions::control::pause))
+        .routes(routes!(functions::control::resume))
+        .routes(routes!(functions::control::pause_forwarding))
+        .routes(routes!(functions::control::resume_forwarding))
+        .routes(routes!(functions::events::events))
         .merge(login::routes())
         .merge(crate::files::routes())
         .split_for_parts()

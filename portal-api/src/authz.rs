@@ -152,11 +152,21 @@ pub enum Action {
     ViewCalendar,
     /// `PUT /api/v1/calendar`.
     EditCalendar,
+    /// `GET /api/v1/dashboard`: the statistics dashboard. Normal users'
+    /// welcome dashboard carries no statistics, so this needs Dashboard.
+    ViewDashboard,
+    /// `GET /api/v1/statistics`.
+    ViewStatistics,
+    /// `GET /api/v1/events` (the live statistics stream).
+    WatchEvents,
+    /// `POST /api/v1/scripts/{script}/pause|resume`,
+    /// `.../forwarding/pause|resume`.
+    ControlScript,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 24] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -177,6 +187,10 @@ impl Action {
         Action::EditBlocklist,
         Action::ViewCalendar,
         Action::EditCalendar,
+        Action::ViewDashboard,
+        Action::ViewStatistics,
+        Action::WatchEvents,
+        Action::ControlScript,
     ];
 
     /// The lowest role that may perform this action.
@@ -192,6 +206,8 @@ impl Action {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => Role::File,
+            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => Role::Dashboard,
+            Action::ControlScript => Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
@@ -299,6 +315,10 @@ mod tests {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => role >= Role::File,
+            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => {
+                role >= Role::Dashboard
+            }
+            Action::ControlScript => role >= Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey

@@ -222,7 +222,7 @@ async fn play_voicelog(
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound)?;
     if log.state == "recording" {
-        return Err(ApiError::WrongState(
+        return Err(ApiError::Conflict(
             "the call is still being recorded".to_owned(),
         ));
     }

@@ -90,7 +90,7 @@ impl Engine {
 
 /// The engine handle, or 503 when the portal runs without one.
 pub(crate) fn engine(state: &AppState) -> Result<Arc<Engine>, ApiError> {
-    state.engine.clone().ok_or(ApiError::EngineUnavailable)
+    state.files.clone().ok_or(ApiError::EngineUnavailable)
 }
 
 /// The engine organisation of the caller's portal organisation (same
@@ -107,11 +107,12 @@ pub(crate) async fn engine_org(
             .await
             .map_err(ApiError::internal)?;
     let Some(name) = name else { return Ok(None) };
-    engine
+    Ok(engine
         .store
         .organisation_by_name(&name)
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?
+        .map(|o| o.id))
 }
 
 /// Serves `path` with `content_type`, answering `Range` (206 with

@@ -118,7 +118,7 @@ pub struct ConfirmImport {
 /// internal.
 fn engine_error(e: anyhow::Error) -> ApiError {
     match e.downcast_ref::<StoreError>() {
-        Some(StoreError::WrongState { .. }) => ApiError::WrongState(e.to_string()),
+        Some(StoreError::WrongState { .. }) => ApiError::Conflict(e.to_string()),
         Some(StoreError::NotFound { .. }) => ApiError::NotFound,
         _ => ApiError::internal(format!("{e:#}")),
     }
@@ -143,9 +143,9 @@ async fn busy_or(
                 ImportStatus::Validating | ImportStatus::Importing
             ) =>
         {
-            ApiError::WrongState(busy.to_owned())
+            ApiError::Conflict(busy.to_owned())
         }
-        _ if format!("{e:#}").contains("being worked on") => ApiError::WrongState(busy.to_owned()),
+        _ if format!("{e:#}").contains("being worked on") => ApiError::Conflict(busy.to_owned()),
         _ => engine_error(e),
     }
 }
@@ -448,7 +448,7 @@ async fn confirm_import(
     let engine = engine(&state)?;
     let info = own_import(&state, &engine, &who, id).await?;
     if !info.status.may_start_pass() {
-        return Err(ApiError::WrongState(format!(
+        return Err(ApiError::Conflict(format!(
             "import {id} is {}; only an uploaded or validated import can be confirmed",
             info.status.as_str()
         )));
@@ -505,7 +505,7 @@ async fn cancel_import(
         info.status,
         ImportStatus::Uploaded | ImportStatus::Validated
     ) {
-        return Err(ApiError::WrongState(format!(
+        return Err(ApiError::Conflict(format!(
             "import {id} is {}; only an uploaded or validated import can be cancelled",
             info.status.as_str()
         )));

@@ -7,23 +7,33 @@
 //! factor ([`second_factor`]: TOTP or a code through the [`CodeSender`]),
 //! temporary and expiring passwords, reset links, rate limits
 //! ([`ratelimit`]). Its tables live in the engine's database file with a
-//! migrations history of their own (see [`db`]).
+//! migrations history of their own (see [`db`]). The portal functions
+//! ([`functions`]: dashboard, statistics, pause and resume, the live
+//! stream) read and change the engine's data through `dialcast-engine`'s
+//! store, given with [`AppState::with_engine`]; the engine never depends on
+//! the portal.
 //!
 //! The file functions ([`files`]: result files; [`imports`]; [`calls`]
-//! with voicelog playback; [`blocklist`] and the calendar) work on the
-//! engine's store through `dialcast-engine` (never the reverse), given to
-//! the state with [`AppState::with_engine`]; a portal organisation is the
-//! engine organisation of the same name.
+//! with voicelog playback; [`blocklist`] and the calendar) take the
+//! engine's directories and upload limit besides its store, given with
+//! [`AppState::with_files`].
 //!
 //! # Serving it
 //! ```no_run
 //! # use std::{net::SocketAddr, sync::Arc};
-//! # use dialcast_portal_api::{db, router, AppState, AuthConfig, CodeSender};
-//! # async fn serve(outbox: Arc<dyn CodeSender>, cfg: AuthConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! # use dialcast_portal_api::{db, router, AppState, AuthConfig, CodeSender, EngineAccess};
+//! # use dialcast_engine::{stats::StatsFeed, store::SqliteStore};
+//! # async fn serve(outbox: Arc<dyn CodeSender>, cfg: AuthConfig, feed: StatsFeed) -> Result<(), Box<dyn std::error::Error>> {
 //! let listen: SocketAddr = "127.0.0.1:8080".parse()?;
 //! cfg.check(listen)?; // refuses plain cookies off loopback, zero timeouts
-//! let state = AppState::new(db::open("dialcast.sqlite".as_ref()).await?)
+//! let file = std::path::Path::new("dialcast.sqlite");
+//! // The engine's store over the same file (the portal functions), and,
+//! // in `dialcast serve`'s process, its statistics feed
+//! // (`Engine::stats_feed().clone()`) so the live stream is woken at once.
+//! let engine = EngineAccess::new(SqliteStore::open(file).await?).with_stats_feed(feed);
+//! let state = AppState::new(db::open(file).await?)
 //!     .with_auth(cfg)
+//!     .with_engine(engine)
 //!     .with_code_sender(outbox); // the engine's outbox: login codes, reset links
 //! let app = router(state);
 //! let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -42,6 +52,7 @@ pub mod calls;
 pub mod cidr;
 pub mod db;
 pub mod files;
+pub mod functions;
 pub mod imports;
 pub mod login;
 pub mod problem;
@@ -51,6 +62,7 @@ pub mod session;
 
 pub use api::{openapi, router, AppState, Clock};
 pub use authz::{allowed, Action, Denied, OrgId, Principal, Role};
+pub use functions::EngineAccess;
 pub use problem::{ApiError, Problem};
 pub use second_factor::{CodeSender, Outbound};
 pub use session::AuthConfig;

@@ -78,18 +78,19 @@ pub enum ApiError {
     /// An upload larger than the configured limit (bytes).
     #[error("upload too large (limit {0} bytes)")]
     PayloadTooLarge(u64),
-    /// The portal was started without the engine's store.
-    #[error("engine unavailable")]
-    EngineUnavailable,
     /// A request naming a campaign the organisation does not have.
     #[error("unknown campaign {0:?}")]
     UnknownCampaign(String),
-    /// The object exists but is not in a state that allows this.
-    #[error("wrong state: {0}")]
-    WrongState(String),
     /// A request body the API understood but refuses (calendar, number).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The change conflicts with the resource's state (e.g. resuming a
+    /// script that is not paused).
+    #[error("wrong state: {0}")]
+    Conflict(String),
+    /// The portal runs without the engine's store.
+    #[error("engine unavailable")]
+    EngineUnavailable,
     /// Anything the client cannot fix; logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
@@ -209,19 +210,13 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("The upload is larger than this portal accepts ({limit} bytes)."),
             ),
-            ApiError::EngineUnavailable => (
-                "engine-unavailable",
-                "Engine unavailable",
-                StatusCode::SERVICE_UNAVAILABLE,
-                "This portal was started without the engine's store.".to_owned(),
-            ),
             ApiError::UnknownCampaign(name) => (
                 "unknown-campaign",
                 "Unknown campaign",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("The organisation has no campaign named {name:?}."),
             ),
-            ApiError::WrongState(d) => (
+            ApiError::Conflict(d) => (
                 "wrong-state",
                 "Wrong state",
                 StatusCode::CONFLICT,
@@ -232,6 +227,12 @@ impl ApiError {
                 "Invalid request",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 d.clone(),
+            ),
+            ApiError::EngineUnavailable => (
+                "engine-unavailable",
+                "Engine unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This portal runs without the engine's store.".to_owned(),
             ),
             ApiError::Internal(_) => (
                 "internal",

@@ -15,6 +15,7 @@ pub mod callee_zone;
 pub mod catch_up;
 pub mod channels;
 pub mod clips;
+pub mod control;
 mod country_zones;
 pub mod pacing;
 pub mod retry;

@@ -224,6 +224,9 @@ macro_rules! campaign_select {
     };
 }
 
+// After `campaign_select!`, which it uses.
+pub mod organisation;
+
 /// The inclusive ranges of `next_attempt_at`, up to `until`, in which the
 /// campaign's due records are read. The records of an import in progress
 /// wait, pending, at exactly its start (`imports.started_at`, the stamp

@@ -21,6 +21,7 @@ use dialcast_loadtest::campaign::{self, engine_side, CampaignBench};
 use dialcast_loadtest::dialer::{self, DialerBench};
 use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
 use dialcast_loadtest::import;
+use dialcast_loadtest::portal;
 
 #[derive(Parser)]
 #[command(
@@ -152,6 +153,42 @@ enum Command {
         /// The dialcast binary (default: next to this program).
         #[arg(long)]
         dialcast: Option<PathBuf>,
+        /// Where payment_reminder.toml is (default: the source tree's
+        /// scripts/examples).
+        #[arg(long)]
+        scripts_dir: Option<PathBuf>,
+        /// Print the JSON report only.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The portal API's dashboard and statistics endpoints under wrk, with a
+    /// store holding a campaign history of N attempts (written by the portal
+    /// crate's `fill_history` example through the engine's store API);
+    /// prints one JSON object with each endpoint's latency percentiles.
+    Portal {
+        /// Attempts in the store's history.
+        #[arg(long, default_value_t = 10_000_000)]
+        attempts: u64,
+        /// The history ends now and starts this many days before.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// wrk's run per endpoint, seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        /// wrk's open connections.
+        #[arg(long, default_value_t = 8)]
+        connections: u32,
+        /// Keep the work files in DIR; a store already filled there is
+        /// measured again without filling.
+        #[arg(long, value_name = "DIR")]
+        keep_dir: Option<PathBuf>,
+        /// The dialcast binary (default: next to this program).
+        #[arg(long)]
+        dialcast: Option<PathBuf>,
+        /// The fill_history example (default: examples/ next to this program;
+        /// `cargo build --release -p dialcast-portal-api --example fill_history`).
+        #[arg(long)]
+        fill_history: Option<PathBuf>,
         /// Where payment_reminder.toml is (default: the source tree's
         /// scripts/examples).
         #[arg(long)]
@@ -361,6 +398,42 @@ fn main() -> anyhow::Result<()> {
                 rows,
                 seed,
                 dialcast: engine_side::find_dialcast(dialcast)?,
+                scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
+                keep_dir,
+                progress: !json,
+            })?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Portal {
+            attempts,
+            days,
+            seconds,
+            connections,
+            keep_dir,
+            dialcast,
+            fill_history,
+            scripts_dir,
+            json,
+        } => {
+            let fill_history = match fill_history {
+                Some(path) => path,
+                None => std::env::current_exe()?
+                    .with_file_name("examples")
+                    .join("fill_history"),
+            };
+            anyhow::ensure!(
+                fill_history.is_file(),
+                "no fill_history at {}: `cargo build --release -p dialcast-portal-api \
+                 --example fill_history`, or pass --fill-history PATH",
+                fill_history.display()
+            );
+            let report = portal::run(&portal::PortalBench {
+                attempts,
+                days,
+                seconds,
+                connections,
+                dialcast: engine_side::find_dialcast(dialcast)?,
+                fill_history,
                 scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
                 keep_dir,
                 progress: !json,

@@ -122,7 +122,7 @@ impl Harness {
         let campaign_b = campaign(&store, engine_b, "cb", "sb").await;
         let mut engine = Engine::under(store.clone(), dir.path());
         tune(&mut engine);
-        let state = AppState::new(db.clone()).with_engine(engine.clone());
+        let state = AppState::new(db.clone()).with_files(engine.clone());
         let app = router(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,5 +1,6 @@
-//! Reads the portal needs that no engine loop does: an organisation by
-//! name and its calendar, a campaign within an organisation, the
+//! Reads the portal's file functions need that no engine loop does (an
+//! organisation by name is in [`super::organisation`]): an organisation's
+//! calendar, a campaign within an organisation, the
 //! register of result files with their ids, call attempts searched by
 //! number, record, status and date with keyset pagination, and the
 //! voicelog of one attempt. Every read is scoped by organisation in the
@@ -86,16 +87,6 @@ pub struct VoicelogFile {
 }
 
 impl SqliteStore {
-    /// The engine organisation called `name`, if there is one.
-    pub async fn organisation_by_name(&self, name: &str) -> StoreResult<Option<Id>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM organisations WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
     /// The organisation's calendar (time zone, workdays, holidays).
     pub async fn organisation_calendar(
         &self,
