@@ -17,7 +17,7 @@
 //!
 //! Needs `prometheus` and `promtool` on PATH (Debian package `prometheus`)
 //! and the `dialcast` binary: DIALCAST_BIN, or target/release/dialcast
-//! (`cargo build --release -p dialcast-engine` first). DIALCAST_DASHBOARDS_KEEP=DIR
+//! (`cargo build --release -p dialcast-portal-api` first). DIALCAST_DASHBOARDS_KEEP=DIR
 //! keeps the run, Prometheus's TSDB included, for tools/plot_panels.py.
 
 use std::collections::BTreeMap;
@@ -151,7 +151,8 @@ async fn every_panel_returns_data_and_the_overview_bars_equal_the_engine_buckets
         dialcast()
             .args(["serve", "--config"])
             .arg(&config)
-            .args(["--metrics-addr", &metrics_addr.to_string()]),
+            .args(["--metrics-addr", &metrics_addr.to_string()])
+            .args(["--portal-addr", "127.0.0.1:0"]),
         &serve_log,
         "dialcast serve",
     );
@@ -604,7 +605,7 @@ fn dialcast_bin() -> PathBuf {
     let bin = target.join("release/dialcast");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build --release -p dialcast-engine` or set DIALCAST_BIN",
+        "{} is missing: run `cargo build --release -p dialcast-portal-api` or set DIALCAST_BIN",
         bin.display()
     );
     bin

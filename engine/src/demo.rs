@@ -34,6 +34,8 @@ use crate::store::{
 
 /// The script the demo dials with.
 pub const DEMO_SCRIPT: &str = records::SCRIPT;
+/// The organisation the demo's records belong to.
+pub const DEMO_ORGANISATION: &str = "Demo";
 /// One record in this many gets a number that is not a phone number, to show
 /// `invalid_number` without a call.
 const UNPARSEABLE_EVERY: usize = 50;
@@ -149,8 +151,39 @@ fn generate_records(
         .collect())
 }
 
-/// Runs the demo.
+/// Runs the demo: [`prepare`], then [`Prepared::run`].
 pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
+    prepare(options).await?.run().await
+}
+
+/// A demo whose store is filled and whose farm answers, before any call:
+/// the point where the `dialcast` binary starts what it serves besides the
+/// engine (the portal API) on the demo's fresh database.
+pub struct Prepared {
+    options: DemoOptions,
+    started: Instant,
+    database: PathBuf,
+    organisation_id: i64,
+    farm: Farm,
+    store: Arc<SqliteStore>,
+    generated: Vec<(BenchRecord, Option<Behaviour>)>,
+}
+
+impl Prepared {
+    /// The demo's SQLite file (emptied and filled by [`prepare`]).
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    /// The store id of [`DEMO_ORGANISATION`].
+    pub fn organisation_id(&self) -> i64 {
+        self.organisation_id
+    }
+}
+
+/// Empties the demo's directory, starts the callee farm, writes the import
+/// file and imports it: everything before the first call.
+pub async fn prepare(options: DemoOptions) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     std::fs::create_dir_all(&options.dir)
         .with_context(|| format!("cannot create {}", options.dir.display()))?;
@@ -195,7 +228,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         &catalog,
         &import_path,
         ImportTarget {
-            organisation: "Demo",
+            organisation: DEMO_ORGANISATION,
             default_country: "NL",
             calendar: OrganisationCalendar::every_day("Europe/Amsterdam"),
             trunk: TrunkSettings {
@@ -226,104 +259,129 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             imported.inserted, imported.file, imported.without_valid_number
         );
     }
+    // The import created it; this only reads its id back.
+    let organisation_id = store.ensure_organisation(DEMO_ORGANISATION, "NL").await?;
+    Ok(Prepared {
+        options,
+        started,
+        database,
+        organisation_id,
+        farm,
+        store,
+        generated,
+    })
+}
 
-    let (engine, sip) = loopback::start_engine(Arc::clone(&store), (20000, 29999)).await?;
-    let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
-    store
-        .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
-        .await?;
-    let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
-    let campaign_id = campaign.id;
-    let cancel = CancellationToken::new();
-    let runner = {
-        let engine = Arc::clone(&engine);
-        let cancel = cancel.clone();
-        tokio::spawn(async move { engine.run_campaign(campaign, cancel).await })
-    };
+impl Prepared {
+    /// Dials the campaign to its end, writes the result file and reports.
+    pub async fn run(self) -> anyhow::Result<DemoReport> {
+        let Prepared {
+            options,
+            started,
+            farm,
+            store,
+            generated,
+            ..
+        } = self;
 
-    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_line = Instant::now();
-    while !runner.is_finished() {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if options.progress && (is_terminal || last_line.elapsed() >= Duration::from_secs(5)) {
-            last_line = Instant::now();
-            let status = store.campaign_status(campaign_id).await?;
-            let reached = status.statuses.get("success").copied().unwrap_or(0);
-            let line = format!(
-                "[{:>5.1}s] {}/{} records done · {} calls · {} live · {} successes",
-                started.elapsed().as_secs_f64(),
-                status.done,
-                status.records,
-                status.attempts,
-                engine.counters.in_flight.load(Ordering::Relaxed),
-                reached,
-            );
-            if is_terminal {
-                eprint!("\r{line}   ");
-                std::io::stderr().flush().ok();
-            } else {
-                eprintln!("{line}");
+        let (engine, sip) = loopback::start_engine(Arc::clone(&store), (20000, 29999)).await?;
+        let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
+        store
+            .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
+            .await?;
+        let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
+        let campaign_id = campaign.id;
+        let cancel = CancellationToken::new();
+        let runner = {
+            let engine = Arc::clone(&engine);
+            let cancel = cancel.clone();
+            tokio::spawn(async move { engine.run_campaign(campaign, cancel).await })
+        };
+
+        let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut last_line = Instant::now();
+        while !runner.is_finished() {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if options.progress && (is_terminal || last_line.elapsed() >= Duration::from_secs(5)) {
+                last_line = Instant::now();
+                let status = store.campaign_status(campaign_id).await?;
+                let reached = status.statuses.get("success").copied().unwrap_or(0);
+                let line = format!(
+                    "[{:>5.1}s] {}/{} records done · {} calls · {} live · {} successes",
+                    started.elapsed().as_secs_f64(),
+                    status.done,
+                    status.records,
+                    status.attempts,
+                    engine.counters.in_flight.load(Ordering::Relaxed),
+                    reached,
+                );
+                if is_terminal {
+                    eprint!("\r{line}   ");
+                    std::io::stderr().flush().ok();
+                } else {
+                    eprintln!("{line}");
+                }
             }
         }
-    }
-    if options.progress && is_terminal {
-        eprintln!();
-    }
-    runner.await.context("the campaign task failed")??;
-
-    let result_file = service::write_result_file(
-        &*store,
-        campaign_id,
-        DEMO_SCRIPT,
-        Utc::now().date_naive(),
-        chrono_tz::Tz::UTC,
-        &options.dir.join("results"),
-    )
-    .await?;
-    farm.shutdown().await;
-    sip.shutdown();
-
-    let status = store.campaign_status(campaign_id).await?;
-    let finals = store.record_finals(campaign_id).await?;
-    let by_id: BTreeMap<&str, &crate::store::RecordFinal> =
-        finals.iter().map(|f| (f.record_id.as_str(), f)).collect();
-    let mut per_behaviour: BTreeMap<String, (u64, String, u64)> = BTreeMap::new();
-    let mut as_expected = 0;
-    for (record, behaviour) in &generated {
-        let (name, expected) = match behaviour {
-            Some(b) => (b.as_str().to_string(), b.expected_status().to_string()),
-            None => (
-                "unparseable number".to_string(),
-                "invalid_number".to_string(),
-            ),
-        };
-        let got = by_id
-            .get(record.record_id.as_str())
-            .and_then(|f| f.final_status.as_deref());
-        let entry = per_behaviour
-            .entry(name)
-            .or_insert_with(|| (0, expected.clone(), 0));
-        entry.0 += 1;
-        if got == Some(expected.as_str()) {
-            entry.2 += 1;
-            as_expected += 1;
+        if options.progress && is_terminal {
+            eprintln!();
         }
+        runner.await.context("the campaign task failed")??;
+
+        let result_file = service::write_result_file(
+            &*store,
+            campaign_id,
+            DEMO_SCRIPT,
+            Utc::now().date_naive(),
+            chrono_tz::Tz::UTC,
+            &options.dir.join("results"),
+        )
+        .await?;
+        farm.shutdown().await;
+        sip.shutdown();
+
+        let status = store.campaign_status(campaign_id).await?;
+        let finals = store.record_finals(campaign_id).await?;
+        let by_id: BTreeMap<&str, &crate::store::RecordFinal> =
+            finals.iter().map(|f| (f.record_id.as_str(), f)).collect();
+        let mut per_behaviour: BTreeMap<String, (u64, String, u64)> = BTreeMap::new();
+        let mut as_expected = 0;
+        for (record, behaviour) in &generated {
+            let (name, expected) = match behaviour {
+                Some(b) => (b.as_str().to_string(), b.expected_status().to_string()),
+                None => (
+                    "unparseable number".to_string(),
+                    "invalid_number".to_string(),
+                ),
+            };
+            let got = by_id
+                .get(record.record_id.as_str())
+                .and_then(|f| f.final_status.as_deref());
+            let entry = per_behaviour
+                .entry(name)
+                .or_insert_with(|| (0, expected.clone(), 0));
+            entry.0 += 1;
+            if got == Some(expected.as_str()) {
+                entry.2 += 1;
+                as_expected += 1;
+            }
+        }
+        Ok(DemoReport {
+            summary: DemoSummary {
+                records: status.records,
+                attempts: status.attempts,
+                statuses: status.statuses,
+                success: status.success,
+                result_file: result_file.display().to_string(),
+                elapsed_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+                peak_channels: engine.counters.peak_in_flight.load(Ordering::Relaxed),
+                as_expected,
+                metrics_url: options.metrics_url.clone(),
+            },
+            behaviours: per_behaviour
+                .into_iter()
+                .map(|(b, (n, expected, matched))| (b, n, expected, matched))
+                .collect(),
+        })
     }
-    Ok(DemoReport {
-        summary: DemoSummary {
-            records: status.records,
-            attempts: status.attempts,
-            statuses: status.statuses,
-            success: status.success,
-            result_file: result_file.display().to_string(),
-            elapsed_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            peak_channels: engine.counters.peak_in_flight.load(Ordering::Relaxed),
-            as_expected,
-            metrics_url: options.metrics_url.clone(),
-        },
-        behaviours: per_behaviour
-            .into_iter()
-            .map(|(b, (n, expected, matched))| (b, n, expected, matched))
-            .collect(),
-    })
 }

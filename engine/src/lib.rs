@@ -2,10 +2,16 @@
 //! per-call controller that wires `sip`, `media` and `scripts` together, and
 //! result files. The single-call controller behind `dialcast dial` and
 //! `dialcast listen` lives in [`single_call`].
+//!
+//! The command line is [`cli`], defined here once: the `dialcast` binary
+//! (built by the portal crate, `portal-api/src/bin/dialcast/`) adds the portal to it through [`cli::Extension`],
+//! and this crate's `dialcast-engine` binary runs it as it is for the
+//! engine's integration tests.
 
 pub mod amd_files;
 pub mod blocklist;
 pub mod campaign;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod import;

@@ -96,7 +96,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn dialcast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(args)
         .env("DIALCAST_LOG", "off")
         .output()

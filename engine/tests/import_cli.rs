@@ -34,7 +34,7 @@ fn write_config(dir: &Path) -> PathBuf {
 }
 
 fn dialcast(args: &[&str], config: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(args)
         .arg("--config")
         .arg(config)
@@ -265,7 +265,7 @@ async fn an_import_killed_midway_is_never_seen_and_is_cleaned_at_start_up() {
     let file = dir.0.join("big.csv");
     // Several staging batches of 10,000 rows, so the kill lands between two.
     dialcast_loadtest::import::write_file(&file, 100_000, 7).expect("file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(["import", &file.display().to_string(), "--script", SCRIPT])
         .arg("--config")
         .arg(&config)

@@ -152,7 +152,7 @@ fn demo_metrics_pass_promtool_and_match_the_summary() {
     }
     let day_at_start = amsterdam_day();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let child = Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    let child = Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(["demo", "--json", "--records", &RECORDS.to_string()])
         .arg("--dir")
         .arg(dir.path())

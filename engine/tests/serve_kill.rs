@@ -16,7 +16,7 @@ const SCRIPT: &str = "payment_reminder";
 const RECORDS: usize = 40;
 
 fn dialcast() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
 }
 
 fn write_config(dir: &Path, farm: SocketAddr) -> PathBuf {

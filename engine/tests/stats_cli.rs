@@ -110,7 +110,7 @@ amd = false
 /// Runs `dialcast args...` and returns its standard output; fails the test
 /// with its standard error when it fails.
 fn dialcast(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    let out = Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(args)
         .output()
         .expect("run dialcast");

@@ -561,3 +561,47 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
     pool.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn organisations_are_found_by_their_exact_name() {
+    let store = SqliteStore::open_in_memory().await.expect("store");
+    assert_eq!(
+        store
+            .organisation_by_name("Acme")
+            .await
+            .expect("read")
+            .map(|o| o.id),
+        None
+    );
+    let acme = store.ensure_organisation("Acme", "NL").await.expect("org");
+    let demo = store.ensure_organisation("Demo", "BE").await.expect("org");
+    assert_ne!(acme, demo);
+    assert_eq!(
+        store
+            .organisation_by_name("Acme")
+            .await
+            .expect("read")
+            .map(|o| o.id),
+        Some(acme)
+    );
+    assert_eq!(
+        store
+            .organisation_by_name("Demo")
+            .await
+            .expect("read")
+            .map(|o| o.id),
+        Some(demo)
+    );
+    assert_eq!(
+        store
+            .organisation_by_name("acme")
+            .await
+            .expect("read")
+            .map(|o| o.id),
+        None
+    );
+    assert_eq!(
+        store.organisation_names().await.expect("names"),
+        ["Acme", "Demo"]
+    );
+}

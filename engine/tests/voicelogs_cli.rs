@@ -18,7 +18,7 @@ use dialcast_media::{MediaConfig, MediaEngine};
 use serde_json::Value;
 
 fn dialcast(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dialcast"))
+    Command::new(env!("CARGO_BIN_EXE_dialcast-engine"))
         .args(args)
         .output()
         .expect("run dialcast")

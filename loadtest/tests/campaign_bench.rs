@@ -2,18 +2,18 @@
 //! with 30 records runs `dialcast import`, `serve`, `campaign start|status`
 //! against the farm, then the bare dialer, and reports both sides as one JSON
 //! object. Ignored by default: it needs the `dialcast` binary in the same
-//! target directory (`cargo build -p dialcast-engine`, or `--release` for
+//! target directory (`cargo build -p dialcast-portal-api`, or `--release` for
 //! both) and takes about 40 s (the script talks for ~14 s per call).
 //!
 //! ```sh
-//! cargo build --release -p dialcast-engine
+//! cargo build --release -p dialcast-portal-api
 //! cargo test --release -p dialcast-loadtest --test campaign_bench -- --ignored
 //! ```
 
 use std::process::Command;
 
 #[test]
-#[ignore = "needs the dialcast binary: cargo build -p dialcast-engine (same profile)"]
+#[ignore = "needs the dialcast binary: cargo build -p dialcast-portal-api (same profile)"]
 fn a_small_campaign_and_its_baseline_report_the_same_calls() {
     let exe = env!("CARGO_BIN_EXE_dialcast-loadtest");
     let output = Command::new(exe)

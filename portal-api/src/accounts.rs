@@ -1,5 +1,11 @@
 //! Organisations and users: the library functions the `dialcast` command
-//! calls (`dialcast user create`, later), and the password hashing rules.
+//! calls (`dialcast user create`), and the password hashing rules.
+//!
+//! A portal organisation is the engine's organisation with the same id and
+//! name (the engine's `organisations` table, in the same database file):
+//! [`ensure_organisation`] makes its portal row the first time the
+//! `dialcast` command needs it, so `OrgId(n)` is the engine's organisation
+//! `n` and later portal functions scope engine queries by it directly.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -31,6 +37,15 @@ pub enum AccountError {
     EmailTaken(String),
     #[error("not an e-mail address: {0:?}")]
     BadEmail(String),
+    #[error(
+        "organisation {id} is {name:?} in the engine but the portal has {existing:?} \
+         for that id or that name"
+    )]
+    OrganisationMismatch {
+        id: i64,
+        name: String,
+        existing: String,
+    },
 }
 
 /// A temporary password, shown once. `Debug` hides it.
@@ -96,6 +111,56 @@ pub async fn create_organisation(
     .fetch_one(db)
     .await?;
     Ok(OrgId(id))
+}
+
+/// Makes sure the portal has the engine's organisation `id` called `name`
+/// (see the module doc); returns `OrgId(id)`. An error if the portal holds
+/// that id under another name, or that name under another id.
+pub async fn ensure_organisation(
+    db: &SqlitePool,
+    id: i64,
+    name: &str,
+    now: i64,
+) -> Result<OrgId, AccountError> {
+    let mismatch = |existing: String| AccountError::OrganisationMismatch {
+        id,
+        name: name.to_owned(),
+        existing,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO portal_organisations (id, name, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(now)
+    .execute(db)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // The name is taken by another id.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            let other: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM portal_organisations WHERE name = ?")
+                    .bind(name)
+                    .fetch_optional(db)
+                    .await?;
+            return Err(mismatch(format!(
+                "{name} with id {}",
+                other.map_or("?".to_string(), |o| o.to_string())
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let stored: String = sqlx::query_scalar("SELECT name FROM portal_organisations WHERE id = ?")
+        .bind(id)
+        .fetch_one(db)
+        .await?;
+    if stored == name {
+        Ok(OrgId(id))
+    } else {
+        Err(mismatch(stored))
+    }
 }
 
 /// Finds an organisation by name.
@@ -293,6 +358,30 @@ mod tests {
             .all(|b| TEMP_PASSWORD_ALPHABET.contains(&b)));
         assert_ne!(p, TempPassword::generate());
         assert!(!format!("{p:?}").contains(p.expose()));
+    }
+
+    #[tokio::test]
+    async fn portal_organisations_take_the_engine_id_and_name() {
+        let db = crate::db::open_in_memory().await.unwrap();
+        assert_eq!(
+            ensure_organisation(&db, 7, "Acme", 1).await.unwrap(),
+            OrgId(7)
+        );
+        // Again: the same row.
+        assert_eq!(
+            ensure_organisation(&db, 7, "Acme", 2).await.unwrap(),
+            OrgId(7)
+        );
+        assert_eq!(organisation_by_name(&db, "Acme").await.unwrap(), OrgId(7));
+        // The id under another name, the name under another id.
+        for (id, name) in [(7, "Other"), (8, "Acme")] {
+            let err = ensure_organisation(&db, id, name, 3).await.unwrap_err();
+            assert!(
+                matches!(err, AccountError::OrganisationMismatch { .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -427,9 +427,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
-/// The whole portal router: the API plus [`OPENAPI_PATH`]. Serve it with
+/// The whole portal router: the API, [`OPENAPI_PATH`] and the interactive
+/// documentation ([`crate::docs`]). Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so that key
-/// allowlists and login rate limits see the client address.
+/// allowlists and login rate limits see the client address, as
+/// [`crate::server::serve`] does.
 pub fn router(state: AppState) -> Router {
     let (router, api) = routes();
     let api = Arc::new(api);
@@ -438,6 +440,7 @@ pub fn router(state: AppState) -> Router {
             OPENAPI_PATH,
             get(move || async move { Json(api.as_ref().clone()) }),
         )
+        .merge(crate::docs::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

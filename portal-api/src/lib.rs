@@ -11,7 +11,11 @@
 //! ([`functions`]: dashboard, statistics, pause and resume, the live
 //! stream) read and change the engine's data through `dialcast-engine`'s
 //! store, given with [`AppState::with_engine`]; the engine never depends on
-//! the portal.
+//! the portal. A portal organisation is the engine's organisation of the
+//! same id and name ([`accounts::ensure_organisation`]). Interactive
+//! documentation (RapiDoc, vendored) is at `/docs` ([`docs`]);
+//! [`server::serve`] serves it all on an address, as `dialcast serve` and
+//! `dialcast demo` do (`--portal-addr`).
 //!
 //! The file functions ([`files`]: result files; [`imports`]; [`calls`]
 //! with voicelog playback; [`blocklist`] and the calendar) take the
@@ -51,6 +55,7 @@ pub mod blocklist;
 pub mod calls;
 pub mod cidr;
 pub mod db;
+pub mod docs;
 pub mod files;
 pub mod functions;
 pub mod imports;
@@ -58,6 +63,7 @@ pub mod login;
 pub mod problem;
 pub mod ratelimit;
 pub mod second_factor;
+pub mod server;
 pub mod session;
 
 pub use api::{openapi, router, AppState, Clock};

@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
+mod harness;
 
-use common::{empty, wav, Harness};
 use dialcast_portal_api::Role;
+use harness::{empty, wav, Harness};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -164,7 +164,7 @@ async fn upload_problems_are_clear() {
         "/api/v1/imports",
         &key,
         &[("content-type", "text/csv")],
-        common::full(small),
+        harness::full(small),
     )
     .await
     .assert_problem(StatusCode::BAD_REQUEST, "bad-request");
@@ -579,7 +579,7 @@ async fn calendar_round_trips_per_organisation() {
 #[tokio::test]
 async fn an_organisation_unknown_to_the_engine_sees_nothing() {
     let h = Harness::start().await;
-    let org = dialcast_portal_api::accounts::create_organisation(&h.db, "new", common::T0)
+    let org = dialcast_portal_api::accounts::create_organisation(&h.db, "new", harness::T0)
         .await
         .unwrap();
     seed_calls(&h).await;
@@ -642,7 +642,7 @@ async fn every_endpoint_refuses_roles_below_its_own() {
                     path,
                     &key,
                     &[("content-type", "application/json")],
-                    common::full("{}"),
+                    harness::full("{}"),
                 )
                 .await;
             if role < *needed {
@@ -672,21 +672,21 @@ async fn sessions_work_and_changes_need_the_csrf_header() {
         Method::POST,
         "/api/v1/blocklist",
         &[("cookie", &cookie), json_type],
-        common::full(body.clone()),
+        harness::full(body.clone()),
     )
     .await
     .assert_problem(StatusCode::FORBIDDEN, "csrf-header-missing");
     let (name, file) = ("x.csv", format!("{HEADER}{ALL_GOOD}"));
-    let (head, tail) = common::multipart_frame("c", name);
+    let (head, tail) = harness::multipart_frame("c", name);
     let upload = format!("{head}{file}{tail}");
     h.send_raw(
         Method::POST,
         "/api/v1/imports",
         &[
             ("cookie", &cookie),
-            ("content-type", common::MULTIPART_TYPE),
+            ("content-type", harness::MULTIPART_TYPE),
         ],
-        common::full(upload.clone()),
+        harness::full(upload.clone()),
     )
     .await
     .assert_problem(StatusCode::FORBIDDEN, "csrf-header-missing");
@@ -701,7 +701,7 @@ async fn sessions_work_and_changes_need_the_csrf_header() {
             Method::POST,
             "/api/v1/blocklist",
             &[("cookie", &cookie), json_type, csrf],
-            common::full(body),
+            harness::full(body),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
@@ -711,10 +711,10 @@ async fn sessions_work_and_changes_need_the_csrf_header() {
             "/api/v1/imports",
             &[
                 ("cookie", &cookie),
-                ("content-type", common::MULTIPART_TYPE),
+                ("content-type", harness::MULTIPART_TYPE),
                 csrf,
             ],
-            common::full(upload),
+            harness::full(upload),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json());

@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
+mod harness;
 
 use std::io::Write as _;
 
-use common::Harness;
 use dialcast_portal_api::Role;
+use harness::Harness;
 use hyper::StatusCode;
 
 const FILE_BYTES: u64 = 200 * 1024 * 1024;

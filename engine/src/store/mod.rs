@@ -314,6 +314,9 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
         default_country: &str,
     ) -> impl Future<Output = StoreResult<Id>> + Send;
 
+    /// Every organisation's name, in name order.
+    fn organisation_names(&self) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
     /// Creates or updates a trunk by name.
     fn upsert_trunk(
         &self,

@@ -313,6 +313,14 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn organisation_names(&self) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM organisations ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn upsert_trunk(&self, organisation: Id, trunk: &TrunkSettings) -> StoreResult<Id> {
         Ok(sqlx::query_scalar(
             "INSERT INTO trunks (organisation_id, name, uri, transport, max_cps, max_channels, caller_id) \

@@ -1,5 +1,6 @@
-//! Running the `dialcast` binary (`dial` or `listen`) as a child process and
-//! checking the JSON outcome it prints.
+//! Running `dial` or `listen` as a child process (`dialcast-engine`: the
+//! `dialcast` binary's commands without the portal) and checking the JSON
+//! outcome it prints.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -27,7 +28,7 @@ pub struct Dialcast {
 pub fn spawn(work: &Workdir, label: &str, args: &[String]) -> Dialcast {
     let stdout = work.file(&format!("{label}-stdout.log"));
     let stderr = work.file(&format!("{label}-stderr.log"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dialcast"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dialcast-engine"));
     command
         .args(args)
         .current_dir(work.path())

@@ -88,7 +88,7 @@ enum Command {
     /// farm, then the bare dialer (our SIP and media crates alone) placing the
     /// same calls with the same talk times, and report the engine's CPU
     /// overhead per call. Needs the `dialcast` binary next to this one
-    /// (`cargo build --release -p dialcast-engine`).
+    /// (`cargo build --release -p dialcast-portal-api`).
     Campaign {
         /// Records to import and dial (one call each).
         #[arg(long, default_value_t = 20_000)]

@@ -52,7 +52,7 @@ pub fn find_dialcast(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         path.is_file(),
         "the dialcast binary is not at {}: build it into the same target directory with \
-         `cargo build --release -p dialcast-engine`, or pass --dialcast PATH",
+         `cargo build --release -p dialcast-portal-api`, or pass --dialcast PATH",
         path.display()
     );
     Ok(path)
@@ -288,8 +288,10 @@ impl EngineSide<'_> {
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
-            // Metrics on, as in production, on any free port.
+            // Metrics and the portal API on, as in production, on any free
+            // port.
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(["--portal-addr", "127.0.0.1:0"])
             .current_dir(self.dir)
             // The service's default logging, whatever this process was given.
             .env_remove("DIALCAST_LOG")

@@ -1,34 +1,125 @@
-//! The `dialcast` command.
+//! The `dialcast` command line: every engine command (`dial`, `listen`,
+//! `probe`, `demo`, `serve`, `import`, `blocklist`, `campaign`, `stats`,
+//! `results`, `voicelogs`, `amd`), defined once, with an [`Extension`]
+//! point for what lives above the engine.
+//!
+//! Why the definition is in the library and not in a binary of this crate:
+//! the shipped `dialcast` binary also serves the portal API and has the
+//! `user` and `apikey` commands, and the portal (`dialcast-portal-api`)
+//! depends on the engine, never the reverse. So the binary is built by the
+//! portal crate (`portal-api/src/bin/dialcast/`), which wires the two together through
+//! [`Extension`]: extra subcommands, extra arguments of `serve` and `demo`,
+//! and something started beside the engine by each. The engine's own
+//! `dialcast-engine` binary is [`main`] with [`NoExtension`]: the same
+//! commands minus the portal, kept so that this crate's integration tests
+//! can run the commands through `CARGO_BIN_EXE_dialcast-engine` (cargo only
+//! builds and names binaries of the package under test).
 
-/// mimalloc, not glibc's malloc: an import allocates a few dozen small
-/// strings per row on its reading thread, and with glibc's allocator that
-/// churn (arena locks, `malloc_consolidate`) was about 40 % of the reading
-/// thread's time. A million-row CSV import: 7.5 s → 4.5 s on the 2-vCPU
-/// development VM (loadtest/RESULTS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
-use dialcast_engine::campaign::now_ms;
-use dialcast_engine::config::Config;
-use dialcast_engine::result_files::{self, ResultFileSettings};
-use dialcast_engine::single_call::{self, CallOutcome, DialOptions};
-use dialcast_engine::stats::{self, range};
-use dialcast_engine::store::{
+use crate::campaign::control::{self, Control};
+use crate::campaign::now_ms;
+use crate::config::Config;
+use crate::result_files::{self, ResultFileSettings};
+use crate::single_call::{self, CallOutcome, DialOptions};
+use crate::stats::{self, range};
+use crate::store::{
     BlocklistStore as _, CampaignState, ImportStatus, ImportStore as _, SqliteStore,
     StatsStore as _, Store as _,
 };
-use dialcast_engine::{blocklist, demo, imports, metrics, service};
+use crate::{blocklist, demo, imports, metrics, service};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
 use dialcast_media::{MediaConfig, MediaEngine, Prompt};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
 use tokio_util::sync::CancellationToken;
+
+/// What a binary adds to the engine's commands (see the module doc).
+pub trait Extension: Sized + 'static {
+    /// Extra top-level subcommands.
+    type Command: Subcommand + Send;
+    /// Extra arguments of `serve` and `demo` (the same ones for both).
+    type ServeArgs: Args + Send;
+
+    /// Default `DIALCAST_LOG` filter directives for the extension's crates,
+    /// e.g. `"dialcast_portal_api=info"`.
+    const LOG_DIRECTIVES: &'static str = "";
+
+    /// Runs one of the extra subcommands.
+    fn run(command: Self::Command) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// `dialcast serve`: starts what is served beside the engine, on the
+    /// configured database, before the engine starts; it must stop when
+    /// `cancel` is cancelled (after the engine has stopped).
+    fn serve(
+        args: Self::ServeArgs,
+        config: &Config,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<Running>> + Send;
+
+    /// `dialcast demo`: the same once the demo's fresh store is filled
+    /// (before the first call); it keeps serving through `--linger` and
+    /// stops when `cancel` is cancelled.
+    fn demo(
+        args: Self::ServeArgs,
+        demo: &demo::Prepared,
+        cancel: CancellationToken,
+    ) -> impl Future<Output = anyhow::Result<Running>> + Send;
+}
+
+/// What an [`Extension`] started beside the engine.
+#[derive(Default)]
+pub struct Running {
+    /// Fields added to `dialcast demo --json`'s summary.
+    pub summary: serde_json::Map<String, serde_json::Value>,
+    /// Lines for standard output after the demo's table (without `--json`).
+    pub report: Vec<String>,
+    /// Ends once what was started has stopped after the cancellation.
+    pub stopped: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    async fn stopped(self) {
+        if let Some(task) = self.stopped {
+            if let Err(e) = task.await {
+                tracing::error!("a task beside the engine failed: {e}");
+            }
+        }
+    }
+}
+
+/// No extra commands.
+#[derive(Subcommand)]
+pub enum NoCommand {}
+
+/// No extra arguments.
+#[derive(Args)]
+pub struct NoArgs {}
+
+/// The engine's commands alone: the `dialcast-engine` binary.
+pub struct NoExtension;
+
+impl Extension for NoExtension {
+    type Command = NoCommand;
+    type ServeArgs = NoArgs;
+
+    async fn run(command: NoCommand) -> anyhow::Result<()> {
+        match command {}
+    }
+
+    async fn serve(_: NoArgs, _: &Config, _: CancellationToken) -> anyhow::Result<Running> {
+        Ok(Running::default())
+    }
+
+    async fn demo(_: NoArgs, _: &demo::Prepared, _: CancellationToken) -> anyhow::Result<Running> {
+        Ok(Running::default())
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -36,13 +127,13 @@ use tokio_util::sync::CancellationToken;
     version,
     about = "Dialcast telephony and messaging campaign engine"
 )]
-struct Cli {
+struct Cli<X: Extension> {
     #[command(subcommand)]
-    command: Command,
+    command: Command<X>,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum Command<X: Extension> {
     /// Place one call, play a prompt once answered, hang up and print the outcome.
     Dial(DialArgs),
     /// Answer inbound calls, play a prompt, hang up and print each outcome.
@@ -50,9 +141,9 @@ enum Command {
     /// Send OPTIONS keep-alives to a trunk and print its health after each.
     Probe(ProbeArgs),
     /// Run a demo campaign on the embedded store against a simulated callee farm.
-    Demo(DemoArgs),
+    Demo(DemoArgs<X>),
     /// Run the engine as a service: dial every running campaign of the store.
-    Serve(ServeArgs),
+    Serve(ServeArgs<X>),
     /// Import a CSV file of records into a script's campaign (validate, then
     /// import), or manage earlier imports (list, show, confirm, cancel,
     /// download).
@@ -69,6 +160,8 @@ enum Command {
     Voicelogs(VoicelogsArgs),
     /// Answering-machine detection on recordings.
     Amd(AmdArgs),
+    #[command(flatten)]
+    Extension(X::Command),
 }
 
 #[derive(Args)]
@@ -191,7 +284,7 @@ enum VoicelogsAction {
 }
 
 #[derive(Args)]
-struct DemoArgs {
+struct DemoArgs<X: Extension> {
     /// How many records to generate and dial.
     #[arg(long, default_value_t = 200)]
     records: usize,
@@ -206,21 +299,26 @@ struct DemoArgs {
     json: bool,
     /// Where to serve Prometheus metrics (http://ADDR/metrics); port 0 picks
     /// a free port (the summary's metrics_url tells which).
-    #[arg(long, default_value = dialcast_engine::metrics::DEFAULT_ADDR)]
+    #[arg(long, default_value = crate::metrics::DEFAULT_ADDR)]
     metrics_addr: SocketAddr,
-    /// Keep serving metrics this many seconds after the summary is printed.
+    /// Keep serving metrics (and what else the command serves) this many
+    /// seconds after the summary is printed.
     #[arg(long, default_value_t = 0)]
     linger: u64,
+    #[command(flatten)]
+    extension: X::ServeArgs,
 }
 
 #[derive(Args)]
-struct ServeArgs {
+struct ServeArgs<X: Extension> {
     /// The configuration file (see engine/dialcast.example.toml).
     #[arg(long)]
     config: PathBuf,
     /// Where to serve Prometheus metrics (http://ADDR/metrics).
-    #[arg(long, default_value = dialcast_engine::metrics::DEFAULT_ADDR)]
+    #[arg(long, default_value = crate::metrics::DEFAULT_ADDR)]
     metrics_addr: SocketAddr,
+    #[command(flatten)]
+    extension: X::ServeArgs,
 }
 
 /// `dialcast import FILE --script NAME [...]` uploads, validates and imports
@@ -509,15 +607,20 @@ fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
     Ok((min, max))
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+/// Parses the command line, runs the command and returns its exit status.
+pub fn main<X: Extension>() -> std::process::ExitCode {
+    let cli = Cli::<X>::parse();
     {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         use tracing_subscriber::Layer as _;
         let filter =
             tracing_subscriber::EnvFilter::try_from_env("DIALCAST_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,dialcast=info,dialcast_engine=info")
+                let mut directives = "warn,dialcast=info,dialcast_engine=info".to_string();
+                if !X::LOG_DIRECTIVES.is_empty() {
+                    directives = format!("{directives},{}", X::LOG_DIRECTIVES);
+                }
+                tracing_subscriber::EnvFilter::new(directives)
             });
         tracing_subscriber::registry()
             .with(
@@ -544,8 +647,8 @@ fn main() -> std::process::ExitCode {
             Command::Dial(args) => run_dial(args).await,
             Command::Listen(args) => run_listen(args).await,
             Command::Probe(args) => run_probe(args).await,
-            Command::Demo(args) => run_demo(args).await,
-            Command::Serve(args) => run_serve(args).await,
+            Command::Demo(args) => run_demo::<X>(args).await,
+            Command::Serve(args) => run_serve::<X>(args).await,
             Command::Import(args) => run_import(args).await,
             Command::Blocklist(args) => run_blocklist(args).await,
             Command::Campaign(args) => run_campaign(args).await,
@@ -553,6 +656,7 @@ fn main() -> std::process::ExitCode {
             Command::Results(args) => run_results(args).await,
             Command::Voicelogs(args) => run_voicelogs(args).await,
             Command::Amd(args) => run_amd(args),
+            Command::Extension(command) => X::run(command).await,
         }
     });
     match result {
@@ -761,7 +865,7 @@ fn print_outcome(outcome: &CallOutcome, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+async fn run_demo<X: Extension>(args: DemoArgs<X>) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     // Before the engine starts, so that it registers its SIP counters.
     let metrics = metrics::serve(args.metrics_addr, &cancel)
@@ -771,7 +875,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     if progress {
         eprintln!("metrics on {}", metrics.url());
     }
-    let report = demo::run(demo::DemoOptions {
+    let prepared = demo::prepare(demo::DemoOptions {
         records: args.records,
         dir: args.dir,
         seed: args.seed,
@@ -779,9 +883,22 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         metrics_url: Some(metrics.url()),
     })
     .await?;
+    let beside_cancel = CancellationToken::new();
+    let beside = X::demo(args.extension, &prepared, beside_cancel.clone()).await?;
+    let report = prepared.run().await?;
     print!("{}", report.table());
+    if !args.json {
+        for line in &beside.report {
+            println!("{line}");
+        }
+    }
     if args.json {
-        println!("{}", serde_json::to_string(&report.summary)?);
+        let mut summary = match serde_json::to_value(&report.summary)? {
+            serde_json::Value::Object(map) => map,
+            other => anyhow::bail!("the demo summary is not an object: {other}"),
+        };
+        summary.extend(beside.summary.clone());
+        println!("{}", serde_json::Value::Object(summary));
     }
     if args.linger > 0 {
         if progress {
@@ -796,16 +913,22 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             _ = shutdown_signal() => {}
         }
     }
+    beside_cancel.cancel();
+    beside.stopped().await;
     metrics.shutdown().await;
     Ok(())
 }
 
-async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn run_serve<X: Extension>(args: ServeArgs<X>) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let cancel = CancellationToken::new();
     let metrics = metrics::serve(args.metrics_addr, &cancel)
         .await
         .context("--metrics-addr")?;
+    // Stopped by its own token after the engine: it stays up while calls
+    // in progress finish.
+    let beside_cancel = CancellationToken::new();
+    let beside = X::serve(args.extension, &config, beside_cancel.clone()).await?;
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -813,6 +936,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         stop.cancel();
     });
     let served = service::serve(config, cancel).await;
+    beside_cancel.cancel();
+    beside.stopped().await;
     metrics.shutdown().await;
     served
 }
@@ -1078,10 +1203,22 @@ async fn run_blocklist(args: BlocklistArgs) -> anyhow::Result<()> {
 }
 
 /// The store of `config` (for writing) and the campaign called `name`.
+/// Pauses or resumes a campaign or its forwarding under the same rules as
+/// the portal's script controls (`campaign::control`).
+async fn control_campaign(
+    config: &std::path::Path,
+    name: &str,
+    control: Control,
+) -> anyhow::Result<()> {
+    let (store, campaign) = open_campaign(config, name).await?;
+    control::apply(store.as_ref(), &campaign, control, now_ms()).await?;
+    Ok(())
+}
+
 async fn open_campaign(
     config: &std::path::Path,
     name: &str,
-) -> anyhow::Result<(Arc<SqliteStore>, dialcast_engine::store::Campaign)> {
+) -> anyhow::Result<(Arc<SqliteStore>, crate::store::Campaign)> {
     let store = service::open_store(&Config::load(config)?).await?;
     let campaign = store.campaign_by_name(name).await?;
     Ok((store, campaign))
@@ -1099,44 +1236,19 @@ async fn run_campaign(args: CampaignArgs) -> anyhow::Result<()> {
             println!("campaign {name} is running");
         }
         CampaignAction::Pause { name, config } => {
-            let (store, campaign) = open_campaign(&config, &name).await?;
-            anyhow::ensure!(
-                matches!(
-                    campaign.state,
-                    CampaignState::Running | CampaignState::Idle | CampaignState::Paused
-                ),
-                "campaign {name} is {}; only a running or idle campaign can be paused",
-                campaign.state.as_str()
-            );
-            store
-                .set_campaign_state(campaign.id, CampaignState::Paused, now_ms())
-                .await?;
+            control_campaign(&config, &name, Control::Pause).await?;
             println!("campaign {name} is paused: no new calls start; calls in progress finish");
         }
         CampaignAction::Resume { name, config } => {
-            let (store, campaign) = open_campaign(&config, &name).await?;
-            anyhow::ensure!(
-                campaign.state == CampaignState::Paused,
-                "campaign {name} is {}, not paused",
-                campaign.state.as_str()
-            );
-            store
-                .set_campaign_state(campaign.id, CampaignState::Running, now_ms())
-                .await?;
+            control_campaign(&config, &name, Control::Resume).await?;
             println!("campaign {name} is running again");
         }
         CampaignAction::PauseForwarding { name, config } => {
-            let (store, campaign) = open_campaign(&config, &name).await?;
-            store
-                .set_forwarding_paused(campaign.id, true, now_ms())
-                .await?;
+            control_campaign(&config, &name, Control::PauseForwarding).await?;
             println!("forwarding of campaign {name} is paused");
         }
         CampaignAction::ResumeForwarding { name, config } => {
-            let (store, campaign) = open_campaign(&config, &name).await?;
-            store
-                .set_forwarding_paused(campaign.id, false, now_ms())
-                .await?;
+            control_campaign(&config, &name, Control::ResumeForwarding).await?;
             println!("forwarding of campaign {name} is open again");
         }
         CampaignAction::Results { name, config, day } => {
@@ -1267,8 +1379,8 @@ async fn run_results(args: ResultsArgs) -> anyhow::Result<()> {
 }
 
 async fn run_voicelogs(args: VoicelogsArgs) -> anyhow::Result<()> {
-    use dialcast_engine::store::VoicelogFilter;
-    use dialcast_engine::voicelog::access;
+    use crate::store::VoicelogFilter;
+    use crate::voicelog::access;
     match args.action {
         VoicelogsAction::List {
             script,
@@ -1370,7 +1482,7 @@ fn run_amd(args: AmdArgs) -> anyhow::Result<()> {
     };
     let mut failed = 0;
     for file in &files {
-        match dialcast_engine::amd_files::classify_file(tuning, file) {
+        match crate::amd_files::classify_file(tuning, file) {
             Ok(v) if json => println!("{}", serde_json::to_string(&v)?),
             Ok(v) => println!(
                 "{}: {} at {} ms ({}){}",
