@@ -1,10 +1,9 @@
 //! The organisation's blocklist (numbers never dialled) and its calendar
 //! (time zone, workdays, holidays): Manager only, every change audited.
 //! Numbers are normalised to E.164 with the engine's rules (as
-//! `dialcast blocklist` and import files do). A change to a portal
-//! organisation the engine does not know yet creates the engine
-//! organisation of that name, so that a blocklist or holidays can be set up
-//! before the first campaign; reads of an unknown one are empty.
+//! `dialcast blocklist` and import files do). Reads for a portal
+//! organisation the engine does not know are empty; changes are refused
+//! with 409 (the engine, not the portal, creates organisations).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path as UrlPath, State};
@@ -98,25 +97,22 @@ impl From<OrganisationCalendar> for Calendar {
     }
 }
 
-/// The engine organisation of the caller, created when it is new.
-async fn ensure_engine_org(
+/// The engine organisation of the caller for a change. The portal never
+/// creates engine organisations: the engine creates them (and the portal
+/// follows with the same id and name, see `accounts::ensure_organisation`),
+/// so a portal organisation the engine does not know yet gets a conflict.
+async fn engine_org_for_change(
     state: &AppState,
     engine: &Engine,
     who: &Principal,
 ) -> Result<Id, ApiError> {
-    if let Some(id) = engine_org(state, engine, who.org).await? {
-        return Ok(id);
-    }
-    let name: String = sqlx::query_scalar("SELECT name FROM portal_organisations WHERE id = ?")
-        .bind(who.org.0)
-        .fetch_one(&state.db)
-        .await
-        .map_err(ApiError::internal)?;
-    engine
-        .store
-        .ensure_organisation(&name, &engine.default_country)
-        .await
-        .map_err(ApiError::internal)
+    engine_org(state, engine, who.org).await?.ok_or_else(|| {
+        ApiError::Conflict(
+            "the engine has no organisation of this name yet; it is made when the engine \
+             first runs with it"
+                .to_owned(),
+        )
+    })
 }
 
 fn e164(number: &str, country: &str) -> Result<String, ApiError> {
@@ -159,6 +155,7 @@ async fn list_blocklist(
         (status = 400, description = "Bad request body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the manager role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The engine has no organisation of this name yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a phone number, or no reason", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -177,7 +174,7 @@ async fn block_number(
     }
     let engine = engine(&state)?;
     let number = e164(&body.number, &engine.default_country)?;
-    let org = ensure_engine_org(&state, &engine, &who).await?;
+    let org = engine_org_for_change(&state, &engine, &who).await?;
     let actor = who.credential.to_string();
     let outcome = engine
         .store
@@ -280,6 +277,7 @@ async fn get_calendar(
         (status = 400, description = "Bad request body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the manager role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The engine has no organisation of this name yet", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown time zone or a bad date", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -304,7 +302,7 @@ async fn put_calendar(
     schedule::calendar(&calendar, &ScheduleSettings::around_the_clock())
         .map_err(|e| ApiError::Invalid(format!("{}: {}", e.field, e.message)))?;
     let engine = engine(&state)?;
-    let org = ensure_engine_org(&state, &engine, &who).await?;
+    let org = engine_org_for_change(&state, &engine, &who).await?;
     engine
         .store
         .set_organisation_calendar(org, &calendar)

@@ -605,6 +605,21 @@ async fn an_organisation_unknown_to_the_engine_sees_nothing() {
             .await
             .assert_problem(StatusCode::NOT_FOUND, "not-found");
     }
+    // Changes are refused: the portal never creates engine organisations.
+    h.json(
+        Method::POST,
+        "/api/v1/blocklist",
+        &key,
+        &json!({"number": "0612345678", "reason": "asked"}),
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "wrong-state");
+    let cal = json!({"time_zone": "UTC", "workdays": [true, true, true, true, true, false, false],
+                     "holidays": [], "yearly_holidays": []});
+    h.json(Method::PUT, "/api/v1/calendar", &key, &cal)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "wrong-state");
+    assert_eq!(h.store.organisation_by_name("new").await.unwrap(), None);
 }
 
 /// Every file endpoint × every role: refused (403) below its role, let
