@@ -355,10 +355,18 @@ pub struct ImportsConfig {
     /// such a file is not imported and moves to `failed/`).
     #[serde(default)]
     pub inbox_accept_partial: bool,
+    /// The largest file the portal accepts as an upload, in bytes (larger
+    /// ones are refused with 413 while they stream).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: u64,
 }
 
 fn default_retention_days() -> u32 {
     92
+}
+
+fn default_max_upload_bytes() -> u64 {
+    512 * 1024 * 1024
 }
 
 impl Default for ImportsConfig {
@@ -369,6 +377,7 @@ impl Default for ImportsConfig {
             inbox_dir: None,
             inbox_times: Vec::new(),
             inbox_accept_partial: false,
+            max_upload_bytes: default_max_upload_bytes(),
         }
     }
 }

@@ -128,6 +128,7 @@ pub async fn import_file<S: ImportStore + BlocklistStore>(
             campaign,
             script: &script_name,
             file,
+            name: None,
             archive_dir: target.archive_dir,
         },
         now_ms(),

@@ -81,6 +81,7 @@ impl Fixture {
                 campaign: self.campaign,
                 script: "s",
                 file: path,
+                name: None,
                 archive_dir: &self.dir.join("archive"),
             },
             1_000,

@@ -51,6 +51,10 @@ pub struct AppState {
     /// feed) for the portal functions; without it they answer 503
     /// `engine-unavailable`.
     pub engine: Option<EngineAccess>,
+    /// The engine's directories and upload limit (and its store) for the
+    /// file functions (imports, result files, calls, blocklist, calendar);
+    /// without it they answer 503 `engine-unavailable`.
+    pub files: Option<Arc<crate::files::Engine>>,
 }
 
 impl AppState {
@@ -64,6 +68,16 @@ impl AppState {
             auth: Arc::new(AuthConfig::default()),
             codes: Arc::new(NoCodeSender),
             engine: None,
+            files: None,
+        }
+    }
+
+    /// The same state with the engine's directories, upload limit and
+    /// store for the file functions.
+    pub fn with_files(self, files: crate::files::Engine) -> AppState {
+        AppState {
+            files: Some(Arc::new(files)),
+            ..self
         }
     }
 
@@ -375,7 +389,7 @@ impl Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control and the live statistics stream."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control, the live statistics stream, imports, result files, calls and voicelogs, blocklist and calendar."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]
@@ -404,6 +418,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(functions::control::resume_forwarding))
         .routes(routes!(functions::events::events))
         .merge(login::routes())
+        .merge(crate::files::routes())
         .split_for_parts()
 }
 

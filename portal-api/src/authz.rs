@@ -125,6 +125,33 @@ pub enum Action {
     SwitchOrganisation,
     /// `POST /api/v1/me/2fa/*` (a session's own second factor).
     ManageOwnSecondFactor,
+    // Files (issue 7 "Functions"): imports are the File role's; result
+    // files too (the files a client exchanges with the platform); calls,
+    // voicelogs, the blocklist and the calendar are the Manager's.
+    /// `GET /api/v1/imports`, `GET /api/v1/imports/{id}`.
+    ViewImports,
+    /// `POST /api/v1/imports`.
+    UploadImport,
+    /// `POST /api/v1/imports/{id}/confirm`.
+    ConfirmImport,
+    /// `POST /api/v1/imports/{id}/cancel`.
+    CancelImport,
+    /// `GET /api/v1/imports/{id}/original`.
+    DownloadImport,
+    /// `GET /api/v1/result-files`, `GET /api/v1/result-files/{id}`.
+    ViewResultFiles,
+    /// `GET /api/v1/calls`.
+    SearchCalls,
+    /// `GET /api/v1/calls/{attempt}/voicelog`.
+    PlayVoicelog,
+    /// `GET /api/v1/blocklist`.
+    ViewBlocklist,
+    /// `POST /api/v1/blocklist`, `DELETE /api/v1/blocklist/{number}`.
+    EditBlocklist,
+    /// `GET /api/v1/calendar`.
+    ViewCalendar,
+    /// `PUT /api/v1/calendar`.
+    EditCalendar,
     /// `GET /api/v1/dashboard`: the statistics dashboard. Normal users'
     /// welcome dashboard carries no statistics, so this needs Dashboard.
     ViewDashboard,
@@ -139,7 +166,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 24] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -148,6 +175,18 @@ impl Action {
         Action::ChangeOwnPassword,
         Action::SwitchOrganisation,
         Action::ManageOwnSecondFactor,
+        Action::ViewImports,
+        Action::UploadImport,
+        Action::ConfirmImport,
+        Action::CancelImport,
+        Action::DownloadImport,
+        Action::ViewResultFiles,
+        Action::SearchCalls,
+        Action::PlayVoicelog,
+        Action::ViewBlocklist,
+        Action::EditBlocklist,
+        Action::ViewCalendar,
+        Action::EditCalendar,
         Action::ViewDashboard,
         Action::ViewStatistics,
         Action::WatchEvents,
@@ -161,12 +200,24 @@ impl Action {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => Role::Normal,
+            Action::ViewImports
+            | Action::UploadImport
+            | Action::ConfirmImport
+            | Action::CancelImport
+            | Action::DownloadImport
+            | Action::ViewResultFiles => Role::File,
             Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => Role::Dashboard,
             Action::ControlScript => Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
-            | Action::ViewAudit => Role::Manager,
+            | Action::ViewAudit
+            | Action::SearchCalls
+            | Action::PlayVoicelog
+            | Action::ViewBlocklist
+            | Action::EditBlocklist
+            | Action::ViewCalendar
+            | Action::EditCalendar => Role::Manager,
         }
     }
 }
@@ -258,6 +309,12 @@ mod tests {
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
             | Action::ManageOwnSecondFactor => true,
+            Action::ViewImports
+            | Action::UploadImport
+            | Action::ConfirmImport
+            | Action::CancelImport
+            | Action::DownloadImport
+            | Action::ViewResultFiles => role >= Role::File,
             Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => {
                 role >= Role::Dashboard
             }
@@ -265,7 +322,13 @@ mod tests {
             Action::ListApiKeys
             | Action::CreateApiKey
             | Action::RevokeApiKey
-            | Action::ViewAudit => role == Role::Manager,
+            | Action::ViewAudit
+            | Action::SearchCalls
+            | Action::PlayVoicelog
+            | Action::ViewBlocklist
+            | Action::EditBlocklist
+            | Action::ViewCalendar
+            | Action::EditCalendar => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);

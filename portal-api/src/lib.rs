@@ -17,6 +17,11 @@
 //! [`server::serve`] serves it all on an address, as `dialcast serve` and
 //! `dialcast demo` do (`--portal-addr`).
 //!
+//! The file functions ([`files`]: result files; [`imports`]; [`calls`]
+//! with voicelog playback; [`blocklist`] and the calendar) take the
+//! engine's directories and upload limit besides its store, given with
+//! [`AppState::with_files`].
+//!
 //! # Serving it
 //! ```no_run
 //! # use std::{net::SocketAddr, sync::Arc};
@@ -46,10 +51,14 @@ pub mod api;
 pub mod apikey;
 pub mod audit;
 pub mod authz;
+pub mod blocklist;
+pub mod calls;
 pub mod cidr;
 pub mod db;
 pub mod docs;
+pub mod files;
 pub mod functions;
+pub mod imports;
 pub mod login;
 pub mod problem;
 pub mod ratelimit;

@@ -75,6 +75,15 @@ pub enum ApiError {
     /// A one-time code could not be handed to the outbox.
     #[error("code delivery failed")]
     CodeDeliveryFailed,
+    /// An upload larger than the configured limit (bytes).
+    #[error("upload too large (limit {0} bytes)")]
+    PayloadTooLarge(u64),
+    /// A request naming a campaign the organisation does not have.
+    #[error("unknown campaign {0:?}")]
+    UnknownCampaign(String),
+    /// A request body the API understood but refuses (calendar, number).
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// The change conflicts with the resource's state (e.g. resuming a
     /// script that is not paused).
     #[error("wrong state: {0}")]
@@ -195,10 +204,28 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 d.clone(),
             ),
+            ApiError::PayloadTooLarge(limit) => (
+                "payload-too-large",
+                "Upload too large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The upload is larger than this portal accepts ({limit} bytes)."),
+            ),
+            ApiError::UnknownCampaign(name) => (
+                "unknown-campaign",
+                "Unknown campaign",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("The organisation has no campaign named {name:?}."),
+            ),
             ApiError::Conflict(d) => (
                 "wrong-state",
                 "Wrong state",
                 StatusCode::CONFLICT,
+                d.clone(),
+            ),
+            ApiError::Invalid(d) => (
+                "invalid",
+                "Invalid request",
+                StatusCode::UNPROCESSABLE_ENTITY,
                 d.clone(),
             ),
             ApiError::EngineUnavailable => (

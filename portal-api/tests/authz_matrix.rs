@@ -20,6 +20,7 @@ use dialcast_engine::store::{
     CampaignSettings, CampaignState, OrganisationCalendar, SqliteStore, Store as _, TrunkSettings,
 };
 use dialcast_portal_api::apikey::{self, NewKey, PlainKey};
+use dialcast_portal_api::files::Engine;
 use dialcast_portal_api::{accounts, db, openapi, router, AppState, EngineAccess, OrgId, Role};
 use sqlx::SqlitePool;
 use tower::ServiceExt;
@@ -55,6 +56,17 @@ fn needs(method: &str, path: &str) -> Option<Needs> {
         ("post", _) if scripts && (path.ends_with("/pause") || path.ends_with("/resume")) => {
             Needs::Role(Scheduler)
         }
+        // Imports are the File role's; result files too (the files a client
+        // exchanges with the platform).
+        ("get" | "post", "/api/v1/imports")
+        | ("get", "/api/v1/imports/{id}" | "/api/v1/imports/{id}/original")
+        | ("post", "/api/v1/imports/{id}/confirm" | "/api/v1/imports/{id}/cancel")
+        | ("get", "/api/v1/result-files" | "/api/v1/result-files/{id}") => Needs::Role(File),
+        // Calls lists, holidays and the blocklist are the Manager's.
+        ("get", "/api/v1/calls" | "/api/v1/calls/{attempt}/voicelog")
+        | ("get" | "post", "/api/v1/blocklist")
+        | ("delete", "/api/v1/blocklist/{number}")
+        | ("get" | "put", "/api/v1/calendar") => Needs::Role(Manager),
         ("get", "/api/v1/apikeys" | "/api/v1/audit")
         | ("post", "/api/v1/apikeys")
         | ("delete", "/api/v1/apikeys/{id}") => Needs::Role(Manager),
@@ -95,6 +107,8 @@ struct Objects {
 }
 
 struct App {
+    /// The file functions' directories.
+    _dir: tempfile::TempDir,
     db: SqlitePool,
     store: SqliteStore,
     router: Router,
@@ -106,14 +120,17 @@ impl App {
     async fn spawn() -> App {
         let db = db::open_in_memory().await.unwrap();
         let store = SqliteStore::open_in_memory().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let router = router(
             AppState::new(db.clone())
                 .with_clock(Arc::new(|| T0))
-                .with_engine(EngineAccess::new(store.clone())),
+                .with_engine(EngineAccess::new(store.clone()))
+                .with_files(Engine::under(Arc::new(store.clone()), dir.path())),
         );
         let own = objects(&db, &store, "own", "own_script").await;
         let other = objects(&db, &store, "other", "other_script").await;
         App {
+            _dir: dir,
             db,
             store,
             router,
@@ -215,7 +232,9 @@ async fn objects(db: &SqlitePool, store: &SqliteStore, org: &str, script: &'stat
 fn fill(path: &str, objects: &Objects) -> (String, bool) {
     let filled = path
         .replace("{script}", objects.script)
-        .replace("{id}", &objects.spare_key.to_string());
+        .replace("{id}", &objects.spare_key.to_string())
+        .replace("{attempt}", &objects.campaign.to_string())
+        .replace("{number}", "%2B31612345678");
     assert!(
         !filled.contains('{'),
         "{path}: a path parameter this test cannot fill; add it to `fill`"

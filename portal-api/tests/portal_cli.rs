@@ -272,6 +272,16 @@ fn an_api_key_from_the_command_authenticates_on_a_running_serve() {
     assert_eq!(keys.status, 200);
     assert_eq!(keys.json().as_array().unwrap().len(), 3);
     assert!(!keys.text().contains(&key));
+    // The file functions are served too, on the engine's store.
+    for path in [
+        "/api/v1/imports",
+        "/api/v1/result-files",
+        "/api/v1/blocklist",
+    ] {
+        let r = get(addr, path, Some(&key));
+        assert_eq!((r.status, r.text()), (200, "[]".to_owned()), "{path}");
+    }
+    assert_eq!(get(addr, "/api/v1/calendar", Some(&key)).status, 200);
 
     let status = serve.terminate();
     assert!(status.success(), "serve ends cleanly on SIGTERM: {status}");

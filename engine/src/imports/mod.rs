@@ -50,6 +50,9 @@ pub struct Upload<'a> {
     pub campaign: Id,
     pub script: &'a str,
     pub file: &'a Path,
+    /// The name the file was uploaded under (default: `file`'s path); its
+    /// extension chooses the reader.
+    pub name: Option<&'a str>,
     pub archive_dir: &'a Path,
 }
 
@@ -80,7 +83,10 @@ pub async fn upload<S: ImportStore>(
     upload: &Upload<'_>,
     now: EpochMs,
 ) -> anyhow::Result<Id> {
-    let file_name = upload.file.display().to_string();
+    let file_name = match upload.name {
+        Some(name) => name.to_owned(),
+        None => upload.file.display().to_string(),
+    };
     let archived = archive::store_original(upload.file, upload.archive_dir, now)?;
     let stored_path = archived.path.display().to_string();
     let created = store

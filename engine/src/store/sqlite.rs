@@ -55,6 +55,7 @@ pub use stats::{add_counters, count_attempt_end, count_event};
 
 mod blocklist;
 mod imports;
+pub mod portal;
 mod voicelogs;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

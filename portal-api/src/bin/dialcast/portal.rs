@@ -21,6 +21,7 @@ use dialcast_engine::demo;
 use dialcast_engine::service;
 use dialcast_engine::store::Store as _;
 use dialcast_portal_api::apikey::{self, NewKey};
+use dialcast_portal_api::files::Engine as Files;
 use dialcast_portal_api::{accounts, cidr, db, server, AppState, EngineAccess, OrgId, Role};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +170,7 @@ impl Extension for Portal {
             )
         })?;
         let state = with_engine(AppState::new(db), &config.storage.database).await?;
+        let state = with_files(state, config);
         let (_, running) = start(args.portal_addr, state, cancel).await?;
         Ok(running)
     }
@@ -232,6 +234,20 @@ async fn with_engine(state: AppState, database: &std::path::Path) -> anyhow::Res
         .await
         .with_context(|| format!("cannot open the engine's store {}", database.display()))?;
     Ok(state.with_engine(EngineAccess::new(store)))
+}
+
+/// The file functions (imports, result files, calls and voicelogs,
+/// blocklist, calendar) on the same store, with the configured import
+/// archive, voicelog directory and `[imports] max_upload_bytes`.
+fn with_files(state: AppState, config: &Config) -> AppState {
+    let files = state
+        .engine
+        .as_ref()
+        .map(|e| Files::from_config(std::sync::Arc::new(e.store.clone()), config));
+    match files {
+        Some(files) => state.with_files(files),
+        None => state,
+    }
 }
 
 /// Serves the portal on `addr` until `cancel`; returns its URL.
