@@ -72,13 +72,30 @@ pub struct PortalReport {
     pub work_dir: Option<String>,
 }
 
-/// The endpoints measured, relative to the portal's address.
-pub fn endpoints() -> Vec<String> {
+/// The endpoints measured, relative to the portal's address: the
+/// dashboard, the two fixed days, and a custom range of the whole history
+/// (`days` back from today, in the organisation's days).
+pub fn endpoints(days: u32) -> Vec<String> {
+    let today = today_utc();
+    let from = today - i64::from(days);
     vec![
         "/api/v1/dashboard".to_string(),
         "/api/v1/statistics?period=yesterday".to_string(),
         "/api/v1/statistics?period=day_before".to_string(),
+        format!(
+            "/api/v1/statistics?period=custom&from={}&to={}",
+            crate::campaign::records::iso_date(from),
+            crate::campaign::records::iso_date(today + 1)
+        ),
     ]
+}
+
+/// Today as days since 1970-01-01 (UTC; the benchmark's organisation is UTC).
+fn today_utc() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(secs / 86_400).unwrap_or(0)
 }
 
 pub fn run(bench: &PortalBench) -> anyhow::Result<PortalReport> {
@@ -143,7 +160,7 @@ pub fn run(bench: &PortalBench) -> anyhow::Result<PortalReport> {
     let portal = free_addr()?;
     let _serve = Serve::start(&bench.dialcast, &config, portal, &dir)?;
     let mut runs = Vec::new();
-    for path in endpoints() {
+    for path in endpoints(bench.days) {
         if bench.progress {
             eprintln!("wrk {path}");
         }
