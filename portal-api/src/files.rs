@@ -259,7 +259,10 @@ async fn list_result_files(
     security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path, description = "The result file's id")),
     responses(
-        (status = 200, description = "The file: `text/csv`, or `application/xml` for an XML result file", content_type = "text/csv"),
+        (status = 200, description = "The file: `text/csv`, or `application/xml` for an XML result file", content(
+            (String = "text/csv"),
+            (String = "application/xml")
+        )),
         (status = 206, description = "Part of the file (Range)"),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the file role", body = Problem, content_type = "application/problem+json"),

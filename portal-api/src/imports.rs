@@ -426,6 +426,7 @@ async fn get_import(
     request_body(content = Option<ConfirmImport>, description = "Optional; `accept_partial` imports the passing rows when others fail"),
     responses(
         (status = 200, description = "The import after the pass: finished, or validated again when rows fail (see its report)", body = ImportView),
+        (status = 400, description = "A body that is not a `ConfirmImport` object", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the file role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such import in the caller's organisation", body = Problem, content_type = "application/problem+json"),
@@ -522,7 +523,13 @@ async fn cancel_import(
     security(("api_key" = []), ("session" = [])),
     params(("id" = i64, Path, description = "The import's id")),
     responses(
-        (status = 200, description = "The file as uploaded", content_type = "application/octet-stream"),
+        (status = 200, description = "The file as uploaded, typed by its name's extension", content(
+            (String = "text/csv"),
+            (String = "application/xml"),
+            (String = "application/vnd.oasis.opendocument.spreadsheet"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "application/octet-stream")
+        )),
         (status = 206, description = "Part of it (Range)"),
         (status = 401, description = "No valid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the file role", body = Problem, content_type = "application/problem+json"),

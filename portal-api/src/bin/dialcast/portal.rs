@@ -207,6 +207,19 @@ impl Extension for Portal {
         )
         .await?;
         let state = with_engine(AppState::new(db), demo.database()).await?;
+        // The file functions too, with their folders beside the demo's database.
+        let demo_dir = demo
+            .database()
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."));
+        let files = state
+            .engine
+            .as_ref()
+            .map(|e| Files::under(std::sync::Arc::new(e.store.clone()), demo_dir));
+        let state = match files {
+            Some(files) => state.with_files(files),
+            None => state,
+        };
         let (url, mut running) = start(args.portal_addr, state, cancel).await?;
         running
             .summary
