@@ -16,6 +16,49 @@ pub fn bucket_start(at: EpochMs) -> EpochMs {
     at - at.rem_euclid(BUCKET_MS)
 }
 
+/// Length of a day rollup of the buckets (a UTC day).
+pub const DAY_MS: EpochMs = 86_400_000;
+
+/// The UTC day holding `at`, as the store's day rollups key it.
+pub fn day_start(at: EpochMs) -> EpochMs {
+    at - at.rem_euclid(DAY_MS)
+}
+
+/// How the buckets overlapping a period are read: whole UTC days inside it
+/// from the day rollups, the partial days at its two ends bucket by bucket.
+/// Every bucket of the period is in exactly one of the three parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DaySplit {
+    /// Buckets starting in `[head.0, head.1)`.
+    pub head: (EpochMs, EpochMs),
+    /// Day rollups starting in `[days.0, days.1)` (empty when equal).
+    pub days: (EpochMs, EpochMs),
+    /// Buckets starting in `[tail.0, tail.1)` (empty when equal).
+    pub tail: (EpochMs, EpochMs),
+}
+
+impl DaySplit {
+    /// The split of the buckets overlapping `[from, to)`: those starting
+    /// from `bucket_start(from)` up to (not including) `to`.
+    pub fn of(from: EpochMs, to: EpochMs) -> DaySplit {
+        let first = bucket_start(from);
+        let first_day = day_start(first.saturating_add(DAY_MS - 1));
+        let last_day = day_start(to);
+        if first_day >= last_day {
+            return DaySplit {
+                head: (first, to),
+                days: (first_day, first_day),
+                tail: (to, to),
+            };
+        }
+        DaySplit {
+            head: (first, first_day),
+            days: (first_day, last_day),
+            tail: (last_day, to),
+        }
+    }
+}
+
 /// Dashboard colour of an ended attempt (formats README, "Call statuses").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -262,6 +305,50 @@ impl ImportTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every bucket of a period lands in exactly one part of its split, and
+    /// the days part holds whole days only.
+    #[test]
+    fn day_split_covers_each_bucket_once() {
+        let h = 3_600_000;
+        let base = 1_796_515_200_000; // 2026-12-06T00:00:00Z
+        let cases = [
+            (base, base + DAY_MS),
+            (base + 7 * h + 1, base + 3 * DAY_MS + 2 * h),
+            (base - 1, base + DAY_MS + 1),
+            (base + 5 * h, base + 9 * h),
+            (base + h, base + DAY_MS),
+            (base - 40 * DAY_MS + 3, base),
+            (-DAY_MS - 7, 3 * BUCKET_MS),
+            (base, base),
+        ];
+        for (from, to) in cases {
+            let split = DaySplit::of(from, to);
+            assert_eq!(split.days.0.rem_euclid(DAY_MS), 0, "{from}..{to}");
+            assert_eq!(split.days.1.rem_euclid(DAY_MS), 0, "{from}..{to}");
+            let mut b = bucket_start(from) - 2 * BUCKET_MS;
+            while b < to + 2 * BUCKET_MS {
+                let wanted = b >= bucket_start(from) && b < to;
+                let inside = |(a, z): (EpochMs, EpochMs)| b >= a && b < z;
+                let parts = [inside(split.head), inside(split.days), inside(split.tail)];
+                let times = parts.iter().filter(|p| **p).count();
+                assert_eq!(
+                    times,
+                    usize::from(wanted),
+                    "bucket {b} of {from}..{to}: {parts:?}"
+                );
+                if inside(split.days) {
+                    // A day rollup counts its whole day: all of it must be wanted.
+                    let day = day_start(b);
+                    assert!(
+                        day >= bucket_start(from) && day + DAY_MS <= to,
+                        "bucket {b} of {from}..{to}: day not whole"
+                    );
+                }
+                b += BUCKET_MS;
+            }
+        }
+    }
 
     #[test]
     fn buckets_are_five_minutes_of_utc() {

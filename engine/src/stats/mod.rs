@@ -12,7 +12,9 @@ pub mod report;
 
 use chrono_tz::Tz;
 
-pub use counters::{bucket_start, Colour, Counters, ImportTally, StatsEvent, BUCKET_MS};
+pub use counters::{
+    bucket_start, day_start, Colour, Counters, DaySplit, ImportTally, StatsEvent, BUCKET_MS, DAY_MS,
+};
 pub use feed::{BucketUpdate, StatsFeed, STATS_FEED_CAPACITY};
 pub use range::Range;
 pub use report::{BucketRow, Share, StatsReport};
