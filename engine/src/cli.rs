@@ -26,7 +26,7 @@ use crate::campaign::now_ms;
 use crate::config::Config;
 use crate::result_files::{self, ResultFileSettings};
 use crate::single_call::{self, CallOutcome, DialOptions};
-use crate::stats::{self, range};
+use crate::stats::{self, range, StatsFeed};
 use crate::store::{
     BlocklistStore as _, CampaignState, ImportStatus, ImportStore as _, SqliteStore,
     StatsStore as _, Store as _,
@@ -54,11 +54,13 @@ pub trait Extension: Sized + 'static {
     fn run(command: Self::Command) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// `dialcast serve`: starts what is served beside the engine, on the
-    /// configured database, before the engine starts; it must stop when
+    /// configured database, before the engine starts; `stats` is the feed
+    /// the engine will announce committed buckets on. It must stop when
     /// `cancel` is cancelled (after the engine has stopped).
     fn serve(
         args: Self::ServeArgs,
         config: &Config,
+        stats: &StatsFeed,
         cancel: CancellationToken,
     ) -> impl Future<Output = anyhow::Result<Running>> + Send;
 
@@ -112,7 +114,12 @@ impl Extension for NoExtension {
         match command {}
     }
 
-    async fn serve(_: NoArgs, _: &Config, _: CancellationToken) -> anyhow::Result<Running> {
+    async fn serve(
+        _: NoArgs,
+        _: &Config,
+        _: &StatsFeed,
+        _: CancellationToken,
+    ) -> anyhow::Result<Running> {
         Ok(Running::default())
     }
 
@@ -928,14 +935,16 @@ async fn run_serve<X: Extension>(args: ServeArgs<X>) -> anyhow::Result<()> {
     // Stopped by its own token after the engine: it stays up while calls
     // in progress finish.
     let beside_cancel = CancellationToken::new();
-    let beside = X::serve(args.extension, &config, beside_cancel.clone()).await?;
+    // Made before the engine, so what is served beside it can subscribe.
+    let stats = StatsFeed::default();
+    let beside = X::serve(args.extension, &config, &stats, beside_cancel.clone()).await?;
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stop requested");
         stop.cancel();
     });
-    let served = service::serve(config, cancel).await;
+    let served = service::serve(config, stats, cancel).await;
     beside_cancel.cancel();
     beside.stopped().await;
     metrics.shutdown().await;

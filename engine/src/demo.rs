@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::campaign::now_ms;
 use crate::loopback;
 use crate::service::{self, ImportTarget};
+use crate::stats::StatsFeed;
 use crate::store::{
     CampaignSettings, CampaignState, OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
     TrunkSettings,
@@ -167,6 +168,8 @@ pub struct Prepared {
     farm: Farm,
     store: Arc<SqliteStore>,
     generated: Vec<(BenchRecord, Option<Behaviour>)>,
+    /// The feed the demo's engine will announce committed buckets on.
+    stats: StatsFeed,
 }
 
 impl Prepared {
@@ -178,6 +181,12 @@ impl Prepared {
     /// The store id of [`DEMO_ORGANISATION`].
     pub fn organisation_id(&self) -> i64 {
         self.organisation_id
+    }
+
+    /// Where the demo's engine announces committed buckets (subscribe
+    /// before [`Prepared::run`] to hear every one).
+    pub fn stats_feed(&self) -> &StatsFeed {
+        &self.stats
     }
 }
 
@@ -269,6 +278,7 @@ pub async fn prepare(options: DemoOptions) -> anyhow::Result<Prepared> {
         farm,
         store,
         generated,
+        stats: StatsFeed::default(),
     })
 }
 
@@ -281,10 +291,12 @@ impl Prepared {
             farm,
             store,
             generated,
+            stats,
             ..
         } = self;
 
-        let (engine, sip) = loopback::start_engine(Arc::clone(&store), (20000, 29999)).await?;
+        let (engine, sip) =
+            loopback::start_engine_with_stats(Arc::clone(&store), (20000, 29999), stats).await?;
         let campaign = store.campaign_by_name(DEMO_SCRIPT).await?;
         store
             .set_campaign_state(campaign.id, CampaignState::Running, now_ms())

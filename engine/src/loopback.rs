@@ -13,6 +13,7 @@ use dialcast_sip::{InboundCalls, SipConfig, SipEndpoint};
 use crate::campaign::voice::VoiceTuning;
 use crate::campaign::{AmdTuning, Engine, EngineParts};
 use crate::service::audio_catalog;
+use crate::stats::StatsFeed;
 use crate::store::Store;
 use crate::voicelog::VoicelogSettings;
 
@@ -52,6 +53,7 @@ pub async fn start_engine_with_voicelogs<S: Store>(
         AmdTuning::default(),
         VoiceTuning::default(),
         voicelogs,
+        StatsFeed::default(),
     )
     .await
 }
@@ -64,7 +66,34 @@ pub async fn start_engine_tuned<S: Store>(
     amd: AmdTuning,
     voice: VoiceTuning,
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
-    start_engine_full(store, rtp_ports, amd, voice, VoicelogSettings::disabled()).await
+    start_engine_full(
+        store,
+        rtp_ports,
+        amd,
+        voice,
+        VoicelogSettings::disabled(),
+        StatsFeed::default(),
+    )
+    .await
+}
+
+/// As [`start_engine`], announcing committed buckets on `stats` (a feed
+/// made beforehand, e.g. for the demo's portal).
+pub async fn start_engine_with_stats<S: Store>(
+    store: Arc<S>,
+    rtp_ports: (u16, u16),
+    stats: StatsFeed,
+) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint)> {
+    let (engine, sip, _inbound) = start_engine_full(
+        store,
+        rtp_ports,
+        AmdTuning::default(),
+        VoiceTuning::default(),
+        VoicelogSettings::disabled(),
+        stats,
+    )
+    .await?;
+    Ok((engine, sip))
 }
 
 /// The engine with every setting given.
@@ -74,6 +103,7 @@ async fn start_engine_full<S: Store>(
     amd: AmdTuning,
     voice: VoiceTuning,
     voicelogs: VoicelogSettings,
+    stats: StatsFeed,
 ) -> anyhow::Result<(Arc<Engine<S>>, SipEndpoint, InboundCalls)> {
     let (sip, inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -99,6 +129,7 @@ async fn start_engine_full<S: Store>(
         amd,
         voice,
         voicelogs,
+        stats,
     })?;
     Ok((engine, sip, inbound))
 }

@@ -278,7 +278,11 @@ impl ServeLock {
 
 /// `dialcast serve`: runs running campaigns until `cancel`, writing each
 /// campaign's result file when it finishes.
-pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    stats: crate::stats::StatsFeed,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let _lock = ServeLock::acquire(&config.storage.database)?;
     let store = open_store(&config).await?;
     let catalog = audio_catalog(&config.audio.roots)?;
@@ -304,6 +308,7 @@ pub async fn serve(config: Config, cancel: CancellationToken) -> anyhow::Result<
         amd: config.amd_tuning(),
         voice: config.voice_tuning()?,
         voicelogs: config.voicelog_settings(),
+        stats,
     })?;
     let recovered = engine.recover().await?;
     if recovered > 0 {

@@ -151,6 +151,10 @@ pub struct EngineParts<S> {
     pub voice: VoiceTuning,
     /// Which calls are recorded, and where.
     pub voicelogs: crate::voicelog::VoicelogSettings,
+    /// Where committed bucket updates are announced; made before the
+    /// engine when something beside it (the portal's live stream)
+    /// subscribes from the start, else `StatsFeed::default()`.
+    pub stats: StatsFeed,
 }
 
 pub fn now_ms() -> i64 {
@@ -181,7 +185,7 @@ impl<S: Store> Engine<S> {
             amd: parts.amd,
             voice: parts.voice,
             counters: Arc::new(LiveCounters::default()),
-            stats: StatsFeed::default(),
+            stats: parts.stats,
             engine_gauges_at: std::sync::Mutex::new(None),
         }))
     }

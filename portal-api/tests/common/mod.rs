@@ -173,14 +173,28 @@ impl Response {
 /// `GET path` over a fresh TCP connection to `addr`, with `X-AUTH-TOKEN`
 /// when a key is given.
 pub fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
+    request(addr, "GET", path, key)
+}
+
+/// `POST path` without a body, as [`get`].
+pub fn post(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
+    request(addr, "POST", path, key)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the portal");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let auth = key.map_or(String::new(), |k| format!("X-AUTH-TOKEN: {k}\r\n"));
+    let length = if method == "GET" {
+        ""
+    } else {
+        "Content-Length: 0\r\n"
+    };
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{length}Connection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut raw = Vec::new();

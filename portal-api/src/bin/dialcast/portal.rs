@@ -19,6 +19,7 @@ use dialcast_engine::cli::{Extension, Running};
 use dialcast_engine::config::Config;
 use dialcast_engine::demo;
 use dialcast_engine::service;
+use dialcast_engine::stats::StatsFeed;
 use dialcast_engine::store::Store as _;
 use dialcast_portal_api::apikey::{self, NewKey};
 use dialcast_portal_api::files::Engine as Files;
@@ -161,6 +162,7 @@ impl Extension for Portal {
     async fn serve(
         args: PortalArgs,
         config: &Config,
+        stats: &StatsFeed,
         cancel: CancellationToken,
     ) -> anyhow::Result<Running> {
         let db = db::open(&config.storage.database).await.with_context(|| {
@@ -169,7 +171,7 @@ impl Extension for Portal {
                 config.storage.database.display()
             )
         })?;
-        let state = with_engine(AppState::new(db), &config.storage.database).await?;
+        let state = with_engine(AppState::new(db), &config.storage.database, stats).await?;
         let state = with_files(state, config);
         let (_, running) = start(args.portal_addr, state, cancel).await?;
         Ok(running)
@@ -206,7 +208,7 @@ impl Extension for Portal {
             now,
         )
         .await?;
-        let state = with_engine(AppState::new(db), demo.database()).await?;
+        let state = with_engine(AppState::new(db), demo.database(), demo.stats_feed()).await?;
         // The file functions too, with their folders beside the demo's database.
         let demo_dir = demo
             .database()
@@ -238,15 +240,18 @@ impl Extension for Portal {
 }
 
 /// The portal functions (dashboard, statistics, pause and resume, the live
-/// stream) read and change the engine's store in the same database file.
-/// The engine's statistics feed is not handed over: the live stream then
-/// reads the store every second, which is what a portal in another process
-/// than the engine gets too.
-async fn with_engine(state: AppState, database: &std::path::Path) -> anyhow::Result<AppState> {
+/// stream) read and change the engine's store in the same database file;
+/// the live stream is woken by the engine's statistics feed as each bucket
+/// commits (it still reads the store, the truth, for what it sends).
+async fn with_engine(
+    state: AppState,
+    database: &std::path::Path,
+    stats: &StatsFeed,
+) -> anyhow::Result<AppState> {
     let store = dialcast_engine::store::SqliteStore::open(database)
         .await
         .with_context(|| format!("cannot open the engine's store {}", database.display()))?;
-    Ok(state.with_engine(EngineAccess::new(store)))
+    Ok(state.with_engine(EngineAccess::new(store).with_stats_feed(stats.clone())))
 }
 
 /// The file functions (imports, result files, calls and voicelogs,
