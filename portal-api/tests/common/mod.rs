@@ -173,14 +173,37 @@ impl Response {
 /// `GET path` over a fresh TCP connection to `addr`, with `X-AUTH-TOKEN`
 /// when a key is given.
 pub fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("X-AUTH-TOKEN", k)).into_iter().collect();
+    request(addr, "GET", path, &headers, None)
+}
+
+/// `method path` over a fresh TCP connection to `addr` with these headers
+/// and, if given, a JSON body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: Option<&str>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the portal");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let auth = key.map_or(String::new(), |k| format!("X-AUTH-TOKEN: {k}\r\n"));
+    let mut head: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    if let Some(body) = json {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n{}",
+        json.unwrap_or("")
     )
     .expect("send the request");
     let mut raw = Vec::new();

@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -22,7 +23,9 @@ use dialcast_engine::service;
 use dialcast_engine::store::Store as _;
 use dialcast_portal_api::apikey::{self, NewKey};
 use dialcast_portal_api::files::Engine as Files;
-use dialcast_portal_api::{accounts, cidr, db, server, AppState, EngineAccess, OrgId, Role};
+use dialcast_portal_api::{
+    accounts, cidr, db, server, AppState, EngineAccess, EngineOutbox, OrgId, Role,
+};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
@@ -238,7 +241,8 @@ impl Extension for Portal {
 }
 
 /// The portal functions (dashboard, statistics, pause and resume, the live
-/// stream) read and change the engine's store in the same database file.
+/// stream) read and change the engine's store in the same database file,
+/// and login codes and reset links are queued on its notifications outbox.
 /// The engine's statistics feed is not handed over: the live stream then
 /// reads the store every second, which is what a portal in another process
 /// than the engine gets too.
@@ -246,7 +250,9 @@ async fn with_engine(state: AppState, database: &std::path::Path) -> anyhow::Res
     let store = dialcast_engine::store::SqliteStore::open(database)
         .await
         .with_context(|| format!("cannot open the engine's store {}", database.display()))?;
-    Ok(state.with_engine(EngineAccess::new(store)))
+    Ok(state
+        .with_code_sender(Arc::new(EngineOutbox::new(store.clone())))
+        .with_engine(EngineAccess::new(store)))
 }
 
 /// The file functions (imports, result files, calls and voicelogs,
