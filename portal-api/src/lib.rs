@@ -22,6 +22,9 @@
 //! engine's directories and upload limit besides its store, given with
 //! [`AppState::with_files`].
 //!
+//! Users management ([`users`], over [`membership`]): a manager lists,
+//! adds, changes and removes the members of their organisation.
+//!
 //! Login codes and reset links are queued on the engine's notifications
 //! outbox by [`outbox::EngineOutbox`], given with
 //! [`AppState::with_code_sender`].
@@ -64,12 +67,14 @@ pub mod files;
 pub mod functions;
 pub mod imports;
 pub mod login;
+pub mod membership;
 pub mod outbox;
 pub mod problem;
 pub mod ratelimit;
 pub mod second_factor;
 pub mod server;
 pub mod session;
+pub mod users;
 
 pub use api::{openapi, router, AppState, Clock};
 pub use authz::{allowed, Action, Denied, OrgId, Principal, Role};
