@@ -252,6 +252,15 @@ async fn add_membership(
     if added == 0 {
         return Err(MemberError::AlreadyMember);
     }
+    // An account left without a default (its default organisation removed
+    // it) starts its logins here.
+    sqlx::query(
+        "UPDATE portal_users SET default_org_id = ? WHERE id = ? AND default_org_id IS NULL",
+    )
+    .bind(org.0)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut tx,
         audit::Entry {

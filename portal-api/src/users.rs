@@ -82,6 +82,7 @@ impl UserView {
 pub struct CreateUser {
     /// The login; if it already has an account (in another organisation),
     /// that account becomes a member.
+    #[schema(format = Email)]
     pub email: String,
     /// At most the caller's own role.
     pub role: Role,

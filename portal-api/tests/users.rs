@@ -290,6 +290,19 @@ async fn a_manager_creates_lists_changes_and_removes_a_user() {
         .call(Method::GET, "/api/v1/me", As::Session(&cookie), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Added again: the account is kept, and this is its default again.
+    let (status, again) = app
+        .json(
+            Method::POST,
+            "/api/v1/users",
+            As::Key(&key),
+            json!({"email": "ann@a.example", "role": "normal"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["existing_account"], true);
+    assert_eq!(again["user"]["id"], id);
+    assert_eq!(again["user"]["default_organisation"], true);
 
     // Every change is audited with the credential that made it.
     let audit: Vec<(String, String, String, String)> = app
@@ -322,6 +335,11 @@ async fn a_manager_creates_lists_changes_and_removes_a_user() {
                 "from=paylink,emandate to="
             ),
             (actor.as_str(), "user.remove", "role=dashboard"),
+            (
+                actor.as_str(),
+                "user.membership",
+                "role=normal modules= existing_account"
+            ),
         ]
     );
     let all = serde_json::to_string(&app.audit(app.org_a).await).unwrap();
