@@ -185,25 +185,51 @@ pub async fn create_user(
     actor: &str,
     now: i64,
 ) -> Result<(i64, TempPassword), AccountError> {
+    let (password, hash) = new_temporary_password()?;
+    let mut tx = db.begin().await?;
+    let id = insert_user(&mut tx, org, email, role, &hash, actor, now).await?;
+    tx.commit().await?;
+    Ok((id, password))
+}
+
+/// A fresh temporary password and its argon2id hash: the slow part of
+/// [`create_user`], done before a transaction is opened.
+pub fn new_temporary_password() -> Result<(TempPassword, String), AccountError> {
+    let password = TempPassword::generate();
+    let hash = hash_password(password.expose())?;
+    Ok((password, hash))
+}
+
+/// The rows of [`create_user`] inside the caller's transaction: the user
+/// with the temporary password `hash` (from [`new_temporary_password`]),
+/// their membership of `org` (also their default organisation), and the
+/// audit entry `user.create`. [`AccountError::EmailTaken`] if the address
+/// has an account.
+pub async fn insert_user(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    org: OrgId,
+    email: &str,
+    role: Role,
+    hash: &str,
+    actor: &str,
+    now: i64,
+) -> Result<i64, AccountError> {
     let email = email.trim();
     if !valid_email(email) {
         return Err(AccountError::BadEmail(email.to_owned()));
     }
-    let password = TempPassword::generate();
-    let hash = hash_password(password.expose())?;
-    let mut tx = db.begin().await?;
     let id: i64 = match sqlx::query_scalar(
         "INSERT INTO portal_users (email, password_hash, must_change_password, temp_expires_at,
                                    password_changed_at, default_org_id, created_at)
          VALUES (?, ?, 1, ?, ?, ?, ?) RETURNING id",
     )
     .bind(email)
-    .bind(&hash)
+    .bind(hash)
     .bind(now + TEMP_PASSWORD_LIFETIME_SECS)
     .bind(now)
     .bind(org.0)
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
     {
         Ok(id) => id,
@@ -216,10 +242,10 @@ pub async fn create_user(
         .bind(id)
         .bind(org.0)
         .bind(role.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     audit::record(
-        &mut tx,
+        tx,
         audit::Entry {
             org,
             at: now,
@@ -230,8 +256,7 @@ pub async fn create_user(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok((id, password))
+    Ok(id)
 }
 
 /// Shortest password the policy accepts, in characters.

@@ -419,6 +419,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(functions::events::events))
         .merge(login::routes())
         .merge(crate::files::routes())
+        .merge(crate::users::routes())
         .split_for_parts()
 }
 

@@ -162,11 +162,24 @@ pub enum Action {
     /// `POST /api/v1/scripts/{script}/pause|resume`,
     /// `.../forwarding/pause|resume`.
     ControlScript,
+    // Users management: the Manager's, always in the caller's organisation.
+    /// `GET /api/v1/users`.
+    ListUsers,
+    /// `POST /api/v1/users` (a new user, or a membership for an existing
+    /// account).
+    CreateUser,
+    /// `PATCH /api/v1/users/{id}` (role and module access).
+    EditUser,
+    /// `DELETE /api/v1/users/{id}` (the membership).
+    RemoveUser,
+    /// `PUT /api/v1/me/default-organisation` (a session's own default, among
+    /// its memberships; the membership is checked by the handler).
+    SetOwnDefaultOrganisation,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 29] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -191,6 +204,11 @@ impl Action {
         Action::ViewStatistics,
         Action::WatchEvents,
         Action::ControlScript,
+        Action::ListUsers,
+        Action::CreateUser,
+        Action::EditUser,
+        Action::RemoveUser,
+        Action::SetOwnDefaultOrganisation,
     ];
 
     /// The lowest role that may perform this action.
@@ -199,7 +217,8 @@ impl Action {
             Action::ViewSelf
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
-            | Action::ManageOwnSecondFactor => Role::Normal,
+            | Action::ManageOwnSecondFactor
+            | Action::SetOwnDefaultOrganisation => Role::Normal,
             Action::ViewImports
             | Action::UploadImport
             | Action::ConfirmImport
@@ -217,7 +236,11 @@ impl Action {
             | Action::ViewBlocklist
             | Action::EditBlocklist
             | Action::ViewCalendar
-            | Action::EditCalendar => Role::Manager,
+            | Action::EditCalendar
+            | Action::ListUsers
+            | Action::CreateUser
+            | Action::EditUser
+            | Action::RemoveUser => Role::Manager,
         }
     }
 }
@@ -257,7 +280,7 @@ pub fn allowed(who: &Principal, action: Action, target: OrgId) -> Result<(), Den
 }
 
 /// Decides whether `who` may create a credential with role `wanted` (API
-/// keys now, users later): never above its own role.
+/// keys, users, a member's new role): never above its own role.
 pub fn may_grant(who: &Principal, wanted: Role) -> Result<(), Denied> {
     if wanted > who.role {
         return Err(Denied::GrantAboveOwn {
@@ -308,7 +331,8 @@ mod tests {
             Action::ViewSelf
             | Action::ChangeOwnPassword
             | Action::SwitchOrganisation
-            | Action::ManageOwnSecondFactor => true,
+            | Action::ManageOwnSecondFactor
+            | Action::SetOwnDefaultOrganisation => true,
             Action::ViewImports
             | Action::UploadImport
             | Action::ConfirmImport
@@ -328,7 +352,11 @@ mod tests {
             | Action::ViewBlocklist
             | Action::EditBlocklist
             | Action::ViewCalendar
-            | Action::EditCalendar => role == Role::Manager,
+            | Action::EditCalendar
+            | Action::ListUsers
+            | Action::CreateUser
+            | Action::EditUser
+            | Action::RemoveUser => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);

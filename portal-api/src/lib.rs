@@ -22,6 +22,13 @@
 //! engine's directories and upload limit besides its store, given with
 //! [`AppState::with_files`].
 //!
+//! Users management ([`users`], over [`membership`]): a manager lists,
+//! adds, changes and removes the members of their organisation.
+//!
+//! Login codes and reset links are queued on the engine's notifications
+//! outbox by [`outbox::EngineOutbox`], given with
+//! [`AppState::with_code_sender`].
+//!
 //! # Serving it
 //! ```no_run
 //! # use std::{net::SocketAddr, sync::Arc};
@@ -60,15 +67,19 @@ pub mod files;
 pub mod functions;
 pub mod imports;
 pub mod login;
+pub mod membership;
+pub mod outbox;
 pub mod problem;
 pub mod ratelimit;
 pub mod second_factor;
 pub mod server;
 pub mod session;
+pub mod users;
 
 pub use api::{openapi, router, AppState, Clock};
 pub use authz::{allowed, Action, Denied, OrgId, Principal, Role};
 pub use functions::EngineAccess;
+pub use outbox::EngineOutbox;
 pub use problem::{ApiError, Problem};
 pub use second_factor::{CodeSender, Outbound};
 pub use session::AuthConfig;

@@ -32,6 +32,7 @@ use crate::accounts::{self, verify_password};
 use crate::api::AppState;
 use crate::audit;
 use crate::authz::{allowed, Action, Credential, Denied, OrgId, Role};
+use crate::membership::{parse_modules, Module};
 use crate::problem::{ApiError, Problem};
 use crate::ratelimit;
 use crate::second_factor::{self as sf, Channel, Content, Outbound, SecondFactor};
@@ -130,6 +131,8 @@ pub struct MembershipView {
     pub organisation_id: OrgId,
     pub name: String,
     pub role: Role,
+    /// The modules the user may use in this organisation.
+    pub modules: Vec<Module>,
 }
 
 /// A logged-in user's account as `GET /api/v1/me` and the login answers
@@ -140,6 +143,9 @@ pub struct AccountView {
     pub email: String,
     /// Every organisation the user belongs to; the session acts in one.
     pub organisations: Vec<MembershipView>,
+    /// Where a login starts (one of `organisations`; when none is set, or
+    /// it is no longer one of them, the first).
+    pub default_organisation_id: Option<OrgId>,
     pub second_factor: Option<SecondFactor>,
     /// Temporary or expired password: only `POST /api/v1/me/password`
     /// works until it is changed.
@@ -189,7 +195,7 @@ pub(crate) async fn account(
 ) -> Result<AccountView, ApiError> {
     let user = user_by_id(db, user_id).await?;
     let orgs = sqlx::query(
-        "SELECT m.org_id, o.name, m.role FROM portal_memberships m
+        "SELECT m.org_id, o.name, m.role, m.modules FROM portal_memberships m
          JOIN portal_organisations o ON o.id = m.org_id WHERE m.user_id = ? ORDER BY m.org_id",
     )
     .bind(user_id)
@@ -203,14 +209,20 @@ pub(crate) async fn account(
             organisation_id: OrgId(r.try_get("org_id").map_err(db_err)?),
             name: r.try_get("name").map_err(db_err)?,
             role: role.parse().map_err(db_err)?,
+            modules: parse_modules(&r.try_get::<String, _>("modules").map_err(db_err)?),
         })
     })
     .collect::<Result<Vec<_>, ApiError>>()?;
     let expires = cfg.password_expires_at(user.password_changed_at);
+    let default_organisation_id = user
+        .default_org
+        .map(OrgId)
+        .filter(|d| orgs.iter().any(|o| o.organisation_id == *d));
     Ok(AccountView {
         user_id,
         email: user.email,
         organisations: orgs,
+        default_organisation_id,
         second_factor: user.second_factor,
         must_change_password: user.must_change || now >= expires,
         password_expires_at: expires,

@@ -88,6 +88,15 @@ pub enum ApiError {
     /// script that is not paused).
     #[error("wrong state: {0}")]
     Conflict(String),
+    /// The change would leave the organisation without a manager.
+    #[error("last manager")]
+    LastManager,
+    /// The account is already a member of the organisation.
+    #[error("already a member")]
+    AlreadyMember,
+    /// A user may not remove their own membership.
+    #[error("own membership")]
+    OwnMembership,
     /// The portal runs without the engine's store.
     #[error("engine unavailable")]
     EngineUnavailable,
@@ -227,6 +236,25 @@ impl ApiError {
                 "Invalid request",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 d.clone(),
+            ),
+            ApiError::LastManager => (
+                "last-manager",
+                "Last manager",
+                StatusCode::CONFLICT,
+                "The organisation must keep at least one manager.".to_owned(),
+            ),
+            ApiError::AlreadyMember => (
+                "already-a-member",
+                "Already a member",
+                StatusCode::CONFLICT,
+                "This e-mail address already belongs to a member of the organisation.".to_owned(),
+            ),
+            ApiError::OwnMembership => (
+                "own-membership",
+                "Own membership",
+                StatusCode::CONFLICT,
+                "A user cannot remove themselves from an organisation; ask another manager."
+                    .to_owned(),
             ),
             ApiError::EngineUnavailable => (
                 "engine-unavailable",

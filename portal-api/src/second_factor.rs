@@ -3,9 +3,9 @@
 //! through which those codes and password-reset links leave.
 //!
 //! The portal does not send mail or SMS itself: the engine's outbox does.
-//! `portal-api` does not depend on the engine yet, so it asks for a
-//! [`CodeSender`] that the `dialcast` binary implements by writing to the
-//! engine's outbox. Without one ([`NoCodeSender`]) logins that need an
+//! It asks for a [`CodeSender`]; [`crate::outbox::EngineOutbox`] queues on
+//! the engine's `notifications` table, and `dialcast serve` and `dialcast
+//! demo` wire it. Without one ([`NoCodeSender`]) logins that need an
 //! e-mail or SMS code answer 503 and reset links are not sent (logged).
 //!
 //! TOTP: SHA-1, 6 digits, 30-second steps, one step of skew either way

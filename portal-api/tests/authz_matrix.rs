@@ -21,7 +21,9 @@ use dialcast_engine::store::{
 };
 use dialcast_portal_api::apikey::{self, NewKey, PlainKey};
 use dialcast_portal_api::files::Engine;
-use dialcast_portal_api::{accounts, db, openapi, router, AppState, EngineAccess, OrgId, Role};
+use dialcast_portal_api::{
+    accounts, db, membership, openapi, router, AppState, EngineAccess, OrgId, Role,
+};
 use sqlx::SqlitePool;
 use tower::ServiceExt;
 
@@ -67,6 +69,10 @@ fn needs(method: &str, path: &str) -> Option<Needs> {
         | ("get" | "post", "/api/v1/blocklist")
         | ("delete", "/api/v1/blocklist/{number}")
         | ("get" | "put", "/api/v1/calendar") => Needs::Role(Manager),
+        // Users management is the Manager's.
+        ("get" | "post", "/api/v1/users") | ("patch" | "delete", "/api/v1/users/{id}") => {
+            Needs::Role(Manager)
+        }
         ("get", "/api/v1/apikeys" | "/api/v1/audit")
         | ("post", "/api/v1/apikeys")
         | ("delete", "/api/v1/apikeys/{id}") => Needs::Role(Manager),
@@ -79,6 +85,8 @@ fn needs(method: &str, path: &str) -> Option<Needs> {
         ) => Needs::Public,
         ("post", "/api/v1/auth/2fa") => Needs::PendingLogin,
         ("post", "/api/v1/auth/switch-org" | "/api/v1/me/password") => Needs::OwnAccount,
+        // Where one's own login starts: a user's setting, not a key's.
+        ("put", "/api/v1/me/default-organisation") => Needs::OwnAccount,
         ("post", p) if p.starts_with("/api/v1/me/2fa/") => Needs::OwnAccount,
         _ => return None,
     })
@@ -104,6 +112,8 @@ struct Objects {
     script: &'static str,
     campaign: i64,
     spare_key: i64,
+    /// A normal user of the organisation.
+    spare_user: i64,
 }
 
 struct App {
@@ -219,20 +229,36 @@ async fn objects(db: &SqlitePool, store: &SqliteStore, org: &str, script: &'stat
     )
     .await
     .unwrap();
+    let (spare_user, _) = accounts::create_user(
+        db,
+        org_id,
+        &format!("spare@{org}.example"),
+        Role::Normal,
+        "test",
+        T0,
+    )
+    .await
+    .unwrap();
     Objects {
         org: org_id,
         script,
         campaign,
         spare_key: row.id,
+        spare_user,
     }
 }
 
 /// The path with its parameters taken from `objects`; `None` when the path
 /// has no parameter (it then acts in the caller's organisation only).
 fn fill(path: &str, objects: &Objects) -> (String, bool) {
+    let id = if path.starts_with("/api/v1/users/") {
+        objects.spare_user
+    } else {
+        objects.spare_key
+    };
     let filled = path
         .replace("{script}", objects.script)
-        .replace("{id}", &objects.spare_key.to_string())
+        .replace("{id}", &id.to_string())
         .replace("{attempt}", &objects.campaign.to_string())
         .replace("{number}", "%2B31612345678");
     assert!(
@@ -320,6 +346,13 @@ async fn every_operation_every_role_own_and_other_organisation() {
                 if spare.iter().any(|k| k.revoked_at.is_some()) {
                     wrong.push(format!(
                         "{} {other_uri} as {role} of another organisation revoked its key",
+                        method.to_uppercase()
+                    ));
+                }
+                let member = membership::get(&app.db, app.other.org, app.other.spare_user).await;
+                if !member.is_ok_and(|m| m.role == Role::Normal && m.modules.is_empty()) {
+                    wrong.push(format!(
+                        "{} {other_uri} as {role} of another organisation changed its user",
                         method.to_uppercase()
                     ));
                 }

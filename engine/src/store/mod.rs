@@ -22,6 +22,7 @@
 
 pub mod blocklist;
 pub mod imports;
+pub mod notifications;
 pub mod schedule;
 pub mod sqlite;
 pub mod stats;
@@ -37,6 +38,7 @@ use crate::results::ResultRow;
 
 pub use blocklist::{BlockEntry, BlockOutcome, BlocklistStore};
 pub use imports::{ImportInfo, ImportStatus, ImportStore};
+pub use notifications::{NewNotification, Notification, NotificationChannel, NotificationStore};
 pub use schedule::{OrganisationCalendar, ScheduleSettings, DEFAULT_NUMBER_ORDER};
 pub use sqlite::SqliteStore;
 pub use stats::{ResultFile, ScriptCampaigns, StatsStore};

@@ -55,6 +55,7 @@ pub use stats::{add_counters, count_attempt_end, count_event};
 
 mod blocklist;
 mod imports;
+mod notifications;
 pub mod portal;
 mod voicelogs;
 

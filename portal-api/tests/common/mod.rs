@@ -173,28 +173,43 @@ impl Response {
 /// `GET path` over a fresh TCP connection to `addr`, with `X-AUTH-TOKEN`
 /// when a key is given.
 pub fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
-    request(addr, "GET", path, key)
+    let headers: Vec<(&str, &str)> = key.map(|k| ("X-AUTH-TOKEN", k)).into_iter().collect();
+    request(addr, "GET", path, &headers, None)
 }
 
 /// `POST path` without a body, as [`get`].
 pub fn post(addr: SocketAddr, path: &str, key: Option<&str>) -> Response {
-    request(addr, "POST", path, key)
+    let headers: Vec<(&str, &str)> = key.map(|k| ("X-AUTH-TOKEN", k)).into_iter().collect();
+    request(addr, "POST", path, &headers, None)
 }
 
-fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> Response {
+/// `method path` over a fresh TCP connection to `addr` with these headers
+/// and, if given, a JSON body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: Option<&str>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the portal");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let auth = key.map_or(String::new(), |k| format!("X-AUTH-TOKEN: {k}\r\n"));
-    let length = if method == "GET" {
-        ""
-    } else {
-        "Content-Length: 0\r\n"
-    };
+    let mut head: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    if let Some(body) = json {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{length}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{head}Connection: close\r\n\r\n{}",
+        json.unwrap_or("")
     )
     .expect("send the request");
     let mut raw = Vec::new();

@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -23,7 +24,9 @@ use dialcast_engine::stats::StatsFeed;
 use dialcast_engine::store::Store as _;
 use dialcast_portal_api::apikey::{self, NewKey};
 use dialcast_portal_api::files::Engine as Files;
-use dialcast_portal_api::{accounts, cidr, db, server, AppState, EngineAccess, OrgId, Role};
+use dialcast_portal_api::{
+    accounts, cidr, db, server, AppState, EngineAccess, EngineOutbox, OrgId, Role,
+};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
@@ -242,7 +245,8 @@ impl Extension for Portal {
 /// The portal functions (dashboard, statistics, pause and resume, the live
 /// stream) read and change the engine's store in the same database file;
 /// the live stream is woken by the engine's statistics feed as each bucket
-/// commits (it still reads the store, the truth, for what it sends).
+/// commits (it still reads the store, the truth, for what it sends). Login
+/// codes and reset links are queued on the engine's notifications outbox.
 async fn with_engine(
     state: AppState,
     database: &std::path::Path,
@@ -251,7 +255,9 @@ async fn with_engine(
     let store = dialcast_engine::store::SqliteStore::open(database)
         .await
         .with_context(|| format!("cannot open the engine's store {}", database.display()))?;
-    Ok(state.with_engine(EngineAccess::new(store).with_stats_feed(stats.clone())))
+    Ok(state
+        .with_code_sender(Arc::new(EngineOutbox::new(store.clone())))
+        .with_engine(EngineAccess::new(store).with_stats_feed(stats.clone())))
 }
 
 /// The file functions (imports, result files, calls and voicelogs,
