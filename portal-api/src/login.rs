@@ -650,7 +650,9 @@ async fn switch_org(
             actor: &Credential::User(s.user_id).to_string(),
             action: "session.switch_org",
             target: &format!("user:{}", s.user_id),
-            detail: &format!("from=org:{}", s.org.0),
+            // Not the organisation switched from: this row is read by the
+            // managers of the one switched to, who need not learn it.
+            detail: "",
         },
     )
     .await
