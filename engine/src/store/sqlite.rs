@@ -56,6 +56,7 @@ pub use stats::{add_counters, count_attempt_end, count_event};
 mod blocklist;
 mod imports;
 pub mod portal;
+pub mod scripts;
 mod voicelogs;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
