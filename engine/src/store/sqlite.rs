@@ -57,6 +57,7 @@ mod blocklist;
 mod imports;
 pub mod portal;
 pub mod scripts;
+pub mod sms;
 mod voicelogs;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
