@@ -162,11 +162,23 @@ pub enum Action {
     /// `POST /api/v1/scripts/{script}/pause|resume`,
     /// `.../forwarding/pause|resume`.
     ControlScript,
+    /// `GET /api/v1/scripts`: names and states only, as the dashboard
+    /// shows them.
+    ListScripts,
+    /// `GET /api/v1/scripts/{script}/settings|flow|templates` and its
+    /// prompt recordings (issue 7: script settings are the Manager's).
+    ViewScript,
+    /// `PATCH /api/v1/scripts/{script}/settings`.
+    EditScriptSettings,
+    /// `GET /api/v1/insights/voice` (statistics of all services).
+    ViewInsights,
+    /// `GET /api/v1/sms` (the SMS list, like the calls list).
+    SearchSms,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 29] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -191,6 +203,11 @@ impl Action {
         Action::ViewStatistics,
         Action::WatchEvents,
         Action::ControlScript,
+        Action::ListScripts,
+        Action::ViewScript,
+        Action::EditScriptSettings,
+        Action::ViewInsights,
+        Action::SearchSms,
     ];
 
     /// The lowest role that may perform this action.
@@ -206,7 +223,11 @@ impl Action {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => Role::File,
-            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => Role::Dashboard,
+            Action::ViewDashboard
+            | Action::ViewStatistics
+            | Action::WatchEvents
+            | Action::ListScripts
+            | Action::ViewInsights => Role::Dashboard,
             Action::ControlScript => Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
@@ -217,7 +238,10 @@ impl Action {
             | Action::ViewBlocklist
             | Action::EditBlocklist
             | Action::ViewCalendar
-            | Action::EditCalendar => Role::Manager,
+            | Action::EditCalendar
+            | Action::ViewScript
+            | Action::EditScriptSettings
+            | Action::SearchSms => Role::Manager,
         }
     }
 }
@@ -315,9 +339,11 @@ mod tests {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => role >= Role::File,
-            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => {
-                role >= Role::Dashboard
-            }
+            Action::ViewDashboard
+            | Action::ViewStatistics
+            | Action::WatchEvents
+            | Action::ListScripts
+            | Action::ViewInsights => role >= Role::Dashboard,
             Action::ControlScript => role >= Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
@@ -328,7 +354,10 @@ mod tests {
             | Action::ViewBlocklist
             | Action::EditBlocklist
             | Action::ViewCalendar
-            | Action::EditCalendar => role == Role::Manager,
+            | Action::EditCalendar
+            | Action::ViewScript
+            | Action::EditScriptSettings
+            | Action::SearchSms => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);
