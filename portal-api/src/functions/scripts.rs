@@ -190,7 +190,7 @@ fn settings_view(script: &str, campaigns: &[Campaign]) -> ScriptSettings {
 #[utoipa::path(
     get, path = "/api/v1/scripts/{script}/settings", tag = "scripts",
     security(("api_key" = []), ("session" = [])),
-    params(("script" = String, Path, description = "The script's name")),
+    params(("script" = String, Path, description = "The script's name", example = "payment_reminder")),
     responses(
         (status = 200, description = "The settings of each campaign of the script", body = ScriptSettings),
         (status = 401, description = "No valid API key or session", body = Problem, content_type = "application/problem+json"),
@@ -215,6 +215,8 @@ pub(crate) async fn script_settings(
 /// Calls started after the change (a running campaign reads it within a
 /// few seconds) use the new values; calls in flight keep theirs.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct SettingsPatch {
     /// Attempts per record, the first included: 1 to 20.
     #[schema(minimum = 1, maximum = 20)]
@@ -293,7 +295,7 @@ fn describe(change: &SettingsChange) -> String {
 #[utoipa::path(
     patch, path = "/api/v1/scripts/{script}/settings", tag = "scripts",
     security(("api_key" = []), ("session" = [])),
-    params(("script" = String, Path, description = "The script's name")),
+    params(("script" = String, Path, description = "The script's name", example = "payment_reminder")),
     request_body = SettingsPatch,
     responses(
         (status = 200, description = "Changed on every campaign of the script (audited); the settings now stored", body = ScriptSettings),
@@ -407,7 +409,7 @@ pub struct ScriptFlow {
 #[utoipa::path(
     get, path = "/api/v1/scripts/{script}/flow", tag = "scripts",
     security(("api_key" = []), ("session" = [])),
-    params(("script" = String, Path, description = "The script's name")),
+    params(("script" = String, Path, description = "The script's name", example = "payment_reminder")),
     responses(
         (status = 200, description = "The script's steps, blocks, prompts, SMS templates and point of success, and its source", body = ScriptFlow),
         (status = 401, description = "No valid API key or session", body = Problem, content_type = "application/problem+json"),
@@ -444,9 +446,9 @@ pub(crate) async fn script_flow(
     get, path = "/api/v1/scripts/{script}/prompts/{language}/{prompt}", tag = "scripts",
     security(("api_key" = []), ("session" = [])),
     params(
-        ("script" = String, Path, description = "The script's name"),
-        ("language" = String, Path, description = "One of the script's languages (`en`, `nl`)"),
-        ("prompt" = String, Path, description = "A clip the script plays: a prompt of its flow, or a segment it speaks values from (`say/25`, with `/` written `%2F`)"),
+        ("script" = String, Path, description = "The script's name", example = "payment_reminder"),
+        ("language" = String, Path, description = "One of the script's languages (`en`, `nl`)", example = "en"),
+        ("prompt" = String, Path, description = "A clip the script plays: a prompt of its flow, or a segment it speaks values from (`say/25`, with `/` written `%2F`)", example = "payment_intro"),
         ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`, `bytes=-500`)"),
     ),
     responses(
@@ -505,7 +507,7 @@ pub struct ScriptTemplates {
 #[utoipa::path(
     get, path = "/api/v1/scripts/{script}/templates", tag = "scripts",
     security(("api_key" = []), ("session" = [])),
-    params(("script" = String, Path, description = "The script's name")),
+    params(("script" = String, Path, description = "The script's name", example = "payment_reminder")),
     responses(
         (status = 200, description = "The SMS templates the script's steps name (scripts send no e-mail yet)", body = ScriptTemplates),
         (status = 401, description = "No valid API key or session", body = Problem, content_type = "application/problem+json"),
