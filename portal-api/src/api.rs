@@ -389,7 +389,7 @@ impl Modify for SecurityAddon {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control, the live statistics stream, imports, result files, calls and voicelogs, blocklist and calendar."),
+    info(title = "Dialcast portal API", description = "Accounts, logins, API keys, audit log, dashboard, statistics, script control, the live statistics stream, imports, result files, calls and voicelogs, blocklist and calendar, scripts (settings, flow, prompts, templates), voice insights, the SMS list."),
     modifiers(&SecurityAddon),
     components(schemas(Problem))
 )]
@@ -417,6 +417,16 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(functions::control::pause_forwarding))
         .routes(routes!(functions::control::resume_forwarding))
         .routes(routes!(functions::events::events))
+        .routes(routes!(functions::scripts::list_scripts))
+        .routes(routes!(
+            functions::scripts::script_settings,
+            functions::scripts::change_settings
+        ))
+        .routes(routes!(functions::scripts::script_flow))
+        .routes(routes!(functions::scripts::prompt_audio))
+        .routes(routes!(functions::scripts::script_templates))
+        .routes(routes!(functions::insights::voice_insights))
+        .merge(crate::sms::routes())
         .merge(login::routes())
         .merge(crate::files::routes())
         .merge(crate::users::routes())

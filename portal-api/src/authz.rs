@@ -175,6 +175,18 @@ pub enum Action {
     /// `PUT /api/v1/me/default-organisation` (a session's own default, among
     /// its memberships; the membership is checked by the handler).
     SetOwnDefaultOrganisation,
+    /// `GET /api/v1/scripts`: names and states only, as the dashboard
+    /// shows them.
+    ListScripts,
+    /// `GET /api/v1/scripts/{script}/settings|flow|templates` and its
+    /// prompt recordings (issue 7: script settings are the Manager's).
+    ViewScript,
+    /// `PATCH /api/v1/scripts/{script}/settings`.
+    EditScriptSettings,
+    /// `GET /api/v1/insights/voice` (statistics of all services).
+    ViewInsights,
+    /// `GET /api/v1/sms` (the SMS list, like the calls list).
+    SearchSms,
 }
 
 impl Action {
@@ -209,6 +221,11 @@ impl Action {
         Action::EditUser,
         Action::RemoveUser,
         Action::SetOwnDefaultOrganisation,
+        Action::ListScripts,
+        Action::ViewScript,
+        Action::EditScriptSettings,
+        Action::ViewInsights,
+        Action::SearchSms,
     ];
 
     /// The lowest role that may perform this action.
@@ -225,7 +242,11 @@ impl Action {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => Role::File,
-            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => Role::Dashboard,
+            Action::ViewDashboard
+            | Action::ViewStatistics
+            | Action::WatchEvents
+            | Action::ListScripts
+            | Action::ViewInsights => Role::Dashboard,
             Action::ControlScript => Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
@@ -240,7 +261,10 @@ impl Action {
             | Action::ListUsers
             | Action::CreateUser
             | Action::EditUser
-            | Action::RemoveUser => Role::Manager,
+            | Action::RemoveUser
+            | Action::ViewScript
+            | Action::EditScriptSettings
+            | Action::SearchSms => Role::Manager,
         }
     }
 }
@@ -339,9 +363,11 @@ mod tests {
             | Action::CancelImport
             | Action::DownloadImport
             | Action::ViewResultFiles => role >= Role::File,
-            Action::ViewDashboard | Action::ViewStatistics | Action::WatchEvents => {
-                role >= Role::Dashboard
-            }
+            Action::ViewDashboard
+            | Action::ViewStatistics
+            | Action::WatchEvents
+            | Action::ListScripts
+            | Action::ViewInsights => role >= Role::Dashboard,
             Action::ControlScript => role >= Role::Scheduler,
             Action::ListApiKeys
             | Action::CreateApiKey
@@ -356,7 +382,10 @@ mod tests {
             | Action::ListUsers
             | Action::CreateUser
             | Action::EditUser
-            | Action::RemoveUser => role == Role::Manager,
+            | Action::RemoveUser
+            | Action::ViewScript
+            | Action::EditScriptSettings
+            | Action::SearchSms => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);

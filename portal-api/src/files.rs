@@ -55,6 +55,9 @@ pub struct Engine {
     pub max_upload_bytes: u64,
     /// Country for numbers without a country code (imports).
     pub default_country: String,
+    /// The audio roots of the scripts' prompts, in catalogue order (the
+    /// built-in set first; later roots override earlier ones).
+    pub audio_roots: Vec<PathBuf>,
 }
 
 impl Engine {
@@ -71,11 +74,14 @@ impl Engine {
             voicelog_dir: config.voicelog_dir(),
             max_upload_bytes: config.imports.max_upload_bytes,
             default_country: config.organisation.default_country.clone(),
+            audio_roots: std::iter::once(dialcast_scripts::default_audio_root())
+                .chain(config.audio.roots.iter().cloned())
+                .collect(),
         }
     }
 
     /// An engine handle keeping every file under `dir` (tests, demos), with
-    /// the default upload limit and country NL.
+    /// the default upload limit, country NL and the built-in audio.
     pub fn under(store: Arc<SqliteStore>, dir: &Path) -> Engine {
         Engine {
             store,
@@ -84,6 +90,7 @@ impl Engine {
             voicelog_dir: dir.join("voicelogs"),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             default_country: "NL".to_owned(),
+            audio_roots: vec![dialcast_scripts::default_audio_root()],
         }
     }
 }

@@ -18,9 +18,10 @@
 //! `dialcast demo` do (`--portal-addr`).
 //!
 //! The file functions ([`files`]: result files; [`imports`]; [`calls`]
-//! with voicelog playback; [`blocklist`] and the calendar) take the
-//! engine's directories and upload limit besides its store, given with
-//! [`AppState::with_files`].
+//! with voicelog playback; [`sms`], the SMS list; [`blocklist`] and the
+//! calendar; the scripts' settings, flow and prompt recordings in
+//! [`functions::scripts`]) take the engine's directories, audio roots and
+//! upload limit besides its store, given with [`AppState::with_files`].
 //!
 //! Users management ([`users`], over [`membership`]): a manager lists,
 //! adds, changes and removes the members of their organisation.
@@ -74,6 +75,7 @@ pub mod ratelimit;
 pub mod second_factor;
 pub mod server;
 pub mod session;
+pub mod sms;
 pub mod users;
 
 pub use api::{openapi, router, AppState, Clock};

@@ -52,9 +52,27 @@ fn needs(method: &str, path: &str) -> Option<Needs> {
     let scripts = path.starts_with("/api/v1/scripts/{script}/");
     Some(match (method, path) {
         ("get", "/api/v1/me") => Needs::Role(Normal),
-        ("get", "/api/v1/dashboard" | "/api/v1/statistics" | "/api/v1/events") => {
-            Needs::Role(Dashboard)
-        }
+        // "Dashboards and statistics of all services"; the list of scripts
+        // with their state is what the dashboard already shows.
+        (
+            "get",
+            "/api/v1/dashboard"
+            | "/api/v1/statistics"
+            | "/api/v1/events"
+            | "/api/v1/insights/voice"
+            | "/api/v1/scripts",
+        ) => Needs::Role(Dashboard),
+        // "Manager: script settings": a script's settings, its flow, its
+        // recordings and its templates, read or changed.
+        ("get" | "patch", "/api/v1/scripts/{script}/settings")
+        | (
+            "get",
+            "/api/v1/scripts/{script}/flow"
+            | "/api/v1/scripts/{script}/templates"
+            | "/api/v1/scripts/{script}/prompts/{language}/{prompt}",
+        ) => Needs::Role(Manager),
+        // "Manager: calls/SMS/e-mails lists".
+        ("get", "/api/v1/sms") => Needs::Role(Manager),
         ("post", _) if scripts && (path.ends_with("/pause") || path.ends_with("/resume")) => {
             Needs::Role(Scheduler)
         }
@@ -260,7 +278,9 @@ fn fill(path: &str, objects: &Objects) -> (String, bool) {
         .replace("{script}", objects.script)
         .replace("{id}", &id.to_string())
         .replace("{attempt}", &objects.campaign.to_string())
-        .replace("{number}", "%2B31612345678");
+        .replace("{number}", "%2B31612345678")
+        .replace("{language}", "en")
+        .replace("{prompt}", "notice_intro");
     assert!(
         !filled.contains('{'),
         "{path}: a path parameter this test cannot fill; add it to `fill`"

@@ -411,6 +411,7 @@
 mod catalog;
 mod error;
 mod fields;
+mod flow;
 mod format;
 mod interpreter;
 mod script;
@@ -424,6 +425,7 @@ pub use fields::{
     is_standard_field, RecordFields, CALL_FIELDS, CURRENCY_FIELD, FORWARDING_OPEN_FIELD,
     LANGUAGE_FIELD, STANDARD_FIELDS,
 };
+pub use flow::{Flow, FlowStep};
 pub use format::STEP_NAMES;
 pub use interpreter::{Action, Event, ForwardOutcome, Run, INBOUND_BLOCK, VOICEMAIL_BLOCK};
 pub use script::Script;

@@ -20,6 +20,7 @@ mod country_zones;
 pub mod pacing;
 pub mod retry;
 pub mod schedule;
+pub mod settings_change;
 pub mod target;
 pub mod voice;
 pub mod weekly_cap;
@@ -343,6 +344,10 @@ impl<S: Store> Engine<S> {
         let call_ended = Arc::new(Notify::new());
         let store = Arc::clone(&self.ctx.store);
         let mut forwarding_paused = campaign.forwarding_paused;
+        // The settings a new call starts with: re-read with the state, so a
+        // change made while the campaign runs (`settings_change`) applies to
+        // the calls started after it.
+        let mut settings = campaign.settings.clone();
         let mut next_check = tokio::time::Instant::now();
         let script_name = campaign.script_name.clone();
         let trunk_name: Arc<str> = Arc::from(campaign.trunk.name.as_str());
@@ -362,10 +367,12 @@ impl<S: Store> Engine<S> {
             }
             if tokio::time::Instant::now() >= next_check {
                 next_check = tokio::time::Instant::now() + STATE_CHECK;
-                forwarding_paused = store
-                    .campaign_by_name(&campaign.name)
-                    .await?
-                    .forwarding_paused;
+                let fresh = store.campaign_by_name(&campaign.name).await?;
+                forwarding_paused = fresh.forwarding_paused;
+                settings.max_attempts = fresh.settings.max_attempts;
+                settings.retry_delay_ms = fresh.settings.retry_delay_ms;
+                settings.ring_timeout_ms = fresh.settings.ring_timeout_ms;
+                settings.max_call_ms = fresh.settings.max_call_ms;
                 pace.update(&*store, campaign.id, &self.counters, now_ms())
                     .await?;
                 self.sample_metrics(&campaign, &rules, &pace, forwarding_paused, false)
@@ -426,7 +433,7 @@ impl<S: Store> Engine<S> {
                 claim,
                 script: Arc::clone(&script),
                 target: Arc::clone(&target),
-                settings: campaign.settings.clone(),
+                settings: settings.clone(),
                 amd: amd_config,
                 voice: Arc::clone(&voice),
             };

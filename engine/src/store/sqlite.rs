@@ -57,6 +57,8 @@ mod blocklist;
 mod imports;
 mod notifications;
 pub mod portal;
+pub mod scripts;
+pub mod sms;
 mod voicelogs;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

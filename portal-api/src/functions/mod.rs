@@ -1,6 +1,8 @@
 //! The portal's functions on the engine's data: the dashboard and the
-//! statistics ([`stats`]), pausing and resuming scripts ([`control`]) and
-//! the live stream of statistics and script states ([`events`]).
+//! statistics ([`stats`]), pausing and resuming scripts ([`control`]),
+//! the live stream of statistics and script states ([`events`]), the
+//! scripts' settings, flow, prompts and templates ([`scripts`]) and the
+//! voice insights of the last 8 hours ([`insights`]).
 //!
 //! Organisations are matched by name: the caller's portal organisation
 //! (`portal_organisations.name`) is the engine organisation of the same
@@ -11,6 +13,8 @@
 
 pub mod control;
 pub mod events;
+pub mod insights;
+pub mod scripts;
 pub mod stats;
 
 use std::sync::Arc;
