@@ -191,7 +191,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 34] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
