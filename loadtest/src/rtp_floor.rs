@@ -1235,9 +1235,10 @@ mod tests {
                 assert_eq!(side.received_unknown, 0, "{variant:?} {side:?}");
                 assert!(side.received > 0, "{variant:?} {side:?}");
                 assert_eq!(side.received, side.received_stamped);
-                // 20 streams on an idle enough machine: on time, bar the
-                // millisecond the sleep rounds to.
-                assert!(side.lateness_p50_ms < 5.0, "{variant:?} {side:?}");
+                // 20 streams: on time bar the millisecond the sleep rounds
+                // to (a side that walked its streams out of phase order once
+                // had a third of its ticks 20 ms late).
+                assert!(side.late_ratio < 0.25, "{variant:?} {side:?}");
             }
         }
     }
