@@ -5,7 +5,8 @@
 //! benchmark runs the `dialcast` binary itself against the farm, and the bare
 //! dialer as its baseline; the [`import`] benchmark times `dialcast import` on
 //! a generated file of a million rows; the [`portal`] benchmark measures the
-//! portal API's dashboard and statistics over a long campaign history.
+//! portal API's dashboard and statistics over a long campaign history; [`rtp_floor`]
+//! measures the least CPU the kernel needs per RTP packet on this host.
 
 pub mod campaign;
 pub mod dialer;
@@ -13,6 +14,7 @@ pub mod farm;
 pub mod import;
 pub mod portal;
 pub mod procstat;
+pub mod rtp_floor;
 pub mod sipp;
 pub mod wire;
 

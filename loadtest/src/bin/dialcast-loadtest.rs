@@ -22,6 +22,7 @@ use dialcast_loadtest::dialer::{self, DialerBench};
 use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
 use dialcast_loadtest::import;
 use dialcast_loadtest::portal;
+use dialcast_loadtest::rtp_floor::{self, FloorBench, Variant};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The kernel's floor for RTP: N streams each way between two threads
+    /// over loopback (172-byte packets every 20 ms, no other work), each
+    /// variant in turn; prints one JSON object per run with each side's CPU
+    /// per tick (one packet sent and one received) and whether the pace held.
+    RtpFloor {
+        /// Variants: a (socket per stream, sendto; as the media crate),
+        /// a-connected, b (socket per stream, sendmmsg), c (one socket per
+        /// side, sendmmsg/recvmmsg batches).
+        #[arg(long, value_delimiter = ',', default_value = "a,c")]
+        variants: Vec<Variant>,
+        /// Stream counts, each run with every variant.
+        #[arg(long, value_delimiter = ',', default_value = "2000,5000")]
+        streams: Vec<usize>,
+        /// The measured window of each run.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Warm-up before the window.
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// (c) Datagrams per sendmmsg / recvmmsg.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// Do not ask for kernel receive timestamps (the media crate does).
+        #[arg(long)]
+        no_timestamps: bool,
+        /// (c) Receive buffer of each shared socket, bytes.
+        #[arg(long, default_value_t = 16 << 20)]
+        shared_rcvbuf: usize,
+    },
     /// Dial N calls at R calls/s against a SIPp UAS on loopback, then the same
     /// with SIPp's own UAC as the baseline, and compare.
     Dialer {
@@ -496,6 +526,32 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("cannot start the runtime")?
                 .block_on(run_farm(config, every))?;
+        }
+        Command::RtpFloor {
+            variants,
+            streams,
+            seconds,
+            warmup,
+            batch,
+            no_timestamps,
+            shared_rcvbuf,
+        } => {
+            for &n in &streams {
+                for &variant in &variants {
+                    let report = rtp_floor::run(&FloorBench {
+                        variant,
+                        streams: n,
+                        seconds,
+                        warmup,
+                        batch,
+                        timestamps: !no_timestamps,
+                        shared_rcvbuf,
+                    })?;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{}", serde_json::to_string(&report)?)?;
+                    out.flush()?;
+                }
+            }
         }
         Command::Numbers {
             mix,
