@@ -257,7 +257,8 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
     assert_eq!(from_table.len(), RECORDS);
 
     // The 5-minute buckets, kept as calls ended, against a scan of the
-    // attempts table.
+    // attempts table by their end (a call started before a bucket boundary
+    // and ended after it counts in the later bucket).
     let buckets = store
         .stats_buckets(campaign, 0, i64::MAX)
         .await
@@ -272,7 +273,7 @@ async fn a_paused_campaign_stops_at_once_and_catches_up_after_the_resume() {
         })
         .collect();
     let scanned: BTreeMap<(i64, String), u64> = sqlx::query(
-        "SELECT (started_at / 300000) * 300000 AS bucket, status, COUNT(*) AS n \
+        "SELECT (ended_at / 300000) * 300000 AS bucket, status, COUNT(*) AS n \
          FROM attempts GROUP BY bucket, status",
     )
     .fetch_all(&reader)
