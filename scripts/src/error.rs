@@ -267,6 +267,72 @@ pub enum Problem {
     /// A menu without options.
     #[error("a menu needs at least one option; expected options = {{ 1 = \"<block>\", ... }}")]
     NoMenuOptions,
+    /// An `sms` step or `email_template` names a template the script does
+    /// not define.
+    #[error("no message template named \"{name}\"{}; expected {}", suggest(suggestion), if known.is_empty() { format!("a [templates.{name}] table") } else { format!("one of: {}", known.join(", ")) })]
+    UnknownTemplate {
+        /// The name used.
+        name: String,
+        /// The closest template name, when one is close.
+        suggestion: Option<String>,
+        /// The templates the script defines.
+        known: Vec<String>,
+    },
+    /// A template used for the other channel.
+    #[error(
+        "template \"{name}\" has channel = \"{found}\"; {used_by} needs channel = \"{expected}\""
+    )]
+    TemplateChannel {
+        /// The template.
+        name: String,
+        /// Its channel.
+        found: &'static str,
+        /// The channel needed.
+        expected: &'static str,
+        /// What uses it: `an sms step`, `email_template`.
+        used_by: &'static str,
+    },
+    /// A language of the script without a text (or an e-mail's subject) in
+    /// a template.
+    #[error("template \"{template}\" has no {key} for language \"{language}\"; expected {key}.{language} = \"...\"")]
+    MissingTemplateText {
+        /// The template.
+        template: String,
+        /// `text` or `subject`.
+        key: &'static str,
+        /// The language that lacks it.
+        language: String,
+    },
+    /// A template text in a language the script does not list.
+    #[error("template \"{template}\" has a {key} for language \"{language}\", which is not one of the script's languages ({})", languages.join(", "))]
+    TemplateLanguage {
+        /// The template.
+        template: String,
+        /// `text` or `subject`.
+        key: &'static str,
+        /// The language written.
+        language: String,
+        /// The script's languages.
+        languages: Vec<String>,
+    },
+    /// A subject on an SMS template.
+    #[error("an SMS has no subject; remove subject from template \"{template}\" or make it channel = \"email\"")]
+    SubjectOnSms {
+        /// The template.
+        template: String,
+    },
+    /// A placeholder in a template text that does not read.
+    #[error("{reason}")]
+    BadPlaceholder {
+        /// What is wrong and what was expected.
+        reason: &'static str,
+    },
+    /// A template name with characters outside `A-Z a-z 0-9 _ -`.
+    #[error("template name \"{name}\" may only hold letters, digits, '_' and '-'")]
+    BadTemplateName {
+        /// The name as written.
+        name: String,
+    },
     /// An output key with characters outside `A-Z a-z 0-9 _ - .`.
     #[error("output key \"{key}\" may only hold letters, digits, '_', '-' and '.'")]
     BadOutputKey {

@@ -28,6 +28,8 @@ pub struct Flow {
     pub prompts: Vec<String>,
     /// Every SMS template an `sms` step names, sorted.
     pub sms_templates: Vec<String>,
+    /// The template e-mailed to records with `SERVICES_EMAIL=Y`.
+    pub email_template: Option<String>,
     /// Whether any step (main or block) is a `success_point`.
     pub has_success_point: bool,
 }
@@ -175,6 +177,7 @@ impl Script {
             blocks,
             prompts: prompts.into_iter().collect(),
             sms_templates: templates.into_iter().collect(),
+            email_template: self.email_template.clone(),
             has_success_point: success,
         }
     }

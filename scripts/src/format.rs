@@ -21,6 +21,7 @@ use toml::Spanned;
 
 use crate::speak::ValueKind;
 use crate::suggest::closest;
+use crate::template::Channel;
 use crate::Problem;
 
 /// A byte range in the script text.
@@ -91,6 +92,12 @@ pub(crate) struct Header {
     pub languages: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     pub custom_fields: Vec<Spanned<String>>,
+    /// `[templates.<name>]` tables: the messages the script can send.
+    #[serde(default)]
+    pub templates: BTreeMap<Spanned<String>, Spanned<TemplateDef>>,
+    /// The template of the e-mail sent to records with `SERVICES_EMAIL=Y`.
+    #[serde(default)]
+    pub email_template: Option<Spanned<String>>,
     // Read separately, listed so that a typo in them is reported helpfully.
     #[serde(default)]
     #[allow(dead_code)]
@@ -98,6 +105,17 @@ pub(crate) struct Header {
     #[serde(default)]
     #[allow(dead_code)]
     blocks: Option<IgnoredAny>,
+}
+
+/// A `[templates.<name>]` table: the message's channel and, per language,
+/// its text (and an e-mail's subject).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TemplateDef {
+    pub channel: Spanned<Channel>,
+    pub text: Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+    #[serde(default)]
+    pub subject: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
 }
 
 /// `step = "play"`: play one prompt.

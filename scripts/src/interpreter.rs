@@ -43,6 +43,7 @@ use std::sync::Arc;
 use crate::fields::LANGUAGE_FIELD;
 use crate::script::{BlockId, Gather, Menu, Step, Test, MAIN};
 use crate::speak::{self, Amount, SayOptions};
+use crate::template::{RenderError, RenderedMessage};
 use crate::{ClipRef, RecordFields, Script, SpeakError};
 
 /// The block a script runs for a person who calls back
@@ -130,6 +131,10 @@ pub enum Action {
     QueueSms {
         /// The template's name.
         template: String,
+        /// The template filled in for the record in the run's language, or
+        /// why it could not be (a field it needs is blank): the engine
+        /// records such a message as failed, with the reason.
+        message: Result<RenderedMessage, RenderError>,
     },
     /// Hang up the call.
     Hangup,
@@ -517,9 +522,20 @@ impl Run {
                     }
                     return;
                 }
-                Step::Sms { template } => self.actions.push_back(Action::QueueSms {
-                    template: template.clone(),
-                }),
+                Step::Sms { template } => {
+                    let message = match self.script.templates.get(template) {
+                        Some(t) => t.render(&self.language, &self.values),
+                        // Validation makes every sms step name a template.
+                        None => Err(RenderError::MissingFields {
+                            template: template.clone(),
+                            fields: Vec::new(),
+                        }),
+                    };
+                    self.actions.push_back(Action::QueueSms {
+                        template: template.clone(),
+                        message,
+                    })
+                }
             }
         }
     }
@@ -807,6 +823,7 @@ fn choose_language(script: &Script, requested: Option<&String>) -> (String, Opti
 mod tests {
     use super::*;
     use crate::speak::{inventory, ValueKind, SPEAKING_LANGUAGES};
+    use crate::template::Channel;
     use crate::AudioCatalog;
     use std::path::PathBuf;
 
@@ -1471,17 +1488,44 @@ mod tests {
     }
 
     #[test]
-    fn sms_is_queued_and_the_script_carries_on() {
-        let mut run = start(
-            r#"steps = [{ step = "sms", template = "confirmation" }, { step = "play", prompt = "a" }]"#,
-            &[],
+    fn sms_is_queued_filled_in_and_the_script_carries_on() {
+        let body = r#"steps = [{ step = "sms", template = "confirmation" }, { step = "play", prompt = "a" }]
+            [templates.confirmation]
+            channel = "sms"
+            text.en = "Thank you {PERSON_FIRST_NAME|}, we expect {INVOICE_AMOUNT_OPEN}."
+            text.nl = "Dank u {PERSON_FIRST_NAME|}, wij verwachten {INVOICE_AMOUNT_OPEN}.""#;
+        let mut run = start(body, &[("INVOICE_AMOUNT_OPEN", "49.95")]);
+        run.handle(Event::Answered);
+        let message = RenderedMessage {
+            template: "confirmation".to_string(),
+            channel: Channel::Sms,
+            language: "en".to_string(),
+            subject: None,
+            text: "Thank you , we expect 49.95.".to_string(),
+        };
+        assert_eq!(
+            drain(&mut run),
+            [
+                Action::QueueSms {
+                    template: "confirmation".to_string(),
+                    message: Ok(message),
+                },
+                play(&["a"])
+            ]
         );
+        // A field the text needs is blank: the step says why, the call
+        // goes on.
+        let mut run = start(body, &[]);
         run.handle(Event::Answered);
         assert_eq!(
             drain(&mut run),
             [
                 Action::QueueSms {
-                    template: "confirmation".to_string()
+                    template: "confirmation".to_string(),
+                    message: Err(RenderError::MissingFields {
+                        template: "confirmation".to_string(),
+                        fields: vec!["INVOICE_AMOUNT_OPEN".to_string()],
+                    }),
                 },
                 play(&["a"])
             ]

@@ -13,6 +13,7 @@
 //! - [Reference: the header](#reference-the-header)
 //! - [Reference: steps](#reference-steps)
 //! - [Reference: blocks](#reference-blocks)
+//! - [Message templates](#message-templates)
 //! - [Speaking values](#speaking-values)
 //! - [Languages](#languages)
 //! - [Audio: prompts, segments and your own recordings](#audio-prompts-segments-and-your-own-recordings)
@@ -134,6 +135,8 @@
 //! | `custom_fields` | array of strings | no | Record fields the script reads that are not standard fields: capitals, digits and `_`, e.g. `APPOINTMENT_DATE`. |
 //! | `steps` | array of step tables | yes | The script, written as `[[steps]]` tables. At least one. |
 //! | `blocks` | table of step arrays | no | Named step lists, written as `[[blocks.<name>]]` tables. |
+//! | `templates` | table of tables | no | The messages the script sends, written as `[templates.<name>]` tables; see [Message templates](#message-templates). |
+//! | `email_template` | string | no | The `email` template sent to every record imported with `SERVICES_EMAIL=Y`, on the day of the import. |
 //!
 //! Fields are named as in the import layout, `SECTION_FIELD` (see
 //! [`STANDARD_FIELDS`]): `INVOICE_AMOUNT_OPEN`, `PERSON_LANGUAGE`,
@@ -267,10 +270,12 @@
 //!
 //! | key | type | required | meaning |
 //! | --- | --- | --- | --- |
-//! | `template` | string | yes | The message template's name. |
+//! | `template` | string | yes | The name of a `channel = "sms"` template of the script. |
 //!
-//! Emits [`Action::QueueSms`]; the engine stores the message in its outbox
-//! for the record and the script goes on at once.
+//! Emits [`Action::QueueSms`] with the template filled in for the record in
+//! the call's language; the engine stores the message in its outbox for the
+//! record (or, when a field the text needs is blank, a failed message saying
+//! which) and the script goes on at once.
 //!
 //! ## `hangup`: end the call
 //!
@@ -302,6 +307,44 @@
 //! back after a missed call hears (the engine matches their number to the
 //! record, so the record's fields are there); without it, they hear the
 //! main steps.
+//!
+//! # Message templates
+//!
+//! ```toml
+//! email_template = "overdue_notice"
+//!
+//! [templates.payment_check_confirmation]
+//! channel = "sms"
+//! text.en = "Thank you. We will check the payment of invoice {INVOICE_NUMBER}."
+//! text.nl = "Dank u. Wij controleren de betaling van factuur {INVOICE_NUMBER}."
+//!
+//! [templates.overdue_notice]
+//! channel = "email"
+//! subject.en = "Invoice {INVOICE_NUMBER} is overdue"
+//! subject.nl = "Factuur {INVOICE_NUMBER} is niet betaald"
+//! text.en = """
+//! Dear {PERSON_FIRST_NAME|customer},
+//! ...
+//! """
+//! text.nl = "..."
+//! ```
+//!
+//! | key | type | required | meaning |
+//! | --- | --- | --- | --- |
+//! | `channel` | string | yes | `sms` or `email`. |
+//! | `text` | table of strings | yes | The message per language: one for every language of the script, no others. |
+//! | `subject` | table of strings | e-mail only | The subject per language, as `text`. An SMS has none. |
+//!
+//! Template names hold letters, digits, `_` and `-`. In a text or subject,
+//! `{FIELD}` is the record's field, trimmed (any field a script may read;
+//! checked at load like the fields of steps, with the line and column of
+//! the placeholder); `{FIELD|text}` gives `text` when the field is blank;
+//! `{{` and `}}` are literal braces. A placeholder without a default whose
+//! field is blank makes that message fail (the engine records it as failed,
+//! naming the field) rather than go out with a hole in it. A message is
+//! written in the call's language (an SMS step) or the record's
+//! `PERSON_LANGUAGE` chosen as for calls ([`Script::language_for`], the
+//! e-mail). [`MessageTemplate::render`] fills a template in.
 //!
 //! # Speaking values
 //!
@@ -417,6 +460,7 @@ mod interpreter;
 mod script;
 pub mod speak;
 mod suggest;
+mod template;
 mod validate;
 
 pub use catalog::{default_audio_root, AudioCatalog, ClipRef};
@@ -429,3 +473,4 @@ pub use flow::{Flow, FlowStep};
 pub use format::STEP_NAMES;
 pub use interpreter::{Action, Event, ForwardOutcome, Run, INBOUND_BLOCK, VOICEMAIL_BLOCK};
 pub use script::Script;
+pub use template::{Channel, MessageTemplate, RenderError, RenderedMessage};

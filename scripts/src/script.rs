@@ -6,7 +6,8 @@ use std::path::Path;
 
 use crate::error::SourceMap;
 use crate::speak::{Amount, ValueKind};
-use crate::{format, validate, AudioCatalog, ClipRef, ScriptError};
+use crate::template::MessageTemplate;
+use crate::{format, validate, AudioCatalog, ClipRef, RecordFields, ScriptError};
 
 /// Index of a block in [`Script::blocks`]; the main `steps` list is block 0.
 pub(crate) type BlockId = usize;
@@ -28,6 +29,10 @@ pub struct Script {
     pub(crate) fields: BTreeSet<String>,
     /// Every clip the script may play, in all its languages.
     pub(crate) clips: BTreeSet<ClipRef>,
+    /// The message templates, by name.
+    pub(crate) templates: BTreeMap<String, MessageTemplate>,
+    /// The template e-mailed to records with `SERVICES_EMAIL=Y`.
+    pub(crate) email_template: Option<String>,
 }
 
 /// A list of steps: the main one or a named block.
@@ -153,7 +158,7 @@ impl Script {
                 .collect(),
         };
         let raw = format::parse(source).map_err(invalid)?;
-        validate::validate(raw, catalog).map_err(invalid)
+        validate::validate(raw, source, catalog).map_err(invalid)
     }
 
     /// The script's `name`.
@@ -198,5 +203,40 @@ impl Script {
     /// decode exactly these at load time.
     pub fn required_clips(&self) -> impl Iterator<Item = &ClipRef> {
         self.clips.iter()
+    }
+
+    /// The message templates (`[templates.<name>]`), by name.
+    pub fn templates(&self) -> impl Iterator<Item = &MessageTemplate> {
+        self.templates.values()
+    }
+
+    /// The template called `name`.
+    pub fn template(&self, name: &str) -> Option<&MessageTemplate> {
+        self.templates.get(name)
+    }
+
+    /// The template e-mailed to records with `SERVICES_EMAIL=Y`
+    /// (`email_template`), if the script names one.
+    pub fn email_template(&self) -> Option<&MessageTemplate> {
+        self.email_template
+            .as_deref()
+            .and_then(|name| self.templates.get(name))
+    }
+
+    /// The language the script speaks and writes to `record`: its
+    /// `PERSON_LANGUAGE` when that is one of the script's languages,
+    /// otherwise the default language (as a [`crate::Run`] chooses).
+    pub fn language_for(&self, record: &dyn RecordFields) -> &str {
+        let requested = record
+            .field(crate::LANGUAGE_FIELD)
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let primary = requested
+            .and_then(|raw| raw.split(['-', '_']).next())
+            .map(|p| p.trim().to_ascii_lowercase());
+        match primary.and_then(|p| self.languages.iter().find(|l| **l == p)) {
+            Some(language) => language,
+            None => &self.default_language,
+        }
     }
 }

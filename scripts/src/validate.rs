@@ -10,10 +10,12 @@ use toml::Spanned;
 use crate::fields::{is_standard_field, CURRENCY_FIELD, LANGUAGE_FIELD, STANDARD_FIELDS};
 use crate::format::{
     BranchStep, Found, GatherStep, MenuStep, RawScript, RawStep, SayStep, Span, StepBody,
+    TemplateDef,
 };
 use crate::script::{Block, BlockId, Condition, Gather, Menu, Step, Test, MAIN};
 use crate::speak::{self, Amount, ValueKind, SPEAKING_LANGUAGES};
 use crate::suggest::closest;
+use crate::template::{content_start, parse_text, Channel, MessageTemplate, Text};
 use crate::{AudioCatalog, ClipRef, Problem, Script};
 
 /// Pause length, milliseconds.
@@ -39,9 +41,16 @@ pub(crate) const GATHER_INTER_MS: (u32, u32) = (500, 30_000);
 pub(crate) const DEFAULT_GATHER_INTER_MS: u32 = 3_000;
 
 /// Turns a raw script into a checked [`Script`], or lists every problem.
-pub(crate) fn validate(raw: RawScript, catalog: &AudioCatalog) -> Result<Script, Vec<Found>> {
+pub(crate) fn validate(
+    raw: RawScript,
+    source: &str,
+    catalog: &AudioCatalog,
+) -> Result<Script, Vec<Found>> {
     let mut checker = Checker {
         catalog,
+        source,
+        templates: BTreeMap::new(),
+        template_channels: BTreeMap::new(),
         problems: Vec::new(),
         languages: Vec::new(),
         custom_fields: Vec::new(),
@@ -64,6 +73,11 @@ pub(crate) fn validate(raw: RawScript, catalog: &AudioCatalog) -> Result<Script,
     );
     checker.check_custom_fields(&raw.header.custom_fields);
     checker.fields.insert(LANGUAGE_FIELD.to_string());
+    checker.templates(&raw.header.templates);
+    let email_template = raw.header.email_template.as_ref().map(|name| {
+        checker.template_ref(name, Channel::Email, "email_template");
+        name.get_ref().clone()
+    });
 
     checker.block_names.push("steps".to_string());
     for (i, block) in raw.blocks.iter().enumerate() {
@@ -97,11 +111,19 @@ pub(crate) fn validate(raw: RawScript, catalog: &AudioCatalog) -> Result<Script,
         blocks,
         fields: checker.fields,
         clips: checker.clips,
+        templates: checker.templates,
+        email_template,
     })
 }
 
 struct Checker<'a> {
     catalog: &'a AudioCatalog,
+    /// The script text, to point into template texts.
+    source: &'a str,
+    /// The templates that passed their checks.
+    templates: BTreeMap<String, MessageTemplate>,
+    /// Every template defined, checked or not, with its channel.
+    template_channels: BTreeMap<String, Channel>,
     problems: Vec<Found>,
     languages: Vec<String>,
     custom_fields: Vec<String>,
@@ -254,6 +276,169 @@ impl Checker<'_> {
         name
     }
 
+    /// Checks the `[templates.<name>]` tables: names, texts (and e-mail
+    /// subjects) in exactly the script's languages, placeholders that read
+    /// and name known fields.
+    fn templates(&mut self, defs: &BTreeMap<Spanned<String>, Spanned<TemplateDef>>) {
+        for (name, def) in defs {
+            let template = name.get_ref().clone();
+            let well_formed = !template.is_empty()
+                && template
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !well_formed {
+                self.problem(
+                    name.span(),
+                    Problem::BadTemplateName {
+                        name: template.clone(),
+                    },
+                );
+            }
+            let def = def.get_ref();
+            let channel = *def.channel.get_ref();
+            self.template_channels.insert(template.clone(), channel);
+            let before = self.problems.len();
+            let texts = self.template_texts(&template, "text", &def.text);
+            let subjects = match (&def.subject, channel) {
+                (Some(subject), Channel::Sms) => {
+                    self.problem(
+                        subject.span(),
+                        Problem::SubjectOnSms {
+                            template: template.clone(),
+                        },
+                    );
+                    BTreeMap::new()
+                }
+                (Some(subject), Channel::Email) => {
+                    self.template_texts(&template, "subject", subject)
+                }
+                (None, Channel::Email) => {
+                    for language in self.languages.clone() {
+                        self.problem(
+                            name.span(),
+                            Problem::MissingTemplateText {
+                                template: template.clone(),
+                                key: "subject",
+                                language,
+                            },
+                        );
+                    }
+                    BTreeMap::new()
+                }
+                (None, Channel::Sms) => BTreeMap::new(),
+            };
+            if self.problems.len() == before && well_formed {
+                self.templates.insert(
+                    template.clone(),
+                    MessageTemplate {
+                        name: template,
+                        channel,
+                        texts,
+                        subjects,
+                    },
+                );
+            }
+        }
+    }
+
+    /// One template's `text` or `subject` table, by language.
+    fn template_texts(
+        &mut self,
+        template: &str,
+        key: &'static str,
+        table: &Spanned<BTreeMap<Spanned<String>, Spanned<String>>>,
+    ) -> BTreeMap<String, Text> {
+        let mut read = BTreeMap::new();
+        for (language, text) in table.get_ref() {
+            if !self.languages.contains(language.get_ref()) {
+                self.problem(
+                    language.span(),
+                    Problem::TemplateLanguage {
+                        template: template.to_string(),
+                        key,
+                        language: language.get_ref().clone(),
+                        languages: self.languages.clone(),
+                    },
+                );
+                continue;
+            }
+            if text.get_ref().trim().is_empty() {
+                self.problem(text.span(), Problem::Empty { key });
+                continue;
+            }
+            match parse_text(text.get_ref()) {
+                Err(e) => {
+                    let at = self.offset_in(text, e.offset);
+                    self.problem(at..at + 1, Problem::BadPlaceholder { reason: e.reason });
+                }
+                Ok((parsed, fields)) => {
+                    for field in fields {
+                        let at = self.offset_in(text, field.offset);
+                        self.field(&Spanned::new(at..at + field.name.len(), field.name));
+                    }
+                    read.insert(language.get_ref().clone(), parsed);
+                }
+            }
+        }
+        for language in self.languages.clone() {
+            if !table.get_ref().keys().any(|l| *l.get_ref() == language) {
+                self.problem(
+                    table.span(),
+                    Problem::MissingTemplateText {
+                        template: template.to_string(),
+                        key,
+                        language,
+                    },
+                );
+            }
+        }
+        read
+    }
+
+    /// Where byte `offset` of a template text is in the script, or the
+    /// start of the string when it is written with escapes.
+    fn offset_in(&self, text: &Spanned<String>, offset: usize) -> usize {
+        content_start(self.source, &text.span(), text.get_ref())
+            .map_or(text.span().start, |start| start + offset)
+    }
+
+    /// A reference to a template that must exist and be of `channel`.
+    fn template_ref(&mut self, name: &Spanned<String>, channel: Channel, used_by: &'static str) {
+        let template = name.get_ref().trim();
+        match self.template_channels.get(template) {
+            Some(found) if *found == channel => {}
+            Some(found) => {
+                let found = found.as_str();
+                self.problem(
+                    name.span(),
+                    Problem::TemplateChannel {
+                        name: template.to_string(),
+                        found,
+                        expected: channel.as_str(),
+                        used_by,
+                    },
+                )
+            }
+            None => {
+                let known: Vec<String> = self
+                    .template_channels
+                    .iter()
+                    .filter(|(_, c)| **c == channel)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let suggestion = closest(template, known.iter().map(String::as_str));
+                self.problem(
+                    name.span(),
+                    Problem::UnknownTemplate {
+                        name: template.to_string(),
+                        suggestion,
+                        known,
+                    },
+                );
+            }
+        }
+    }
+
     fn block_ref(&mut self, from: BlockId, name: &Spanned<String>) -> Option<BlockId> {
         match self.block_ids.get(name.get_ref()) {
             Some(id) => {
@@ -321,6 +506,8 @@ impl Checker<'_> {
                 let template = m.template.get_ref().trim().to_string();
                 if template.is_empty() {
                     self.problem(m.template.span(), Problem::Empty { key: "template" });
+                } else {
+                    self.template_ref(&m.template, Channel::Sms, "an sms step");
                 }
                 Step::Sms { template }
             }

@@ -290,9 +290,27 @@ fn notice_with_agent_forwards_queues_a_text_and_speaks_to_machines() {
 
     let mut run = Run::start(Arc::clone(&script), &fields);
     let (actions, _) = play_through(&mut run, &catalog, &['1']);
-    assert!(actions.contains(&Action::QueueSms {
-        template: "payment_check_confirmation".into()
-    }));
+    let text = "Thank you. We will check the payment of invoice 42 and let you know.";
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::QueueSms { template, message: Ok(m) }
+            if template == "payment_check_confirmation" && m.text == text && m.subject.is_none())
+        ),
+        "{actions:?}"
+    );
+    let email = script
+        .email_template()
+        .unwrap()
+        .render("nl", &fields)
+        .unwrap();
+    assert_eq!(email.subject.as_deref(), Some("Factuur 42 is niet betaald"));
+    assert!(
+        email
+            .text
+            .starts_with("Beste klant,\n\nFactuur 42 is nog niet"),
+        "{}",
+        email.text
+    );
 
     let mut run = Run::start(script, &fields);
     run.handle(Event::MachineAnswered);

@@ -501,6 +501,10 @@ template = "confirmation"
 [[blocks.thanks]]
 step = "play"
 prompt = "hello"
+
+[templates.confirmation]
+channel = "sms"
+text.en = "Thanks"
 "##
     );
     assert_eq!(errors(&ok), Vec::<String>::new());
@@ -573,4 +577,98 @@ mod never_panics {
             }
         }
     }
+}
+
+#[test]
+fn message_templates_are_checked_and_point_at_the_line() {
+    let head = "name = \"t\"\ndefault_language = \"en\"\nlanguages = [\"en\", \"nl\"]\n";
+    let e = errors(
+        &(head.to_string()
+            + r#"email_template = "confirmaton"
+
+[[steps]]
+step = "sms"
+template = "letter"
+
+[[steps]]
+step = "sms"
+template = "confirmaton"
+
+[templates.confirmation]
+channel = "sms"
+text.en = "Paid {INVOICE_AMOUNT_OPN}, thanks {{really}}"
+text.nl = "Betaald {{INVOICE_AMOUNT_OPEN}"
+subject.en = "no"
+
+[templates.letter]
+channel = "email"
+subject.en = "Invoice {INVOICE_NUMBER}"
+subject.nl = "Factuur {INVOICE_NUMBER}"
+text.en = """
+Dear {PERSON_FIRST_NAME|customer,
+"""
+text.de = "Hallo"
+"#),
+    );
+    let at = |line: usize| {
+        e.iter()
+            .filter(|d| d.split(':').nth(1) == Some(&line.to_string()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // email_template names a template that is not there (or not e-mail).
+    assert!(
+        at(4)[0].contains("no message template named \"confirmaton\"; expected one of: letter"),
+        "{e:#?}"
+    );
+    // The sms step names an e-mail template; the other a misspelt one.
+    assert!(
+        at(8)[0].contains(
+            "template \"letter\" has channel = \"email\"; an sms step needs channel = \"sms\""
+        ),
+        "{e:#?}"
+    );
+    assert!(
+        at(12)[0].contains("(did you mean \"confirmation\"?)"),
+        "{e:#?}"
+    );
+    // An unknown field inside a text: its own column.
+    let field = &at(16)[0];
+    assert!(
+        field.contains(
+            "unknown field \"INVOICE_AMOUNT_OPN\" (did you mean \"INVOICE_AMOUNT_OPEN\"?)"
+        ),
+        "{field}"
+    );
+    assert!(field.starts_with("test.toml:16:18:"), "{field}");
+    assert!(at(17)[0].contains("a '}' closes no placeholder"), "{e:#?}");
+    assert!(at(18)[0].contains("an SMS has no subject"), "{e:#?}");
+    // Inside a multi-line string, the line of the mistake.
+    assert!(at(25)[0].contains("is not closed"), "{e:#?}");
+    assert!(
+        at(27)[0].contains("language \"de\", which is not one of the script's languages (en, nl)"),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|d| d
+                .contains("template \"letter\" has no text for language \"nl\"; expected text.nl")),
+        "{e:#?}"
+    );
+    assert_eq!(e.len(), 9, "{e:#?}");
+
+    let e = one_error(&format!(
+        "{HEAD}[[steps]]\nstep = \"hangup\"\n[templates.x]\nchannel = \"fax\"\ntext.en = \"a\"\n"
+    ));
+    assert!(
+        e.contains("unknown variant `fax`, expected `sms` or `email`"),
+        "{e}"
+    );
+    let e = one_error(&format!(
+        "{HEAD}[[steps]]\nstep = \"hangup\"\n[templates.x]\nchannel = \"email\"\ntext.en = \"a\"\n"
+    ));
+    assert!(
+        e.contains("template \"x\" has no subject for language \"en\""),
+        "{e}"
+    );
 }
