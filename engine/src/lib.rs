@@ -18,6 +18,7 @@ pub mod import;
 pub mod imports;
 pub mod inbox;
 pub mod loopback;
+pub mod messaging;
 pub mod metrics;
 pub mod result_files;
 pub mod results;

@@ -357,6 +357,11 @@ pub async fn serve(
         Arc::new(config.clone()),
         cancel.child_token(),
     ));
+    let email_task = tokio::spawn(crate::messaging::email::run(
+        Arc::clone(&store),
+        Arc::new(audio_catalog(&config.audio.roots)?),
+        cancel.child_token(),
+    ));
     let inbound_task = {
         let engine = Arc::clone(&engine);
         let cancel = cancel.clone();
@@ -454,6 +459,7 @@ pub async fn serve(
     }
     inbound_task.await.ok();
     inbox_task.await.ok();
+    email_task.await.ok();
     nightly.await.ok();
     sip.shutdown();
     Ok(())

@@ -462,17 +462,35 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
                 number: forwarded.number.clone(),
                 template: "confirmation".into(),
                 language: "en".into(),
+                body: Ok("Thanks".into()),
             },
             20,
         )
         .await
         .expect("sms queued");
     assert!(sms > 0);
+    // A template whose field was blank: stored as failed, with the reason,
+    // and not waiting to be sent.
+    let failed = store
+        .queue_sms(
+            &SmsRequest {
+                attempt: forwarded.attempt_id,
+                number: forwarded.number.clone(),
+                template: "confirmation".into(),
+                language: "en".into(),
+                body: Err("template \"confirmation\" needs INVOICE_NUMBER".into()),
+            },
+            21,
+        )
+        .await
+        .expect("failed sms stored");
+    assert!(failed > sms);
     let unknown = SmsRequest {
         attempt: 9_999,
         number: "+31".into(),
         template: "t".into(),
         language: "en".into(),
+        body: Ok("x".into()),
     };
     assert!(store.queue_sms(&unknown, 20).await.is_err());
     assert_eq!(
@@ -525,26 +543,47 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .expect("read the store");
-    let queued: Vec<(String, String, String, String)> =
-        sqlx::query_as("SELECT number, template, language, state FROM sms_outbox ORDER BY id")
-            .fetch_all(&pool)
-            .await
-            .expect("outbox");
-    assert_eq!(
-        queued,
-        [(
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let queued: Vec<Row> = sqlx::query_as(
+        "SELECT number, template, language, state, body, error FROM sms_outbox ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outbox");
+    let row = |state: &str, body: Option<&str>, error: Option<&str>| -> Row {
+        (
             "+31612345671".to_string(),
             "confirmation".to_string(),
             "en".to_string(),
-            "queued".to_string()
-        )]
+            state.to_string(),
+            body.map(str::to_string),
+            error.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        queued,
+        [
+            row("queued", Some("Thanks"), None),
+            row(
+                "failed",
+                None,
+                Some("template \"confirmation\" needs INVOICE_NUMBER")
+            )
+        ]
     );
     let events: Vec<String> =
-        sqlx::query_scalar("SELECT kind FROM events WHERE kind = 'sms_queued'")
+        sqlx::query_scalar("SELECT kind FROM events WHERE kind LIKE 'sms_%' ORDER BY id")
             .fetch_all(&pool)
             .await
             .expect("events");
-    assert_eq!(events.len(), 1);
+    assert_eq!(events, ["sms_queued", "sms_failed"]);
     let counters: Vec<(String, i64)> = sqlx::query_as(
         "SELECT counter, SUM(n) FROM stats_counters WHERE counter IN ('forwards', 'voicemail_left') GROUP BY counter ORDER BY counter",
     )

@@ -114,6 +114,10 @@ template = "account_confirmation"
 [[blocks.thanks]]
 step = "play"
 prompt = "goodbye"
+
+[templates.account_confirmation]
+channel = "sms"
+text.en = "We have your account number. Reference {IDENTIFICATION_CLIENT_REFERENCE}."
 "##;
 
 fn record(reference: &str) -> ImportedRecord {
@@ -145,7 +149,7 @@ struct Ran {
     status: Option<String>,
     /// The `attempt_ended` events' payloads.
     ended_events: Vec<serde_json::Value>,
-    /// Templates of the queued SMS (`sms_outbox`).
+    /// Templates and texts of the queued SMS (`sms_outbox`), `name: text`.
     sms: Vec<String>,
 }
 
@@ -230,10 +234,13 @@ async fn run_one(
     .fetch_all(&pool)
     .await
     .expect("events");
-    let sms: Vec<String> = sqlx::query_scalar("SELECT template FROM sms_outbox ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .expect("sms outbox");
+    let sms: Vec<String> = sqlx::query_scalar(
+        "SELECT template || ': ' || COALESCE(body, '') FROM sms_outbox WHERE state = 'queued' \
+         ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("sms outbox");
     Ran {
         sms,
         row: rows.into_iter().next(),
@@ -536,11 +543,9 @@ async fn a_gather_step_collects_the_keys_up_to_the_terminator() {
         custom == [("account".to_string(), "159*".to_string())],
         || format!("outputs {custom:?}, expected account = 159*"),
     );
-    verdict.check(ran.sms == ["account_confirmation"], || {
-        format!(
-            "queued SMS {:?}, expected one account_confirmation",
-            ran.sms
-        )
+    let expected = "account_confirmation: We have your account number. Reference REF-42.";
+    verdict.check(ran.sms == [expected], || {
+        format!("queued SMS {:?}, expected [{expected:?}]", ran.sms)
     });
     finish_with(verdict, &mut [&mut callee]);
 }

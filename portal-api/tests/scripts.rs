@@ -414,7 +414,23 @@ async fn the_flow_and_templates_come_from_the_parsed_script() {
     assert_eq!(r.status, StatusCode::OK);
     let t = r.json();
     assert_eq!(t["sms"][0]["name"], "payment_check_confirmation");
+    assert_eq!(t["sms"][0]["channel"], "sms");
     assert_eq!(t["sms"][0]["languages"], json!(["en", "nl"]));
+    assert_eq!(
+        t["sms"][0]["texts"]["nl"],
+        "Dank u. Wij controleren de betaling van factuur {INVOICE_NUMBER} en laten het u weten."
+    );
+    assert_eq!(t["sms"][0]["subjects"], json!({}));
+    assert_eq!(t["email_template"], "overdue_notice");
+    assert_eq!(t["email"][0]["name"], "overdue_notice");
+    assert_eq!(
+        t["email"][0]["subjects"]["en"],
+        "Invoice {INVOICE_NUMBER} is overdue"
+    );
+    assert!(t["email"][0]["texts"]["en"]
+        .as_str()
+        .unwrap()
+        .starts_with("Dear {PERSON_FIRST_NAME|customer},"));
 
     // A stored script that no longer loads: its source and why, no flow.
     let org = app.store.ensure_organisation("a", "NL").await.unwrap();
@@ -429,6 +445,9 @@ async fn the_flow_and_templates_come_from_the_parsed_script() {
     assert!(!broken["problems"].as_array().unwrap().is_empty());
     let r = app.get("/api/v1/scripts/broken/templates", &manager).await;
     assert_eq!(r.status, StatusCode::OK);
+    let broken = r.json();
+    assert_eq!(broken["sms"], json!([]));
+    assert!(!broken["problems"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -616,6 +635,7 @@ async fn the_sms_list_searches_and_pages_within_the_organisation() {
                     number: claim.number.clone(),
                     template: "payment_check_confirmation".into(),
                     language: if i == 1 { "nl" } else { "en" }.into(),
+                    body: Ok(format!("message {i}")),
                 },
                 at,
             )
@@ -631,6 +651,7 @@ async fn the_sms_list_searches_and_pages_within_the_organisation() {
                 number: claim_b.number.clone(),
                 template: "t".into(),
                 language: "en".into(),
+                body: Ok("other organisation".into()),
             },
             now,
         )

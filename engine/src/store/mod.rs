@@ -267,6 +267,9 @@ pub struct SmsRequest {
     pub number: String,
     pub template: String,
     pub language: String,
+    /// The template filled in for the record, or why it could not be (the
+    /// message is then stored as `failed` with that reason).
+    pub body: Result<String, String>,
 }
 
 /// What happens to the record after an attempt.

@@ -1000,9 +1000,14 @@ impl Store for SqliteStore {
                 name: sms.attempt.to_string(),
             });
         };
+        let (state, body, error) = match &sms.body {
+            Ok(body) => ("queued", Some(body.as_str()), None),
+            Err(reason) => ("failed", None, Some(reason.as_str())),
+        };
         let id: Id = sqlx::query_scalar(
             "INSERT INTO sms_outbox (campaign_id, record_id, attempt_id, number, template, \
-             language, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+             language, state, body, error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             RETURNING id",
         )
         .bind(campaign)
         .bind(record)
@@ -1010,16 +1015,29 @@ impl Store for SqliteStore {
         .bind(&sms.number)
         .bind(&sms.template)
         .bind(&sms.language)
+        .bind(state)
+        .bind(body)
+        .bind(error)
         .bind(at)
         .fetch_one(&mut *tx)
         .await?;
+        let (kind, payload) = match error {
+            None => (
+                "sms_queued",
+                serde_json::json!({ "sms_id": id, "template": sms.template }),
+            ),
+            Some(reason) => (
+                "sms_failed",
+                serde_json::json!({ "sms_id": id, "template": sms.template, "reason": reason }),
+            ),
+        };
         insert_event(
             &mut tx,
             campaign,
             Some(record),
             Some(sms.attempt),
-            "sms_queued",
-            &serde_json::json!({ "sms_id": id, "template": sms.template }),
+            kind,
+            &payload,
             at,
         )
         .await?;

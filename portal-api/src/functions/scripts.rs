@@ -2,8 +2,8 @@
 //! (dashboard role), and, for managers, one script's campaign settings
 //! (read, and the run-time ones changed with an audit row), its flow (the
 //! steps as the scripts crate parsed them, and the source), its prompt
-//! recordings (`audio/wav` with HTTP Range) and the SMS templates its steps
-//! name.
+//! recordings (`audio/wav` with HTTP Range) and its message templates
+//! (SMS and e-mail texts per language).
 //!
 //! Settings that are not stored (the voicelog policy, the forwarding
 //! target and opening hours, voicemail and AMD tuning) live in the
@@ -21,7 +21,7 @@ use axum::Json;
 use dialcast_engine::campaign::settings_change::{SettingsChange, SettingsError};
 use dialcast_engine::store::sqlite::scripts::ScriptRow;
 use dialcast_engine::store::{Campaign, Id};
-use dialcast_scripts::{AudioCatalog, ClipRef, Flow, Script};
+use dialcast_scripts::{AudioCatalog, Channel, ClipRef, Flow, Script};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -481,26 +481,33 @@ pub(crate) async fn prompt_audio(
     serve_file(file, "audio/wav", None, &headers).await
 }
 
-/// An SMS template a script's `sms` step names.
+/// A message template of a script (`[templates.<name>]`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TemplateView {
     pub name: String,
-    /// Languages a message of it is queued in: the script's languages (a
-    /// message takes the language the call was spoken in).
+    /// `sms` or `email`.
+    pub channel: String,
+    /// The languages it is written in: the script's languages (an SMS takes
+    /// the language the call was spoken in, an e-mail the record's).
     pub languages: Vec<String>,
-    /// The template's text per language. Empty: the engine stores no
-    /// template texts yet (they come with the messaging adapters); a
-    /// message is queued by template name and language.
+    /// The text per language as written, `{FIELD}` placeholders and all.
     pub texts: BTreeMap<String, String>,
+    /// The subject per language (e-mail; empty for SMS).
+    pub subjects: BTreeMap<String, String>,
 }
 
 /// The message templates of a script.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ScriptTemplates {
     pub script: String,
-    /// The SMS templates its steps name, by name.
+    /// The SMS templates, by name.
     pub sms: Vec<TemplateView>,
-    /// Why the script does not load; `sms` is then empty.
+    /// The e-mail templates, by name.
+    pub email: Vec<TemplateView>,
+    /// The e-mail template sent to records imported with
+    /// `SERVICES_EMAIL=Y`; `null` when the script names none.
+    pub email_template: Option<String>,
+    /// Why the script does not load; the lists are then empty.
     pub problems: Vec<String>,
 }
 
@@ -509,7 +516,7 @@ pub struct ScriptTemplates {
     security(("api_key" = []), ("session" = [])),
     params(("script" = String, Path, description = "The script's name", example = "payment_reminder")),
     responses(
-        (status = 200, description = "The SMS templates the script's steps name (scripts send no e-mail yet)", body = ScriptTemplates),
+        (status = 200, description = "The script's SMS and e-mail templates with their texts per language", body = ScriptTemplates),
         (status = 401, description = "No valid API key or session", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the manager role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No script of that name in the organisation", body = Problem, content_type = "application/problem+json"),
@@ -526,27 +533,37 @@ pub(crate) async fn script_templates(
     let engine = engine(&state)?;
     let (_, row, _) = script_of(&state, &engine, &who, &name).await?;
     let loaded = load(&engine, &row).await?;
-    let (sms, problems) = match loaded.script {
-        Ok(s) => {
-            let flow = s.flow();
-            let sms = flow
-                .sms_templates
-                .iter()
-                .map(|t| TemplateView {
-                    name: t.clone(),
-                    languages: flow.languages.clone(),
-                    texts: BTreeMap::new(),
-                })
-                .collect();
-            (sms, Vec::new())
-        }
-        Err(problems) => (Vec::new(), problems),
-    };
-    Ok(Json(ScriptTemplates {
+    let mut templates = ScriptTemplates {
         script: row.name,
-        sms,
-        problems,
-    }))
+        sms: Vec::new(),
+        email: Vec::new(),
+        email_template: None,
+        problems: Vec::new(),
+    };
+    match loaded.script {
+        Ok(s) => {
+            templates.email_template = s.email_template().map(|t| t.name().to_string());
+            for template in s.templates() {
+                let view = TemplateView {
+                    name: template.name().to_string(),
+                    channel: template.channel().as_str().to_string(),
+                    languages: s.languages().to_vec(),
+                    texts: collect(template.texts()),
+                    subjects: collect(template.subjects()),
+                };
+                match template.channel() {
+                    Channel::Sms => templates.sms.push(view),
+                    Channel::Email => templates.email.push(view),
+                }
+            }
+        }
+        Err(problems) => templates.problems = problems,
+    }
+    Ok(Json(templates))
+}
+
+fn collect<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    pairs.map(|(l, t)| (l.to_string(), t.to_string())).collect()
 }
 
 #[cfg(test)]

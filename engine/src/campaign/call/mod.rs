@@ -699,12 +699,13 @@ impl Leg {
                 }
                 Action::Finished => self.hangup().await,
                 Action::Forward => self.start_forward(ctx, plan).await,
-                Action::QueueSms { template } => {
+                Action::QueueSms { template, message } => {
                     let sms = SmsRequest {
                         attempt: plan.claim.attempt_id,
                         number: plan.claim.number.clone(),
                         template,
                         language: self.run.language().to_string(),
+                        body: message.map(|m| m.text).map_err(|e| e.to_string()),
                     };
                     let now = Utc::now().timestamp_millis();
                     if let Err(e) = ctx.store.queue_sms(&sms, now).await {
