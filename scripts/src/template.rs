@@ -128,7 +128,7 @@ pub(crate) fn parse_text(source: &str) -> Result<(Text, Vec<FieldAt>), Placehold
                     default,
                 });
                 // Skip to the closing brace.
-                while let Some((i, _)) = chars.next() {
+                for (i, _) in chars.by_ref() {
                     if i == at + 1 + len {
                         break;
                     }

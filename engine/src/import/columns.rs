@@ -14,6 +14,10 @@ pub const COUNTRY: &str = "ADDRESS_COUNTRY";
 pub const CURRENCY: &str = "INVOICE_CURRENCY";
 /// Whether the record gets voice calls.
 pub const SERVICES_VOICE: &str = "SERVICES_VOICE";
+/// Whether the record gets an e-mail.
+pub const SERVICES_EMAIL: &str = "SERVICES_EMAIL";
+/// The address the e-mail goes to.
+pub const CONTACT_EMAIL: &str = "CONTACT_EMAIL";
 /// The currency assumed when `INVOICE_CURRENCY` is empty or absent.
 pub const DEFAULT_CURRENCY: &str = "EUR";
 
@@ -44,6 +48,9 @@ pub enum Kind {
     Country,
     /// `Y` or `N`.
     YesNo,
+    /// An e-mail address, trimmed; a malformed one is a warning (left out,
+    /// like a bad phone number).
+    Email,
     /// An IANA time zone name such as `Europe/Amsterdam`.
     TimeZone,
 }
@@ -72,7 +79,7 @@ const STANDARD: &[(&str, Kind)] = &[
     ("CONTACT_PHONE_2", Kind::Phone),
     ("CONTACT_PHONE_3", Kind::Phone),
     ("CONTACT_MOBILE", Kind::Phone),
-    ("CONTACT_EMAIL", Kind::Text),
+    ("CONTACT_EMAIL", Kind::Email),
     ("INVOICE_NUMBER", Kind::Text),
     ("INVOICE_DATE", Kind::Date),
     ("INVOICE_DUE_DATE", Kind::Date),
@@ -98,7 +105,7 @@ const STANDARD: &[(&str, Kind)] = &[
     ("CONTRACT_PRODUCT", Kind::Text),
     ("CONTRACT_CONTACT_NAME", Kind::Text),
     ("CONTRACT_CONTACT_PHONE", Kind::Phone),
-    ("CONTRACT_CONTACT_EMAIL", Kind::Text),
+    ("CONTRACT_CONTACT_EMAIL", Kind::Email),
     (SCRIPT, Kind::Text),
     ("CONTROL_START_DATE", Kind::Date),
     ("CONTROL_END_DATE", Kind::Date),

@@ -321,6 +321,11 @@ pub enum CodeError {
     #[error("{} is not Y or N; expected Y or N", quoted(.value))]
     YesNo { value: String },
     #[error(
+        "{} is not an e-mail address; it is left out and no e-mail goes to it",
+        quoted(.value)
+    )]
+    Email { value: String },
+    #[error(
         "{} is not a time zone; expected an IANA name, e.g. Europe/Amsterdam",
         quoted(.value)
     )]
@@ -382,6 +387,33 @@ pub fn time_zone(value: &str) -> Result<String, CodeError> {
         .map_err(|_| CodeError::TimeZone {
             value: value.trim().to_owned(),
         })
+}
+
+/// An e-mail address as a mail server would take it: one `@`, a local part
+/// and a domain with a dot and no empty label, no spaces or control
+/// characters. Only the shape: whether the mailbox exists is the mail
+/// server's answer (a bounce). Written here rather than taken from a crate
+/// because the import needs just this filter for typos, not RFC 5322's
+/// comments and quoted forms, which no client file uses.
+pub fn email(value: &str) -> Result<String, CodeError> {
+    let value = value.trim();
+    let well_formed = value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && local.len() <= 64
+            && !domain.contains('@')
+            && domain.contains('.')
+            && domain.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            })
+    }) && value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if well_formed {
+        Ok(value.to_owned())
+    } else {
+        Err(CodeError::Email {
+            value: value.to_owned(),
+        })
+    }
 }
 
 pub fn yes_no(value: &str) -> Result<String, CodeError> {

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use phonenumber::country;
 
 use super::columns::{
-    canonical_name, kind_of, read_as, Kind, CLIENT_REFERENCE, COUNTRY, CURRENCY, DEFAULT_CURRENCY,
-    DIALABLE_PHONES, RECORD_ID, SCRIPT, SERVICES_VOICE,
+    canonical_name, kind_of, read_as, Kind, CLIENT_REFERENCE, CONTACT_EMAIL, COUNTRY, CURRENCY,
+    DEFAULT_CURRENCY, DIALABLE_PHONES, RECORD_ID, SCRIPT, SERVICES_EMAIL, SERVICES_VOICE,
 };
 use super::normalise::{self, quoted};
 use super::{ImportError, ImportIssue, ImportOptions, ImportedRecord, RowResult};
@@ -231,6 +231,13 @@ impl RowBuilder {
                 Kind::Country => normalise::country(value).map_err(|err| err.to_string()),
                 Kind::YesNo => normalise::yes_no(value).map_err(|err| err.to_string()),
                 Kind::TimeZone => normalise::time_zone(value).map_err(|err| err.to_string()),
+                Kind::Email => match normalise::email(value) {
+                    Ok(address) => Ok(address),
+                    Err(err) => {
+                        warnings.push(self.issue(line, Some(name), err.to_string()));
+                        continue;
+                    }
+                },
                 Kind::Phone => match normalise::normalise_phone(value, region) {
                     Ok(number) => Ok(number),
                     Err(err) => {
@@ -295,6 +302,14 @@ impl RowBuilder {
                 warnings,
             });
         };
+        if fields.get(SERVICES_EMAIL).map(String::as_str) == Some("Y")
+            && !fields.contains_key(CONTACT_EMAIL)
+        {
+            let message = format!(
+                "{SERVICES_EMAIL} is Y but there is no valid {CONTACT_EMAIL}; no e-mail is sent"
+            );
+            warnings.push(self.issue(line, Some(CONTACT_EMAIL), message));
+        }
         if invalid_number {
             let message = format!(
                 "no valid phone number in {}; the record is imported as invalid_number \

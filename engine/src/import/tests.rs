@@ -538,3 +538,33 @@ fn line_numbers_survive_crlf_blank_lines_and_quoted_breaks() {
         "{err}"
     );
 }
+
+#[test]
+fn e_mail_addresses_are_checked_and_a_record_without_one_gets_no_e_mail() {
+    let file = "IDENTIFICATION_RECORD_ID;SERVICES_VOICE;SERVICES_EMAIL;CONTACT_EMAIL\n\
+                1;N;Y;jan@example.nl\n\
+                2;N;Y;jan at example.nl\n\
+                3;N;Y;\n\
+                4;N;N;piet@localhost\n\
+                5;N;Y;ann@mail.example.co.uk\n";
+    let report = read(file.as_bytes(), &with_script("e.csv", "s"));
+    assert!(report.rejected.is_empty());
+    assert_eq!(report.records.len(), 5, "a bad address rejects no record");
+    let email = |i: usize| field(&report.records[i], "CONTACT_EMAIL");
+    assert_eq!(email(0), Some("jan@example.nl"));
+    assert_eq!(email(1), None);
+    assert_eq!(email(3), None);
+    assert_eq!(email(4), Some("ann@mail.example.co.uk"));
+    assert_eq!(
+        messages(&report.warnings),
+        [
+            r#"e.csv:3: CONTACT_EMAIL: "jan at example.nl" is not an e-mail address; it is left out and no e-mail goes to it"#,
+            "e.csv:3: CONTACT_EMAIL: SERVICES_EMAIL is Y but there is no valid CONTACT_EMAIL; no e-mail is sent",
+            "e.csv:4: CONTACT_EMAIL: SERVICES_EMAIL is Y but there is no valid CONTACT_EMAIL; no e-mail is sent",
+            r#"e.csv:5: CONTACT_EMAIL: "piet@localhost" is not an e-mail address; it is left out and no e-mail goes to it"#,
+        ]
+    );
+    for bad in ["a@b", "@b.nl", "a@b..nl", "a@@b.nl", "a b@c.nl", "a@b.nl."] {
+        assert!(super::normalise::email(bad).is_err(), "{bad}");
+    }
+}

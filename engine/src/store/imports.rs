@@ -179,7 +179,8 @@ impl Services {
         Services {
             voice: flag("SERVICES_VOICE") != Some("N"),
             sms: flag("SERVICES_SMS") == Some("Y"),
-            email: flag("SERVICES_EMAIL") == Some("Y"),
+            // The import left out a malformed address (with a warning).
+            email: flag("SERVICES_EMAIL") == Some("Y") && flag("CONTACT_EMAIL").is_some(),
         }
     }
 }
