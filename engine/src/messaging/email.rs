@@ -34,6 +34,13 @@ pub const BATCH: usize = 500;
 
 /// What to queue for one pending record under `script`.
 pub fn email_for(script: &Script, pending: &PendingEmail) -> EmailOutcome {
+    if pending.address.trim().is_empty() {
+        return EmailOutcome::Failed {
+            address: String::new(),
+            template: script.email_template().map(|t| t.name().to_string()),
+            reason: "the record has no CONTACT_EMAIL".to_string(),
+        };
+    }
     let Some(template) = script.email_template() else {
         return EmailOutcome::Failed {
             address: pending.address.clone(),
@@ -237,5 +244,13 @@ text.nl = "Beste {PERSON_FIRST_NAME|klant}, betaal {INVOICE_AMOUNT_OPEN}."
         };
         assert_eq!(template, None);
         assert!(reason.contains("no email_template"), "{reason}");
+
+        let mut without_address = pending(&[("INVOICE_NUMBER", "F-1")]);
+        without_address.address = " ".into();
+        let outcome = email_for(&script(SCRIPT), &without_address);
+        assert!(
+            matches!(&outcome, EmailOutcome::Failed { reason, .. } if reason.contains("no CONTACT_EMAIL")),
+            "{outcome:?}"
+        );
     }
 }
