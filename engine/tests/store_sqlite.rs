@@ -545,6 +545,36 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
             .await
             .expect("events");
     assert_eq!(events.len(), 1);
+    // The SMS list shows the stored text, none for a message without one.
+    let org = store
+        .campaign_by_name("c")
+        .await
+        .expect("campaign")
+        .organisation;
+    let list = || async {
+        store
+            .search_sms(
+                org,
+                &dialcast_engine::store::sqlite::sms::SmsFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("sms list")
+            .into_iter()
+            .map(|m| m.text)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list().await, [None]);
+    sqlx::query("UPDATE sms_outbox SET body = 'Thank you, we will call you back.'")
+        .execute(&pool)
+        .await
+        .expect("body");
+    assert_eq!(
+        list().await,
+        [Some("Thank you, we will call you back.".to_string())]
+    );
     let counters: Vec<(String, i64)> = sqlx::query_as(
         "SELECT counter, SUM(n) FROM stats_counters WHERE counter IN ('forwards', 'voicemail_left') GROUP BY counter ORDER BY counter",
     )
