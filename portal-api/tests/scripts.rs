@@ -679,7 +679,7 @@ async fn the_sms_list_searches_and_pages_within_the_organisation() {
     assert_eq!(m["record_id"], ids[1].1.record_id);
     assert_eq!(m["attempt_id"], ids[1].1.attempt_id);
     assert_eq!(m["language"], "nl");
-    assert_eq!(m["text"], Value::Null, "queue_sms stores no text yet");
+    assert!(m.as_object().unwrap().contains_key("text"), "{m}");
     assert_eq!(m["state"], "queued");
     assert_eq!(page["next_cursor"], Value::Null);
 
