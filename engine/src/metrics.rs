@@ -218,11 +218,11 @@ pub fn describe() {
     );
     describe_gauge!(
         QUEUE_DEPTH,
-        "Items waiting in a bounded queue (voicelog_writer, sms_outbox, stats_feed); sampled every 2 s."
+        "Items waiting in a bounded queue (voicelog_writer, sms_outbox, email_outbox, stats_feed); sampled every 2 s."
     );
     describe_gauge!(
         QUEUE_OLDEST_WAIT_SECONDS,
-        "How long the oldest item of a queue has waited: for voicelog_writer the longest a block can have waited for the writer since the last sample, for sms_outbox the age of the oldest queued message, for stats_feed the age of the oldest update the slowest subscriber has not taken; 0 when none waits; sampled every 2 s."
+        "How long the oldest item of a queue has waited: for voicelog_writer the longest a block can have waited for the writer since the last sample, for sms_outbox and email_outbox the age of the oldest queued message, for stats_feed the age of the oldest update the slowest subscriber has not taken; 0 when none waits; sampled every 2 s."
     );
     describe_counter!(
         IMPORT_ROWS,
@@ -823,9 +823,11 @@ pub mod queue {
     pub const VOICELOG_WRITER: &str = "voicelog_writer";
     /// Text messages queued in the store's SMS outbox.
     pub const SMS_OUTBOX: &str = "sms_outbox";
+    /// E-mails queued in the store's e-mail outbox.
+    pub const EMAIL_OUTBOX: &str = "email_outbox";
     /// Bucket updates the slowest statistics-feed subscriber has not taken.
     pub const STATS_FEED: &str = "stats_feed";
-    pub const ALL: [&str; 3] = [VOICELOG_WRITER, SMS_OUTBOX, STATS_FEED];
+    pub const ALL: [&str; 4] = [VOICELOG_WRITER, SMS_OUTBOX, EMAIL_OUTBOX, STATS_FEED];
 }
 
 /// The depth of `queue` (one of [`queue::ALL`]).
@@ -1139,6 +1141,7 @@ mod tests {
             records_today(&[("sms".to_string(), 3), ("voice".to_string(), 7)].into());
             queue_depth(queue::SMS_OUTBOX, 2);
             queue_oldest_wait(queue::SMS_OUTBOX, std::time::Duration::from_millis(1500));
+            queue_depth(queue::EMAIL_OUTBOX, 3);
         });
         let text = handle.render();
         for line in [
@@ -1147,6 +1150,7 @@ mod tests {
             "dialcast_records_today{service=\"email\"} 0",
             "dialcast_queue_depth{queue=\"sms_outbox\"} 2",
             "dialcast_queue_oldest_wait_seconds{queue=\"sms_outbox\"} 1.5",
+            "dialcast_queue_depth{queue=\"email_outbox\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

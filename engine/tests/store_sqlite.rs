@@ -584,6 +584,44 @@ async fn voicemail_forwards_and_queued_sms_reach_results_statistics_and_the_outb
             .await
             .expect("events");
     assert_eq!(events, ["sms_queued", "sms_failed"]);
+    // The SMS list shows the stored text, or why there is none, newest
+    // first; none for a message queued before texts were stored.
+    let org = store
+        .campaign_by_name("c")
+        .await
+        .expect("campaign")
+        .organisation;
+    let list = || async {
+        store
+            .search_sms(
+                org,
+                &dialcast_engine::store::sqlite::sms::SmsFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("sms list")
+            .into_iter()
+            .map(|m| (m.state, m.text, m.error))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list().await,
+        [
+            (
+                "failed".to_string(),
+                None,
+                Some("template \"confirmation\" needs INVOICE_NUMBER".to_string())
+            ),
+            ("queued".to_string(), Some("Thanks".to_string()), None),
+        ]
+    );
+    sqlx::query("UPDATE sms_outbox SET body = NULL")
+        .execute(&pool)
+        .await
+        .expect("no body");
+    assert!(list().await.iter().all(|(_, text, _)| text.is_none()));
     let counters: Vec<(String, i64)> = sqlx::query_as(
         "SELECT counter, SUM(n) FROM stats_counters WHERE counter IN ('forwards', 'voicemail_left') GROUP BY counter ORDER BY counter",
     )

@@ -427,6 +427,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(functions::scripts::script_templates))
         .routes(routes!(functions::insights::voice_insights))
         .merge(crate::sms::routes())
+        .merge(crate::emails::routes())
         .merge(login::routes())
         .merge(crate::files::routes())
         .merge(crate::users::routes())

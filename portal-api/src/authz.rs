@@ -187,11 +187,13 @@ pub enum Action {
     ViewInsights,
     /// `GET /api/v1/sms` (the SMS list, like the calls list).
     SearchSms,
+    /// `GET /api/v1/emails` (the e-mail list, like the SMS list).
+    SearchEmails,
 }
 
 impl Action {
     /// Every action, for exhaustive tests (and, later, the endpoint matrix).
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::ViewSelf,
         Action::ListApiKeys,
         Action::CreateApiKey,
@@ -226,6 +228,7 @@ impl Action {
         Action::EditScriptSettings,
         Action::ViewInsights,
         Action::SearchSms,
+        Action::SearchEmails,
     ];
 
     /// The lowest role that may perform this action.
@@ -264,7 +267,8 @@ impl Action {
             | Action::RemoveUser
             | Action::ViewScript
             | Action::EditScriptSettings
-            | Action::SearchSms => Role::Manager,
+            | Action::SearchSms
+            | Action::SearchEmails => Role::Manager,
         }
     }
 }
@@ -385,7 +389,8 @@ mod tests {
             | Action::RemoveUser
             | Action::ViewScript
             | Action::EditScriptSettings
-            | Action::SearchSms => role == Role::Manager,
+            | Action::SearchSms
+            | Action::SearchEmails => role == Role::Manager,
         };
         for role in Role::ALL {
             let who = principal(role);

@@ -7,7 +7,6 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use chrono::{DateTime, NaiveDate, Utc};
 use dialcast_engine::store::sqlite::portal::{CallFilter, CallRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,6 +16,7 @@ use utoipa_axum::routes;
 use crate::api::AppState;
 use crate::authz::{allowed, Action, Principal};
 use crate::files::{engine, engine_org, serve_file};
+use crate::listing;
 use crate::problem::{ApiError, Problem};
 
 /// Attempts per page unless `limit` says otherwise.
@@ -102,20 +102,6 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc).timestamp_millis());
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    Err(ApiError::BadRequest(format!(
-        "{name} must be an RFC 3339 time or a YYYY-MM-DD date"
-    )))
-}
-
 #[utoipa::path(
     get, path = "/api/v1/calls", tag = "calls",
     security(("api_key" = []), ("session" = [])),
@@ -135,32 +121,14 @@ async fn search_calls(
 ) -> Result<Json<CallPage>, ApiError> {
     allowed(&who, Action::SearchCalls, who.org)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let before_id = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::BadRequest("cursor is not one this API gave".into()))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_PAGE}"
-        )));
-    }
+    let limit = listing::limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let filter = CallFilter {
-        number: q.number.filter(|s| !s.is_empty()),
-        record_id: q.record_id.filter(|s| !s.is_empty()),
-        from: q
-            .from
-            .as_deref()
-            .map(|t| parse_time("from", t))
-            .transpose()?,
-        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
-        status: q.status.filter(|s| !s.is_empty()),
-        before_id,
+        number: listing::text(q.number),
+        record_id: listing::text(q.record_id),
+        from: listing::time("from", q.from.as_deref())?,
+        to: listing::time("to", q.to.as_deref())?,
+        status: listing::text(q.status),
+        before_id: listing::cursor(q.cursor.as_deref())?,
         limit,
     };
     let engine = engine(&state)?;
@@ -175,11 +143,7 @@ async fn search_calls(
         .search_calls(org, &filter)
         .await
         .map_err(ApiError::internal)?;
-    let next_cursor = if rows.len() == limit as usize {
-        rows.last().map(|r| r.attempt_id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = listing::next_cursor(rows.len(), limit, rows.last().map(|r| r.attempt_id));
     Ok(Json(CallPage {
         calls: rows.into_iter().map(CallView::from).collect(),
         next_cursor,

@@ -18,7 +18,8 @@
 //! `dialcast demo` do (`--portal-addr`).
 //!
 //! The file functions ([`files`]: result files; [`imports`]; [`calls`]
-//! with voicelog playback; [`sms`], the SMS list; [`blocklist`] and the
+//! with voicelog playback; [`sms`], the SMS list; [`emails`], the e-mail
+//! list; [`blocklist`] and the
 //! calendar; the scripts' settings, flow and prompt recordings in
 //! [`functions::scripts`]) take the engine's directories, audio roots and
 //! upload limit besides its store, given with [`AppState::with_files`].
@@ -64,9 +65,11 @@ pub mod calls;
 pub mod cidr;
 pub mod db;
 pub mod docs;
+pub mod emails;
 pub mod files;
 pub mod functions;
 pub mod imports;
+mod listing;
 pub mod login;
 pub mod membership;
 pub mod outbox;

@@ -1,14 +1,11 @@
 //! The SMS list: the organisation's text messages (the engine's
 //! `sms_outbox`), searched by number, RECORD_ID, script, state and date
 //! range, newest first, keyset-paginated like the calls list. Manager only.
-//!
-//! There is no e-mail list: the engine has no e-mail messages yet (e-mail
-//! sending comes with the messaging adapters).
+//! The e-mail list is [`crate::emails`].
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, Utc};
 use dialcast_engine::store::sqlite::sms::{SmsFilter, SmsRow, MAX_SMS_PAGE};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +15,7 @@ use utoipa_axum::routes;
 use crate::api::AppState;
 use crate::authz::{allowed, Action, Principal};
 use crate::files::{engine, engine_org};
+use crate::listing;
 use crate::problem::{ApiError, Problem};
 
 /// Messages per page unless `limit` says otherwise.
@@ -62,7 +60,15 @@ pub struct SmsView {
     pub template: String,
     /// The language of the call that queued it.
     pub language: String,
+    /// The message as rendered from its template; null for messages queued
+    /// before the engine stored texts.
+    pub text: Option<String>,
+    /// `queued`, or `failed` when its template could not be filled in for
+    /// the record (then `text` is null and `error` says why).
     pub state: String,
+    /// Why a `failed` message was not made, e.g. a field the template
+    /// needs is blank.
+    pub error: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -79,7 +85,9 @@ impl From<SmsRow> for SmsView {
             number: m.number,
             template: m.template,
             language: m.language,
+            text: m.text,
             state: m.state,
+            error: m.error,
             created_at: m.created_at,
         }
     }
@@ -93,51 +101,17 @@ pub struct SmsPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc).timestamp_millis());
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    Err(ApiError::BadRequest(format!(
-        "{name} must be an RFC 3339 time or a YYYY-MM-DD date"
-    )))
-}
-
 /// The store's filter for a query (empty texts are no filter).
 fn filter(q: SmsQuery) -> Result<SmsFilter, ApiError> {
-    let before_id = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::BadRequest("cursor is not one this API gave".into()))?,
-        ),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_SMS_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_SMS_PAGE}"
-        )));
-    }
-    let text = |s: Option<String>| s.filter(|s| !s.is_empty());
     Ok(SmsFilter {
-        number: text(q.number),
-        record_id: text(q.record_id),
-        script: text(q.script),
-        state: text(q.state),
-        from: q
-            .from
-            .as_deref()
-            .map(|t| parse_time("from", t))
-            .transpose()?,
-        to: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
-        before_id,
-        limit,
+        number: listing::text(q.number),
+        record_id: listing::text(q.record_id),
+        script: listing::text(q.script),
+        state: listing::text(q.state),
+        from: listing::time("from", q.from.as_deref())?,
+        to: listing::time("to", q.to.as_deref())?,
+        before_id: listing::cursor(q.cursor.as_deref())?,
+        limit: listing::limit(q.limit, DEFAULT_PAGE, MAX_SMS_PAGE)?,
     })
 }
 
@@ -173,11 +147,7 @@ async fn search_sms(
         .search_sms(org, &filter)
         .await
         .map_err(ApiError::internal)?;
-    let next_cursor = if rows.len() == filter.limit as usize {
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = listing::next_cursor(rows.len(), filter.limit, rows.last().map(|r| r.id));
     Ok(Json(SmsPage {
         messages: rows.into_iter().map(SmsView::from).collect(),
         next_cursor,

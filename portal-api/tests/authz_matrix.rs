@@ -73,6 +73,7 @@ fn needs(method: &str, path: &str) -> Option<Needs> {
         ) => Needs::Role(Manager),
         // "Manager: calls/SMS/e-mails lists".
         ("get", "/api/v1/sms") => Needs::Role(Manager),
+        ("get", "/api/v1/emails") => Needs::Role(Manager),
         ("post", _) if scripts && (path.ends_with("/pause") || path.ends_with("/resume")) => {
             Needs::Role(Scheduler)
         }

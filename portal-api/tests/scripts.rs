@@ -3,8 +3,8 @@
 //! script: the scripts list, settings read and changed (and what the
 //! engine's store then reports), the flow, a prompt with HTTP Range, the
 //! templates, insights against counters written through the engine's store,
-//! and the SMS list with its filters and cursor. A fresh in-memory portal
-//! database and engine store per test.
+//! and the SMS and e-mail lists with their filters and cursor. A fresh
+//! in-memory portal database and engine store per test.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
@@ -20,7 +20,7 @@ use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::service::{prepare_campaign, CampaignSetup};
 use dialcast_engine::stats::{bucket_start, Counters, BUCKET_MS};
 use dialcast_engine::store::{
-    AttemptOutcome, CampaignSettings, CampaignState, Claim, ClaimResult, NextStep,
+    AttemptOutcome, CampaignSettings, CampaignState, Claim, ClaimResult, EmailOutcome, NextStep,
     OrganisationCalendar, ScheduleSettings, SmsRequest, SqliteStore, StatsStore as _, Store as _,
     TrunkSettings,
 };
@@ -127,11 +127,27 @@ impl App {
     }
 
     async fn import(&self, campaign: i64, prefix: &str, n: usize, at: i64) {
+        self.import_with(campaign, prefix, n, at, &[]).await;
+    }
+
+    /// Imports `n` records `<prefix><i>` with `extra` fields besides their
+    /// RECORD_ID (`{i}` in a value becomes the record's number).
+    async fn import_with(
+        &self,
+        campaign: i64,
+        prefix: &str,
+        n: usize,
+        at: i64,
+        extra: &[(&str, &str)],
+    ) {
         let records: Vec<ImportedRecord> = (0..n)
             .map(|i| {
                 let id = format!("{prefix}{i}");
                 let mut fields = BTreeMap::new();
                 fields.insert("IDENTIFICATION_RECORD_ID".to_string(), id.clone());
+                for (key, value) in extra {
+                    fields.insert((*key).to_string(), value.replace("{i}", &i.to_string()));
+                }
                 ImportedRecord {
                     line: 2,
                     record_id: id,
@@ -684,6 +700,7 @@ async fn the_sms_list_searches_and_pages_within_the_organisation() {
     assert_eq!(m["record_id"], ids[1].1.record_id);
     assert_eq!(m["attempt_id"], ids[1].1.attempt_id);
     assert_eq!(m["language"], "nl");
+    assert!(m.as_object().unwrap().contains_key("text"), "{m}");
     assert_eq!(m["state"], "queued");
     assert_eq!(page["next_cursor"], Value::Null);
 
@@ -751,6 +768,195 @@ async fn the_sms_list_searches_and_pages_within_the_organisation() {
     let file = app.key(app.org_a, Role::File).await;
     assert_eq!(
         app.get("/api/v1/sms", &file).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_email_list_shows_queued_and_failed_emails_within_the_organisation() {
+    let app = App::spawn().await;
+    let c1 = app.campaign("a", "c1", SCRIPT).await;
+    let cb = app.campaign("b", "cb", SCRIPT).await;
+    let now = t0() * 1000;
+    let email = [
+        ("SERVICES_EMAIL", "Y"),
+        ("CONTACT_EMAIL", "person{i}@example.org"),
+    ];
+    app.import_with(c1, "e", 3, now - 3600 * 1000, &email).await;
+    app.import_with(c1, "v", 2, now - 3600 * 1000, &[]).await;
+    app.import_with(cb, "e", 1, now - 3600 * 1000, &email).await;
+
+    // As the e-mail worker does: take the pending records, render, queue.
+    let pending = app.store.pending_emails(c1, 100).await.unwrap();
+    let owed: Vec<&str> = pending.iter().map(|p| p.record_id.as_str()).collect();
+    assert_eq!(owed, ["e0", "e1", "e2"], "only SERVICES_EMAIL=Y records");
+    let items: Vec<(i64, EmailOutcome)> = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let outcome = if i == 1 {
+                EmailOutcome::Failed {
+                    address: p.address.clone(),
+                    template: Some("reminder".into()),
+                    reason: "INVOICE_AMOUNT_OPEN is empty".into(),
+                }
+            } else {
+                EmailOutcome::Queued {
+                    address: p.address.clone(),
+                    template: "reminder".into(),
+                    language: "nl".into(),
+                    subject: format!("Herinnering {}", p.record_id),
+                    body: "Beste klant".into(),
+                }
+            };
+            (p.record, outcome)
+        })
+        .collect();
+    let ids = app
+        .store
+        .queue_emails(c1, &items[..2], now - 30 * 60_000)
+        .await
+        .unwrap();
+    let later = app
+        .store
+        .queue_emails(c1, &items[2..], now - 60_000)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = ids.into_iter().chain(later).collect();
+    assert_eq!(ids.len(), 3);
+    let theirs = app.store.pending_emails(cb, 100).await.unwrap();
+    app.store
+        .queue_emails(
+            cb,
+            &[(
+                theirs[0].record,
+                EmailOutcome::Queued {
+                    address: theirs[0].address.clone(),
+                    template: "t".into(),
+                    language: "en".into(),
+                    subject: "s".into(),
+                    body: "b".into(),
+                },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+
+    let manager = app.key(app.org_a, Role::Manager).await;
+    let r = app.get("/api/v1/emails", &manager).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let page = r.json();
+    let listed: Vec<i64> = page["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2], ids[1], ids[0]], "newest first, own only");
+    let queued = &page["emails"][2];
+    assert_eq!(queued["script"], SCRIPT);
+    assert_eq!(queued["campaign"], "c1");
+    assert_eq!(queued["record_id"], "e0");
+    assert_eq!(queued["address"], "person0@example.org");
+    assert_eq!(queued["subject"], "Herinnering e0");
+    assert_eq!(queued["body"], "Beste klant");
+    assert_eq!(queued["language"], "nl");
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["error"], Value::Null);
+    let failed = &page["emails"][1];
+    assert_eq!(failed["state"], "failed");
+    assert_eq!(failed["error"], "INVOICE_AMOUNT_OPEN is empty");
+    assert_eq!(failed["subject"], Value::Null);
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    // Filters.
+    let r = app
+        .get("/api/v1/emails?address=person2%40example.org", &manager)
+        .await;
+    let only: Vec<i64> = r.json()["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(only, [ids[2]]);
+    let r = app.get("/api/v1/emails?record_id=e1", &manager).await;
+    assert_eq!(r.json()["emails"][0]["id"], ids[1]);
+    let r = app.get("/api/v1/emails?state=failed", &manager).await;
+    assert_eq!(r.json()["emails"].as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/emails?state=sent", &manager).await;
+    assert_eq!(r.json()["emails"], json!([]));
+    let from = Utc
+        .timestamp_millis_opt(now - 25 * 60_000)
+        .unwrap()
+        .to_rfc3339();
+    let r = app
+        .get(
+            &format!("/api/v1/emails?from={}", from.replace('+', "%2B")),
+            &manager,
+        )
+        .await;
+    assert_eq!(r.json()["emails"][0]["id"], ids[2]);
+    assert_eq!(r.json()["emails"].as_array().unwrap().len(), 1);
+    let r = app.get("/api/v1/emails?script=nope", &manager).await;
+    assert_eq!(r.json()["emails"], json!([]));
+
+    // Pages of one.
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/emails?limit=1".to_owned();
+    loop {
+        let page = app.get(&uri, &manager).await.json();
+        seen.extend(
+            page["emails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/v1/emails?limit=1&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, listed);
+
+    // The other organisation sees its own e-mail only.
+    let manager_b = app.key(app.org_b, Role::Manager).await;
+    let r = app.get("/api/v1/emails", &manager_b).await;
+    let theirs = r.json();
+    assert_eq!(theirs["emails"].as_array().unwrap().len(), 1, "{theirs}");
+    assert_eq!(theirs["emails"][0]["campaign"], "cb");
+    let r = app.get("/api/v1/emails?record_id=e0", &manager_b).await;
+    assert_eq!(r.json()["emails"][0]["campaign"], "cb");
+
+    // Bad queries are problems naming the parameter.
+    for (bad, named) in [
+        ("/api/v1/emails?limit=0", "limit"),
+        ("/api/v1/emails?limit=99999999999", "limit"),
+        ("/api/v1/emails?cursor=abc", "cursor"),
+        ("/api/v1/emails?from=yesterday", "from"),
+        ("/api/v1/emails?to=2026-13-01", "to"),
+        ("/api/v1/emails?colour=red", "colour"),
+    ] {
+        let r = app.get(bad, &manager).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            r.headers[header::CONTENT_TYPE],
+            "application/problem+json",
+            "{bad}"
+        );
+        let detail = r.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(named), "{bad}: {detail}");
+    }
+    let file = app.key(app.org_a, Role::File).await;
+    assert_eq!(
+        app.get("/api/v1/emails", &file).await.status,
         StatusCode::FORBIDDEN
     );
 }

@@ -193,10 +193,10 @@ impl<S: Store> Engine<S> {
 
     /// Samples the process-wide gauges: today's records per service (the
     /// local day of `time_zone`, as `dialcast stats` counts it) and the
-    /// depths and oldest waits of the voicelog writer's queue, the SMS
-    /// outbox and the statistics feed. At most once per [`STATE_CHECK`] whoever asks
-    /// (each running campaign's check, and `serve`'s loop), two cheap
-    /// store reads each time.
+    /// depths and oldest waits of the voicelog writer's queue, the SMS and
+    /// e-mail outboxes and the statistics feed. At most once per
+    /// [`STATE_CHECK`] whoever asks (each running campaign's check, and
+    /// `serve`'s loop), a few cheap store reads each time.
     pub async fn sample_engine_gauges(&self, time_zone: chrono_tz::Tz) {
         let now = tokio::time::Instant::now();
         {
@@ -216,21 +216,23 @@ impl<S: Store> Engine<S> {
         queue_depth(queue::STATS_FEED, self.stats.len());
         queue_oldest_wait(queue::STATS_FEED, self.stats.oldest_wait());
         let store = &self.ctx.store;
-        match store.sms_outbox_backlog().await {
-            Ok(backlog) => {
-                queue_depth(
-                    queue::SMS_OUTBOX,
-                    usize::try_from(backlog.depth).unwrap_or(usize::MAX),
-                );
-                let age_ms = backlog
-                    .oldest_at
-                    .map_or(0, |at| Utc::now().timestamp_millis().saturating_sub(at));
-                queue_oldest_wait(
-                    queue::SMS_OUTBOX,
-                    std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
-                );
+        for (name, backlog) in [
+            (queue::SMS_OUTBOX, store.sms_outbox_backlog().await),
+            (queue::EMAIL_OUTBOX, store.email_outbox_backlog().await),
+        ] {
+            match backlog {
+                Ok(backlog) => {
+                    queue_depth(name, usize::try_from(backlog.depth).unwrap_or(usize::MAX));
+                    let age_ms = backlog
+                        .oldest_at
+                        .map_or(0, |at| Utc::now().timestamp_millis().saturating_sub(at));
+                    queue_oldest_wait(
+                        name,
+                        std::time::Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)),
+                    );
+                }
+                Err(e) => tracing::debug!("{name} backlog not read: {e}"),
             }
-            Err(e) => tracing::debug!("sms outbox backlog not read: {e}"),
         }
         let today = crate::stats::range::today(Utc::now(), time_zone);
         let Some(day) = crate::stats::range::day_range(today, time_zone) else {

@@ -16,6 +16,8 @@
 //!            ▲                        │   (final status)
 //!            └──── retry later ───────┘
 //! record: pending ──block_number (no other number)──► done (blocked)
+//! e-mail of a record (SERVICES_EMAIL=Y, once published): pending
+//!         ──queue_emails──► email_outbox row, queued | failed (one per record)
 //! attempt: dialing ──finish_attempt──► ended
 //!          dialing ──recover_interrupted (after a crash)──► ended (interrupted)
 //! ```
@@ -272,6 +274,41 @@ pub struct SmsRequest {
     pub body: Result<String, String>,
 }
 
+/// A record still owed its e-mail (`SERVICES_EMAIL=Y`, of a published
+/// import, no `email_outbox` row yet), as [`Store::pending_emails`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEmail {
+    /// The record's row id: what [`Store::queue_emails`] takes back.
+    pub record: Id,
+    /// Its RECORD_ID.
+    pub record_id: String,
+    /// Every field of the record, for the template.
+    pub fields: BTreeMap<String, String>,
+    /// `CONTACT_EMAIL` as imported; empty when the record has none (queue
+    /// it as [`EmailOutcome::Failed`]).
+    pub address: String,
+}
+
+/// What became of a pending record's e-mail, for [`Store::queue_emails`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmailOutcome {
+    /// Rendered: stored `queued` for the messaging adapters.
+    Queued {
+        address: String,
+        template: String,
+        language: String,
+        subject: String,
+        body: String,
+    },
+    /// No message could be made (no address, a field the template needs is
+    /// empty, no such template): stored `failed` with `reason`, never sent.
+    Failed {
+        address: String,
+        template: Option<String>,
+        reason: String,
+    },
+}
+
 /// What happens to the record after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextStep {
@@ -388,7 +425,9 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Adds imported records in one transaction. Records without a dialable
-    /// number are stored done, with an undialled `invalid_number` attempt.
+    /// number are stored done, with an undialled `invalid_number` attempt;
+    /// those with `SERVICES_EMAIL=Y` are owed an e-mail
+    /// ([`Store::pending_emails`]).
     fn insert_records(
         &self,
         campaign: Id,
@@ -454,6 +493,35 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
     /// Text messages queued in the outbox and not yet taken: how many, and
     /// when the oldest of them was queued.
     fn sms_outbox_backlog(&self) -> impl Future<Output = StoreResult<OutboxBacklog>> + Send;
+
+    /// Records of the campaign still owed their e-mail, oldest (lowest id)
+    /// first, at most `limit`: those with `SERVICES_EMAIL=Y` whose import is
+    /// published and that [`Store::queue_emails`] has not taken yet. A
+    /// record of an import in progress is not pending until it is published.
+    fn pending_emails(
+        &self,
+        campaign: Id,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<PendingEmail>>> + Send;
+
+    /// Stores what became of pending records' e-mails, in one transaction:
+    /// per item an `email_outbox` row (`queued` or `failed`), the record no
+    /// longer pending, and an `email_queued` or `email_failed` event. An
+    /// item whose record is not pending (already taken, by an earlier call
+    /// or earlier in `items`), not of `campaign`, or not yet published is
+    /// skipped, so calling again after a crash neither loses nor doubles a
+    /// message. Returns the ids of the rows written, in the order of
+    /// `items`, skipped items left out.
+    fn queue_emails(
+        &self,
+        campaign: Id,
+        items: &[(Id, EmailOutcome)],
+        at: EpochMs,
+    ) -> impl Future<Output = StoreResult<Vec<Id>>> + Send;
+
+    /// E-mails queued in the outbox and not yet taken: how many, and when
+    /// the oldest of them was queued.
+    fn email_outbox_backlog(&self) -> impl Future<Output = StoreResult<OutboxBacklog>> + Send;
 
     /// Ends the attempt and moves its record on, with outbox events, in one
     /// transaction.

@@ -18,13 +18,15 @@ use sqlx::{Row as _, SqlitePool};
 
 use super::{
     AttemptOutcome, CallbackClaim, Campaign, CampaignSettings, CampaignState, CampaignStatus,
-    Claim, ClaimResult, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar, OutboxBacklog,
-    RecordFinal, SmsRequest, Store, StoreError, StoreResult, TrunkSettings,
+    Claim, ClaimResult, EmailOutcome, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar,
+    OutboxBacklog, PendingEmail, RecordFinal, SmsRequest, Store, StoreError, StoreResult,
+    TrunkSettings,
 };
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
 use crate::results::{CallResult, Direction, ResultRow};
 use crate::stats::{Counters, ImportTally, StatsEvent};
+use crate::store::imports::Services;
 
 /// The condition that a record (`$r`, the alias of `records` in the query)
 /// is visible to dialling, statuses, results and the blocklist: it came from
@@ -54,6 +56,7 @@ pub mod stats;
 pub use stats::{add_counters, count_attempt_end, count_event};
 
 mod blocklist;
+pub mod emails;
 mod imports;
 mod notifications;
 pub mod portal;
@@ -479,8 +482,8 @@ impl Store for SqliteStore {
             let final_status = invalid.then_some("invalid_number");
             let inserted = sqlx::query(
                 "INSERT INTO records (campaign_id, record_id, client_reference, fields_json, \
-                 phones_json, import_line, state, attempts, next_attempt_at, final_status, imported_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) \
+                 phones_json, import_line, state, attempts, next_attempt_at, final_status, imported_at, \
+                 email_pending) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) \
                  ON CONFLICT (campaign_id, record_id) DO NOTHING RETURNING id",
             )
             .bind(campaign)
@@ -493,6 +496,7 @@ impl Store for SqliteStore {
             .bind(now)
             .bind(final_status)
             .bind(now)
+            .bind(i64::from(Services::of(&record.fields).email))
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = inserted else {
@@ -1043,6 +1047,23 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn pending_emails(&self, campaign: Id, limit: usize) -> StoreResult<Vec<PendingEmail>> {
+        emails::pending(self, campaign, limit).await
+    }
+
+    async fn queue_emails(
+        &self,
+        campaign: Id,
+        items: &[(Id, EmailOutcome)],
+        at: EpochMs,
+    ) -> StoreResult<Vec<Id>> {
+        emails::queue(self, campaign, items, at).await
+    }
+
+    async fn email_outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
+        emails::backlog(self).await
     }
 
     async fn finish_attempt(

@@ -45,7 +45,13 @@ pub struct SmsRow {
     pub number: String,
     pub template: String,
     pub language: String,
+    /// The rendered text (`sms_outbox.body`); `None` for messages queued
+    /// before texts were stored.
+    pub text: Option<String>,
+    /// `queued`, or `failed` when the template could not be filled in.
     pub state: String,
+    /// Why a `failed` message could not be made (`sms_outbox.error`).
+    pub error: Option<String>,
     pub created_at: EpochMs,
 }
 
@@ -93,6 +99,8 @@ impl SqliteStore {
                     number: r.try_get("number")?,
                     template: r.try_get("template")?,
                     language: r.try_get("language")?,
+                    text: r.try_get("body")?,
+                    error: r.try_get("error")?,
                     state: r.try_get("state")?,
                     created_at: r.try_get("created_at")?,
                 })
@@ -107,7 +115,7 @@ impl SqliteStore {
 fn sms_sql(filter: &SmsFilter) -> String {
     let mut sql = String::from(
         "SELECT m.id, c.name AS campaign, sc.name AS script, r.record_id, r.client_reference, \
-         m.attempt_id, m.number, m.template, m.language, m.state, m.created_at ",
+         m.attempt_id, m.number, m.template, m.language, m.body, m.state, m.error, m.created_at ",
     );
     // As for the calls list: without a RECORD_ID the messages are read
     // first (through the index of the filter, or newest first by rowid)
