@@ -50,6 +50,8 @@ pub struct DialerBench {
     pub voicelogs: Option<std::path::PathBuf>,
     /// With RTP: media scheduler threads, the sessions spread over them.
     pub media_threads: usize,
+    /// With `rtp`: a socket per call or one per media thread.
+    pub rtp_socket: dialcast_media::RtpSocketMode,
     /// With RTP: the audio both callers send, looped (a WAV or other file
     /// the media crate decodes); `None` sends a 440 Hz tone. A recorded
     /// greeting makes the echo speech, so the detector does its full work.
@@ -142,6 +144,8 @@ pub struct DialerReport {
     pub voicelogs: bool,
     /// The file both callers looped instead of the tone (`--prompt`).
     pub prompt: Option<String>,
+    /// With `rtp`: `per_call` or `per_thread` sockets.
+    pub rtp_socket: &'static str,
     pub runtime: &'static str,
     pub machine: crate::Machine,
     pub dialcast: SideReport,
@@ -209,6 +213,7 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         amd: bench.amd,
         voicelogs: bench.voicelogs.is_some(),
         prompt: bench.prompt.as_ref().map(|p| p.display().to_string()),
+        rtp_socket: crate::campaign::engine_side::rtp_socket_name(bench.rtp_socket),
         runtime: if bench.multi_thread {
             "multi"
         } else {
@@ -390,6 +395,7 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
                 inactivity_timeout: Duration::from_secs(10),
                 send_silence: true,
                 metrics: true,
+                rtp_socket: bench.rtp_socket,
             },
             bench.media_threads.max(1),
         )?)
@@ -487,6 +493,7 @@ async fn one_call(
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         // Without RTP nobody listens there; the callee does not send any.
         port: session.as_ref().map_or(9, |s| s.local_addr().port()),
+        ssrc: session.as_ref().map(|s| s.ssrc()),
     };
     let mut call = endpoint
         .place_call(CallRequest {
@@ -529,6 +536,7 @@ async fn one_call(
                             codec: match m.codec { Codec::Pcmu => MediaCodec::Pcmu, Codec::Pcma => MediaCodec::Pcma },
                             payload_type: m.payload_type,
                             dtmf_payload_type: m.dtmf_payload_type,
+                            ssrc: m.ssrc,
                         });
                         s.start_sending();
                         s.play(tone.clone());
