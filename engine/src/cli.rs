@@ -34,7 +34,7 @@ use crate::store::{
 use crate::{blocklist, demo, imports, metrics, service};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use dialcast_media::{MediaConfig, MediaEngine, Prompt};
+use dialcast_media::{MediaConfig, MediaEngine, Prompt, RtpSocketMode};
 use dialcast_sip::trunk::{Trunk, TrunkHealthConfig, TrunkState};
 use dialcast_sip::{SipConfig, SipEndpoint, Transport};
 use tokio_util::sync::CancellationToken;
@@ -547,6 +547,11 @@ struct CommonArgs {
     /// RTP port range, MIN-MAX.
     #[arg(long, default_value = "20000-39999", value_parser = parse_port_range)]
     rtp_ports: (u16, u16),
+    /// per_call (a socket and SDP port per call) or per_thread (one socket
+    /// for all calls, told apart by source address and SSRC; see
+    /// `[media] rtp_socket` in dialcast.example.toml).
+    #[arg(long, default_value = "per_call", value_parser = parse_rtp_socket)]
+    rtp_socket: RtpSocketMode,
     /// A WAV/MP3/OGG/FLAC file to play once the call is up.
     #[arg(long)]
     prompt: Option<PathBuf>,
@@ -600,6 +605,14 @@ struct ListenArgs {
     calls: u64,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+fn parse_rtp_socket(text: &str) -> Result<RtpSocketMode, String> {
+    match text {
+        "per_call" | "per-call" => Ok(RtpSocketMode::PerCall),
+        "per_thread" | "per-thread" => Ok(RtpSocketMode::PerThread),
+        _ => Err(format!("expected per_call or per_thread, not {text:?}")),
+    }
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
@@ -700,6 +713,7 @@ async fn start(common: &CommonArgs, tcp: bool) -> anyhow::Result<Stack> {
         port_min: common.rtp_ports.0,
         port_max: common.rtp_ports.1,
         inactivity_timeout: Duration::from_secs(common.rtp_timeout),
+        rtp_socket: common.rtp_socket,
         send_silence: true,
         metrics: true,
     })

@@ -20,7 +20,7 @@ use crate::store::{
     CampaignSettings, OrganisationCalendar, ScheduleSettings, TrunkSettings, DEFAULT_NUMBER_ORDER,
 };
 use crate::voicelog::{Policy, VoicelogSettings, DEFAULT_RETENTION_DAYS};
-use dialcast_media::AmdConfig;
+use dialcast_media::{AmdConfig, RtpSocketMode};
 
 mod clock;
 mod voice;
@@ -105,6 +105,13 @@ pub struct MediaSection {
     /// EPYC host (loadtest/RESULTS.md); more need as many spare cores.
     #[serde(default = "default_media_threads")]
     pub threads: usize,
+    /// `per_call` (default): a socket and SDP port per call, for any peer.
+    /// `per_thread`: one socket per media thread for all its calls, told
+    /// apart by source address and SSRC, with batched system calls (about
+    /// half the kernel's cost per packet); for trunks and SBCs that use a
+    /// port per call or announce SSRCs (`media/src/demux.rs`).
+    #[serde(default)]
+    pub rtp_socket: RtpSocketMode,
 }
 
 fn default_media_threads() -> usize {
@@ -119,6 +126,7 @@ impl Default for MediaSection {
             rtp_port_max: 29999,
             inactivity_timeout_s: 30,
             threads: default_media_threads(),
+            rtp_socket: RtpSocketMode::default(),
         }
     }
 }
@@ -795,6 +803,21 @@ mod tests {
         let zero = vec![("DIALCAST__MEDIA__THREADS".to_string(), "0".to_string())];
         let err = Config::parse(&example(), "x.toml", zero).expect_err("refused");
         assert!(err.to_string().contains("media.threads"), "{err}");
+    }
+
+    #[test]
+    fn rtp_socket_defaults_to_per_call_and_takes_per_thread() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        assert_eq!(config.media.rtp_socket, RtpSocketMode::PerCall);
+        let shared = vec![(
+            "DIALCAST__MEDIA__RTP_SOCKET".to_string(),
+            "per_thread".to_string(),
+        )];
+        let config = Config::parse(&example(), "x.toml", shared).expect("parses");
+        assert_eq!(config.media.rtp_socket, RtpSocketMode::PerThread);
+        let bad = vec![("DIALCAST__MEDIA__RTP_SOCKET".to_string(), "one".to_string())];
+        let err = Config::parse(&example(), "x.toml", bad).expect_err("refused");
+        assert!(format!("{err:#}").contains("rtp_socket"), "{err:#}");
     }
 
     #[test]

@@ -118,6 +118,7 @@ async fn start_engine_full<S: Store>(
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
         metrics: true,
+        ..MediaConfig::default()
     })?;
     let engine = Engine::new(EngineParts {
         store,

@@ -233,6 +233,7 @@ pub async fn start_network(
             port_min: config.media.rtp_port_min,
             port_max: config.media.rtp_port_max,
             inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
+            rtp_socket: config.media.rtp_socket,
             ..MediaConfig::default()
         },
         config.media.threads,

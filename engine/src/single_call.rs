@@ -125,6 +125,7 @@ pub(crate) fn remote_media(m: &NegotiatedMedia) -> RemoteMedia {
         },
         payload_type: m.payload_type,
         dtmf_payload_type: m.dtmf_payload_type,
+        ssrc: m.ssrc,
     }
 }
 
@@ -204,6 +205,7 @@ pub async fn dial(
     let local = LocalMedia {
         ip: advertised_ip(rtp_bind, target_addr),
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     };
     let mut leg = MediaLeg::new(session, options.prompt.clone(), options.linger);
     let mut call = endpoint
@@ -298,6 +300,7 @@ pub async fn answer(
     let local = LocalMedia {
         ip,
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     };
     let mut leg = MediaLeg::new(session, prompt, linger);
     let call_id = call.call_id();

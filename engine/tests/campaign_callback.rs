@@ -43,6 +43,7 @@ async fn call_engine(
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
         metrics: true,
+        ..MediaConfig::default()
     })
     .expect("caller media");
     let outcome = single_call::dial(

@@ -174,6 +174,24 @@ fn answered_call_gets_its_rtp_echoed_and_we_hang_up() {
     v.finish();
 }
 
+/// The same with one RTP socket for all calls (`--rtp-socket per_thread`):
+/// SIPp echoes from its one media port and announces no SSRC, so the echo
+/// is recognised as ours by its SSRC; every packet must come back.
+#[test]
+fn answered_call_with_one_rtp_socket_per_thread_gets_its_rtp_echoed() {
+    let work = Workdir::new("echo-per-thread");
+    let sipp = sipp::uas(&work, "uas-200-echo-expect-bye.xml")
+        .rtp_echo()
+        .start();
+    let mut call = Outbound::new(work, sipp);
+    let prompt = call.prompt(1000);
+    let extra = strings(&["--prompt", &prompt, "--rtp-socket", "per_thread"]);
+    let (mut v, json) = call.run(&extra);
+    expect_answered_hung_up_by_us(&mut v, &json);
+    expect_echo(&mut v, &json);
+    v.finish();
+}
+
 /// Everything dialcast sent was echoed back: on 127.0.0.1 the echo takes
 /// well under a millisecond, so only the packets sent in the last moments
 /// before the BYE may still be in flight (a margin of 3 packets, 60 ms).
@@ -524,6 +542,17 @@ fn inbound(
     prompt_ms: u32,
     transport: Transport,
 ) -> (Verdict, Value) {
+    inbound_with(work, scenario, prompt_ms, transport, &[])
+}
+
+/// [`inbound`] with more arguments for `dialcast listen`.
+fn inbound_with(
+    work: &Workdir,
+    scenario: &str,
+    prompt_ms: u32,
+    transport: Transport,
+    extra: &[&str],
+) -> (Verdict, Value) {
     let test = work.name();
     media::write_pcmu_pcap(&work.file("caller-audio.pcap"), 1000);
     let prompt = work.file(&format!("prompt-{prompt_ms}ms.wav"));
@@ -545,7 +574,9 @@ fn inbound(
         "--json",
     ]
     .map(String::from)
-    .to_vec();
+    .into_iter()
+    .chain(extra.iter().map(|a| a.to_string()))
+    .collect();
     let mut listen = dialcast::spawn(work, "listen", &args);
     let proto = match transport {
         Transport::Udp => Proto::Udp,
@@ -603,6 +634,28 @@ fn inbound_call_is_answered_and_we_hang_up() {
     // 50 packets of audio, then the digits' events.
     f.number_in(&mut v, "rtp_received", 45..=200);
     // 3 s of prompt is 150 packets.
+    f.number_in(&mut v, "rtp_sent", 150..=250);
+    v.finish();
+}
+
+/// The same inbound call answered on one RTP socket for all calls
+/// (`--rtp-socket per_thread`): SIPp's audio and RFC 4733 digits reach the
+/// call through the demultiplexer.
+#[test]
+fn inbound_call_with_one_rtp_socket_per_thread_is_answered() {
+    let work = Workdir::new("inbound-per-thread");
+    let (mut v, json) = inbound_with(
+        &work,
+        "uac-invite-rtp-dtmf-expect-bye.xml",
+        3000,
+        Transport::Udp,
+        &["--rtp-socket", "per_thread"],
+    );
+    let f = Fields::new("listen", &json);
+    f.expect(&mut v, "status", "answered");
+    f.expect(&mut v, "hangup_by", "us");
+    f.expect(&mut v, "dtmf", "42");
+    f.number_in(&mut v, "rtp_received", 45..=200);
     f.number_in(&mut v, "rtp_sent", 150..=250);
     v.finish();
 }

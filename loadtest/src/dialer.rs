@@ -50,6 +50,8 @@ pub struct DialerBench {
     pub voicelogs: Option<std::path::PathBuf>,
     /// With RTP: media scheduler threads, the sessions spread over them.
     pub media_threads: usize,
+    /// With `rtp`: a socket per call or one per media thread.
+    pub rtp_socket: dialcast_media::RtpSocketMode,
     /// With RTP: the audio both callers send, looped (a WAV or other file
     /// the media crate decodes); `None` sends a 440 Hz tone. A recorded
     /// greeting makes the echo speech, so the detector does its full work.
@@ -97,6 +99,12 @@ pub struct SideReport {
     /// during the side's run (`/proc/stat` steal): on a VM, time in which
     /// no thread of ours could run however urgent; null where unknown.
     pub machine_steal_s: Option<f64>,
+    /// Datagrams our shared RTP sockets received that matched no call
+    /// (`--rtp-socket per_thread`; 0 with a socket per call).
+    pub rtp_unmatched: Option<u64>,
+    /// UDP datagrams the kernel dropped on a full receive buffer during the
+    /// run, machine-wide (`RcvbufErrors`: our sockets and SIPp's alike).
+    pub udp_rcvbuf_errors: Option<u64>,
 }
 
 /// What the detector said over a run.
@@ -142,6 +150,8 @@ pub struct DialerReport {
     pub voicelogs: bool,
     /// The file both callers looped instead of the tone (`--prompt`).
     pub prompt: Option<String>,
+    /// With `rtp`: `per_call` or `per_thread` sockets.
+    pub rtp_socket: &'static str,
     pub runtime: &'static str,
     pub machine: crate::Machine,
     pub dialcast: SideReport,
@@ -209,6 +219,7 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         amd: bench.amd,
         voicelogs: bench.voicelogs.is_some(),
         prompt: bench.prompt.as_ref().map(|p| p.display().to_string()),
+        rtp_socket: crate::campaign::engine_side::rtp_socket_name(bench.rtp_socket),
         runtime: if bench.multi_thread {
             "multi"
         } else {
@@ -288,7 +299,10 @@ fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
     let cpu_before = procstat::sample(std::process::id()).context("no /proc/self")?;
     let steal_before = procstat::machine_steal();
     let started = Instant::now();
-    let mut report = runtime.block_on(drive(bench, target))?;
+    let drops_before = crate::rtp_floor::udp_rcvbuf_errors();
+    let (mut report, media) = runtime.block_on(drive(bench, target))?;
+    report.udp_rcvbuf_errors =
+        Some(crate::rtp_floor::udp_rcvbuf_errors().saturating_sub(drops_before));
     report.machine_steal_s = steal_since(steal_before);
     report.wall_s = started.elapsed().as_secs_f64();
     drop(runtime);
@@ -299,6 +313,14 @@ fn run_dialcast(bench: &DialerBench) -> anyhow::Result<SideReport> {
     report.wire = finish_capture(capture)?;
     report.achieved_cps =
         report.completed as f64 / (report.wall_s - bench.hold.as_secs_f64()).max(0.001);
+    if let Some(media) = media {
+        // Outside the measured window: let parked datagrams expire (500 ms)
+        // and the media thread's housekeeping count them.
+        if bench.rtp_socket == dialcast_media::RtpSocketMode::PerThread {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        report.rtp_unmatched = Some(media.unmatched_datagrams());
+    }
     if !uas.is_running() {
         anyhow::bail!(
             "the SIPp callee died during the run; see its logs in {}",
@@ -374,7 +396,12 @@ impl Recording {
     }
 }
 
-async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideReport> {
+/// Places the calls; returns the report and the media engine (its last
+/// counts are read after the measured window).
+async fn drive(
+    bench: &DialerBench,
+    target: SocketAddr,
+) -> anyhow::Result<(SideReport, Option<MediaEngine>)> {
     let (endpoint, _inbound) = SipEndpoint::start(SipConfig {
         bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         tcp: false,
@@ -390,6 +417,7 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
                 inactivity_timeout: Duration::from_secs(10),
                 send_silence: true,
                 metrics: true,
+                rtp_socket: bench.rtp_socket,
             },
             bench.media_threads.max(1),
         )?)
@@ -442,7 +470,7 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    Ok(SideReport {
+    let report = SideReport {
         calls: bench.calls,
         completed: counters.completed.load(Ordering::Relaxed),
         failed: counters.failed.load(Ordering::Relaxed),
@@ -460,7 +488,8 @@ async fn drive(bench: &DialerBench, target: SocketAddr) -> anyhow::Result<SideRe
             .is_some()
             .then(|| counters.voicelogs().clone()),
         ..SideReport::default()
-    })
+    };
+    Ok((report, media))
 }
 
 /// What each of our calls does once answered, besides the tone.
@@ -487,6 +516,7 @@ async fn one_call(
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         // Without RTP nobody listens there; the callee does not send any.
         port: session.as_ref().map_or(9, |s| s.local_addr().port()),
+        ssrc: session.as_ref().map(|s| s.ssrc()),
     };
     let mut call = endpoint
         .place_call(CallRequest {
@@ -529,6 +559,7 @@ async fn one_call(
                             codec: match m.codec { Codec::Pcmu => MediaCodec::Pcmu, Codec::Pcma => MediaCodec::Pcma },
                             payload_type: m.payload_type,
                             dtmf_payload_type: m.dtmf_payload_type,
+                            ssrc: m.ssrc,
                         });
                         s.start_sending();
                         s.play(tone.clone());
@@ -699,6 +730,8 @@ fn run_sipp_baseline(bench: &DialerBench) -> anyhow::Result<SideReport> {
         amd: None,
         voicelogs: None,
         machine_steal_s,
+        rtp_unmatched: None,
+        udp_rcvbuf_errors: None,
     })
 }
 

@@ -754,7 +754,8 @@ fn read_proc_stat() -> Option<Vec<u64>> {
 }
 
 /// `Udp: ... RcvbufErrors` of `/proc/net/snmp` (0 if unreadable).
-fn udp_rcvbuf_errors() -> u64 {
+/// UDP datagrams dropped on full receive buffers since boot, machine-wide.
+pub(crate) fn udp_rcvbuf_errors() -> u64 {
     let Ok(text) = std::fs::read_to_string("/proc/net/snmp") else {
         return 0;
     };

@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use dialcast_loadtest::farm::{Behaviour, Farm, FarmConfig, Span, Timings};
-use dialcast_media::{MediaConfig, MediaEngine, MediaEvent, MediaSession, RemoteMedia};
+use dialcast_media::{
+    MediaConfig, MediaEngine, MediaEvent, MediaSession, RemoteMedia, RtpSocketMode,
+};
 use dialcast_sip::sdp::{self, LocalMedia, NegotiatedMedia};
 use dialcast_sip::{
     CallEnd, CallEvent, CallRequest, CallStatus, EndCause, OutboundCall, SipConfig, SipEndpoint,
@@ -33,7 +35,12 @@ async fn start() -> (Farm, SipEndpoint) {
 }
 
 async fn start_with(timings: Timings) -> (Farm, SipEndpoint) {
+    start_with_sockets(timings, RtpSocketMode::PerCall).await
+}
+
+async fn start_with_sockets(timings: Timings, rtp_socket: RtpSocketMode) -> (Farm, SipEndpoint) {
     let mut config = FarmConfig::new("127.0.0.1:0".parse().expect("address"));
+    config.media.rtp_socket = rtp_socket;
     config.media.port_min = 44000;
     config.media.port_max = 44999;
     config.timings = timings;
@@ -61,6 +68,7 @@ async fn call(
     let local_media = LocalMedia {
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: 9,
+        ssrc: None,
     };
     let mut call = caller
         .place_call(CallRequest {
@@ -205,7 +213,7 @@ async fn unavailable_asks_to_retry_after_60_s() {
 // ---- with media on the caller's side ----------------------------------------
 
 /// The caller's media engine: RTP on 127.0.0.1, ports apart from the farm's.
-fn caller_media() -> MediaEngine {
+fn caller_media(rtp_socket: RtpSocketMode) -> MediaEngine {
     MediaEngine::start(MediaConfig {
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port_min: 45000,
@@ -213,6 +221,7 @@ fn caller_media() -> MediaEngine {
         inactivity_timeout: Duration::from_secs(30),
         send_silence: true,
         metrics: false,
+        rtp_socket,
     })
     .expect("the caller's media engine starts")
 }
@@ -234,6 +243,7 @@ async fn dial(
             local_media: LocalMedia {
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port: session.local_addr().port(),
+                ssrc: Some(session.ssrc()),
             },
             ring_timeout: Duration::from_secs(10),
             extra_headers: Vec::new(),
@@ -251,6 +261,7 @@ fn remote_media(m: &NegotiatedMedia) -> RemoteMedia {
         },
         payload_type: m.payload_type,
         dtmf_payload_type: m.dtmf_payload_type,
+        ssrc: m.ssrc,
     }
 }
 
@@ -265,8 +276,20 @@ async fn next_call_event(call: &mut OutboundCall) -> CallEvent {
 /// the caller's media session receives RTP while the call is not answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_404_plays_its_announcement_before_the_404() {
-    let (farm, caller) = start().await;
-    let media = caller_media();
+    early_media_404(RtpSocketMode::PerCall).await;
+}
+
+/// The same with one RTP socket per media thread on both sides: the farm's
+/// announcement reaches the caller's one socket and is told apart by the
+/// SSRC the farm announced in its SDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_404_with_shared_rtp_sockets_on_both_sides() {
+    early_media_404(RtpSocketMode::PerThread).await;
+}
+
+async fn early_media_404(rtp_socket: RtpSocketMode) {
+    let (farm, caller) = start_with_sockets(timings(), rtp_socket).await;
+    let media = caller_media(rtp_socket);
     let mut session = media.open_session().expect("an RTP port");
     let mut call = dial(
         &farm,
@@ -305,6 +328,7 @@ async fn early_media_404_plays_its_announcement_before_the_404() {
     let heard = session.close().await;
     // The announcement lasts 3.86 s: about 190 packets.
     assert!(heard.rtp_received >= 150, "{heard:?}");
+    assert_eq!(heard.rtp_lost, 0, "{heard:?}");
     let stats = farm.shutdown().await;
     let s = stats.of(Behaviour::EarlyMedia404);
     assert_eq!((s.calls, s.answered, s.completed), (1, 0, 1));
@@ -315,13 +339,25 @@ async fn early_media_404_plays_its_announcement_before_the_404() {
 /// its keys as RFC 4733 events: the caller's media session reports each one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presses_keys_sends_its_keys_as_rfc_4733_events() {
-    let (farm, caller) = start_with(Timings {
-        keys_after: Duration::from_millis(300),
-        keys: "12#".into(),
-        ..timings()
-    })
+    presses_keys(RtpSocketMode::PerCall).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presses_keys_with_shared_rtp_sockets_on_both_sides() {
+    presses_keys(RtpSocketMode::PerThread).await;
+}
+
+async fn presses_keys(rtp_socket: RtpSocketMode) {
+    let (farm, caller) = start_with_sockets(
+        Timings {
+            keys_after: Duration::from_millis(300),
+            keys: "12#".into(),
+            ..timings()
+        },
+        rtp_socket,
+    )
     .await;
-    let media = caller_media();
+    let media = caller_media(rtp_socket);
     let mut session = media.open_session().expect("an RTP port");
     let mut call = dial(&farm, &caller, &Behaviour::PressesKeys.number(1), &session).await;
     loop {

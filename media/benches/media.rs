@@ -40,6 +40,7 @@ fn core_to(addr: SocketAddr, now: Instant) -> SessionCore {
             codec: Codec::Pcmu,
             payload_type: 0,
             dtmf_payload_type: Some(101),
+            ssrc: None,
         },
         now,
     );

@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     codec: Codec::Pcma,
                     payload_type: 8,
                     dtmf_payload_type: Some(101),
+                    ssrc: None,
                 });
                 s.start_sending();
                 s.play(Arc::clone(&prompt));

@@ -4,7 +4,8 @@
 //! A `MediaSession` holds no RTP state itself: it sends commands to the
 //! scheduler thread that owns its socket and [`SessionCore`], and reads
 //! events from a bounded channel. Dropping it unregisters the session and
-//! frees its port.
+//! frees its port (in [`RtpSocketMode::PerCall`]; in
+//! [`RtpSocketMode::PerThread`] the port is the thread's and stays).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -26,6 +27,26 @@ use crate::MediaError;
 /// final message again.
 const FINISH_RETRY: Duration = Duration::from_millis(5);
 
+/// How RTP sockets are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RtpSocketMode {
+    /// A socket (and SDP port) per call: each datagram's port says whose it
+    /// is, and any peer works, including one behind NAT whose SDP address
+    /// is wrong (symmetric RTP latches to where its packets come from). One
+    /// system call per packet each way.
+    #[default]
+    PerCall,
+    /// One socket per scheduler thread, offered in the SDP of all its calls:
+    /// datagrams are told apart by source address and SSRC
+    /// (`crate::demux`, whose doc says what is ambiguous and dropped), and
+    /// packets go out and come in in batches of 64 (`sendmmsg`,
+    /// `recvmmsg`), about half the kernel's cost per packet. Needs peers
+    /// that use a port per call (trunks, SBCs) or announce their SSRCs in
+    /// SDP (`a=ssrc`, as Dialcast and its callee farm do) or echo ours.
+    PerThread,
+}
+
 /// Media settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaConfig {
@@ -43,6 +64,8 @@ pub struct MediaConfig {
     /// [`crate::metrics`]); off for engines that stand in for a peer, such
     /// as the demo's callee farm, so the process's metrics are the dialler's.
     pub metrics: bool,
+    /// A socket per call or one per scheduler thread.
+    pub rtp_socket: RtpSocketMode,
 }
 
 impl Default for MediaConfig {
@@ -54,6 +77,7 @@ impl Default for MediaConfig {
             inactivity_timeout: Duration::from_secs(30),
             send_silence: true,
             metrics: true,
+            rtp_socket: RtpSocketMode::PerCall,
         }
     }
 }
@@ -89,6 +113,15 @@ impl PortAllocator {
     }
 
     fn bind_next(&mut self, ip: IpAddr) -> Result<(std::net::UdpSocket, u16), MediaError> {
+        self.bind_next_with(ip, None)
+    }
+
+    /// `bind_next`, with socket buffers of `buffers` bytes.
+    fn bind_next_with(
+        &mut self,
+        ip: IpAddr,
+        buffers: Option<usize>,
+    ) -> Result<(std::net::UdpSocket, u16), MediaError> {
         let mut last_err = None;
         for _ in 0..self.in_use.len() {
             let port = self.next;
@@ -100,7 +133,7 @@ impl PortAllocator {
             if self.in_use[idx] {
                 continue;
             }
-            match bind(SocketAddr::new(ip, port)) {
+            match bind_with_buffers(SocketAddr::new(ip, port), buffers) {
                 Ok(sock) => {
                     self.in_use[idx] = true;
                     return Ok((sock, port));
@@ -127,9 +160,23 @@ impl PortAllocator {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+/// Socket buffers of a shared socket. The kernel doubles the figure for its
+/// bookkeeping; a 172-byte datagram takes about 1 KiB of it, so the receive
+/// buffer holds ~16,000 datagrams: ~60 ms of 5,000 calls' packets if the
+/// thread stalls (a socket per call holds 200 ms of its one call each). Set
+/// with `SO_RCVBUFFORCE` where allowed (`CAP_NET_ADMIN`), else capped by
+/// `net.core.rmem_max`.
+const SHARED_SOCKET_BUFFER: usize = 8 << 20;
+
+fn bind_with_buffers(
+    addr: SocketAddr,
+    buffers: Option<usize>,
+) -> std::io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
+    if let Some(size) = buffers {
+        set_buffers(&socket, size);
+    }
     socket.bind(&addr.into())?;
     // Without stamps a datagram counts as arriving when its tick reads it:
     // jitter then reads up to 20 ms high, nothing else changes.
@@ -139,11 +186,51 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// Raise a shared socket's receive and send buffers to `size`, forcing past
+/// the sysctl limits when the process may.
+#[allow(unsafe_code)]
+fn set_buffers(socket: &Socket, size: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        for option in [force, plain] {
+            // SAFETY: both options take an int; we pass a pointer to one and its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    std::ptr::from_ref(&value).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// The SSRC of the `n`th session: a bijection of `n` (multiplying by an odd
+/// constant), so the sessions of one engine never share one, salted so that
+/// two engines rarely do. A peer whose calls all come from one of our
+/// shared sockets tells them apart by it.
+fn session_ssrc(salt: u32, n: u64) -> u32 {
+    (n as u32).wrapping_mul(0x9E37_79B1) ^ salt
+}
+
 struct EngineInner {
     config: MediaConfig,
     ports: Arc<Mutex<PortAllocator>>,
     shards: Vec<SchedulerHandle>,
+    /// Each shard's socket address, in `PerThread` mode.
+    shard_addrs: Vec<SocketAddr>,
     next_shard: AtomicUsize,
+    ssrc_salt: u32,
+    unmatched: Arc<AtomicU64>,
     next_id: AtomicU64,
     active: AtomicUsize,
     recorder: std::sync::mpsc::SyncSender<RecorderMsg>,
@@ -210,15 +297,35 @@ impl MediaEngine {
         let (recorder, recorder_backlog, rec_thread) = recorder::spawn()?;
         let mut handles = vec![rec_thread];
         let mut shards = Vec::with_capacity(threads);
+        let mut shard_addrs = Vec::new();
+        let unmatched = Arc::new(AtomicU64::new(0));
         for i in 0..threads {
+            let shared = match config.rtp_socket {
+                RtpSocketMode::PerCall => None,
+                RtpSocketMode::PerThread => {
+                    let (socket, _) = ports
+                        .lock()
+                        .map_err(|_| MediaError::EngineStopped)?
+                        .bind_next_with(config.bind_ip, Some(SHARED_SOCKET_BUFFER))?;
+                    shard_addrs.push(socket.local_addr().map_err(MediaError::Socket)?);
+                    Some(mio::net::UdpSocket::from_std(socket))
+                }
+            };
             let ports = Arc::clone(&ports);
             let free: scheduler::FreePort = Arc::new(move |port| {
                 if let Ok(mut p) = ports.lock() {
                     p.free(port);
                 }
             });
-            let (handle, thread) = scheduler::spawn(i, recorder.clone(), free, config.metrics)
-                .map_err(MediaError::Thread)?;
+            let (handle, thread) = scheduler::spawn(
+                i,
+                recorder.clone(),
+                free,
+                config.metrics,
+                shared,
+                Arc::clone(&unmatched),
+            )
+            .map_err(MediaError::Thread)?;
             shards.push(handle);
             handles.push(thread);
         }
@@ -227,7 +334,10 @@ impl MediaEngine {
                 config,
                 ports,
                 shards,
+                shard_addrs,
                 next_shard: AtomicUsize::new(0),
+                ssrc_salt: rand::random(),
+                unmatched,
                 next_id: AtomicU64::new(1),
                 active: AtomicUsize::new(0),
                 recorder,
@@ -251,47 +361,57 @@ impl MediaEngine {
         self.inner.recorder_backlog.take_longest_wait()
     }
 
-    /// Bind the next free even port of the range and register a session.
+    /// Register a session: with a socket per call, bind the next free even
+    /// port of the range for it; else on the next thread's shared socket.
     pub fn open_session(&self) -> Result<MediaSession, MediaError> {
         let inner = &self.inner;
-        let (std_socket, port) = inner
-            .ports
-            .lock()
-            .map_err(|_| MediaError::EngineStopped)?
-            .bind_next(inner.config.bind_ip)?;
+        let shard_index = inner.next_shard.fetch_add(1, Ordering::Relaxed) % inner.shards.len();
+        let (own_socket, local_addr) = match inner.shard_addrs.get(shard_index) {
+            Some(addr) => (None, *addr),
+            None => {
+                let (std_socket, port) = inner
+                    .ports
+                    .lock()
+                    .map_err(|_| MediaError::EngineStopped)?
+                    .bind_next(inner.config.bind_ip)?;
+                match std_socket.local_addr() {
+                    Ok(a) => (Some((mio::net::UdpSocket::from_std(std_socket), port)), a),
+                    Err(e) => {
+                        drop(std_socket);
+                        if let Ok(mut p) = inner.ports.lock() {
+                            p.free(port);
+                        }
+                        return Err(MediaError::Socket(e));
+                    }
+                }
+            }
+        };
+        let own_port = own_socket.as_ref().map(|(_, port)| *port);
         let free_port = || {
-            if let Ok(mut p) = inner.ports.lock() {
+            if let (Some(port), Ok(mut p)) = (own_port, inner.ports.lock()) {
                 p.free(port);
             }
         };
-        let local_addr = match std_socket.local_addr() {
-            Ok(a) => a,
-            Err(e) => {
-                drop(std_socket);
-                free_port();
-                return Err(MediaError::Socket(e));
-            }
-        };
-        let socket = mio::net::UdpSocket::from_std(std_socket);
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let shard = inner.shards
-            [inner.next_shard.fetch_add(1, Ordering::Relaxed) % inner.shards.len()]
-        .clone();
+        let ssrc = session_ssrc(inner.ssrc_salt, id);
+        let shard = inner.shards[shard_index].clone();
         let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let shared = Arc::new(SessionShared {
             stats: Mutex::new(MediaStats::default()),
         });
-        let core = SessionCore::new(
+        let core = SessionCore::with_origin(
             SessionConfig {
                 send_silence: inner.config.send_silence,
                 inactivity_timeout: inner.config.inactivity_timeout,
             },
             Instant::now(),
+            ssrc,
+            rand::random(),
+            rand::random(),
         );
         let registered = shard.send(Command::Register(Box::new(Slot {
             id,
-            port,
-            socket,
+            own_socket,
             core: Box::new(core),
             events: ev_tx,
             shared: Arc::clone(&shared),
@@ -304,6 +424,7 @@ impl MediaEngine {
         inner.active.fetch_add(1, Ordering::Relaxed);
         Ok(MediaSession {
             id,
+            ssrc,
             local_addr,
             shard,
             engine: Arc::clone(&self.inner),
@@ -322,12 +443,19 @@ impl MediaEngine {
     pub fn config(&self) -> &MediaConfig {
         &self.inner.config
     }
+
+    /// Datagrams the shared sockets received that matched no call (always
+    /// 0 with a socket per call), up to the last housekeeping round (100 ms).
+    pub fn unmatched_datagrams(&self) -> u64 {
+        self.inner.unmatched.load(Ordering::Relaxed)
+    }
 }
 
 /// One call's media. Commands take effect on the scheduler thread within
 /// microseconds. Dropping the session unregisters it and frees its port.
 pub struct MediaSession {
     id: u64,
+    ssrc: u32,
     local_addr: SocketAddr,
     shard: SchedulerHandle,
     engine: Arc<EngineInner>,
@@ -347,9 +475,16 @@ impl std::fmt::Debug for MediaSession {
 }
 
 impl MediaSession {
-    /// The bound address (the IP is `bind_ip`, possibly 0.0.0.0).
+    /// The bound address (the IP is `bind_ip`, possibly 0.0.0.0): the
+    /// session's own socket, or its thread's shared one.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The SSRC of what we send, for SDP (`a=ssrc`, RFC 5576): a peer that
+    /// receives all our calls on one address tells them apart by it.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
     }
 
     /// Set or replace the peer (early media, answer, re-INVITE). Receiving

@@ -11,6 +11,9 @@
 //! * [`amd`] — pure answering-machine and voicemail-beep detectors.
 //! * [`session`] — the sans-IO per-call state machine ([`SessionCore`]).
 //! * `scheduler` — the shared thread that paces and receives RTP for every call.
+//! * `shared_socket`, `demux`, `send_batch` — one RTP socket per scheduler
+//!   thread ([`RtpSocketMode::PerThread`]): batched sends and receives, and
+//!   which call each datagram is for.
 //! * [`MediaEngine`] / [`MediaSession`] — the handles the call controller uses.
 //! * [`wav`] — voicelog WAV files: writing with periodic header syncs, repair after a crash.
 //! * [`Prompt`] — audio decoded, resampled and encoded once at load time.
@@ -18,6 +21,7 @@
 pub mod amd;
 pub mod bridge;
 pub mod codec;
+mod demux;
 pub mod dtmf;
 mod engine;
 mod error;
@@ -29,7 +33,9 @@ mod recorder;
 mod recv_batch;
 pub mod rtp;
 mod scheduler;
+mod send_batch;
 pub mod session;
+mod shared_socket;
 pub mod wav;
 
 pub use amd::{
@@ -38,7 +44,7 @@ pub use amd::{
 };
 pub use bridge::BridgeEnd;
 pub use codec::Codec;
-pub use engine::{MediaConfig, MediaEngine, MediaSession};
+pub use engine::{MediaConfig, MediaEngine, MediaSession, RtpSocketMode};
 pub use error::MediaError;
 pub use prompt::Prompt;
 pub use recorder::{RecordingSummary, FLUSH_INTERVAL, RECORDER_QUEUE};

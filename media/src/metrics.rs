@@ -19,6 +19,9 @@ pub const RTP_PACKETS_LATE: &str = "dialcast_rtp_packets_late";
 pub const RTP_PACKETS_LOST: &str = "dialcast_rtp_packets_lost";
 /// Datagrams on an RTP port that were not RTP (counter).
 pub const RTP_PACKETS_MALFORMED: &str = "dialcast_rtp_packets_malformed";
+/// Datagrams on a shared RTP socket that matched no call (counter; see
+/// `crate::demux`).
+pub const RTP_DATAGRAMS_UNMATCHED: &str = "dialcast_rtp_datagrams_unmatched";
 /// Interarrival jitter of a call, observed when its session closes (histogram, s).
 pub const RTP_JITTER_SECONDS: &str = "dialcast_rtp_jitter_seconds";
 /// Answer to answering-machine decision (histogram, s; label `result`).
@@ -49,6 +52,10 @@ pub fn describe() {
     describe_counter!(
         RTP_PACKETS_MALFORMED,
         "Datagrams received on RTP ports that were not valid RTP."
+    );
+    describe_counter!(
+        RTP_DATAGRAMS_UNMATCHED,
+        "Datagrams on a shared RTP socket (one per media thread) that matched no call, dropped."
     );
     describe_histogram!(
         RTP_JITTER_SECONDS,

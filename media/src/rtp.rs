@@ -47,6 +47,18 @@ pub struct RtpHeaderView<'a> {
     pub payload: &'a [u8],
 }
 
+/// The SSRC of what looks like an RTP packet (version 2, at least a fixed
+/// header long), without parsing the rest: enough to tell which call a
+/// datagram on a shared socket belongs to.
+pub fn peek_ssrc(buf: &[u8]) -> Option<u32> {
+    match buf {
+        [b0, _, _, _, _, _, _, _, a, b, c, d, ..] if b0 >> 6 == 2 => {
+            Some(u32::from_be_bytes([*a, *b, *c, *d]))
+        }
+        _ => None,
+    }
+}
+
 /// Parse an RTP packet. Rejects anything that is not version 2 or whose
 /// lengths (CSRC list, extension, padding) do not fit the datagram.
 pub fn parse_rtp(buf: &[u8]) -> Result<RtpHeaderView<'_>, RtpError> {
@@ -142,6 +154,17 @@ impl RtpHeader {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn peek_ssrc_reads_version_2_headers_only() {
+        let mut p = [0u8; 12];
+        p[0] = 0x80;
+        p[8..12].copy_from_slice(&0xDEAD_BEEFu32.to_be_bytes());
+        assert_eq!(peek_ssrc(&p), Some(0xDEAD_BEEF));
+        assert_eq!(peek_ssrc(&p[..11]), None);
+        p[0] = 0x40;
+        assert_eq!(peek_ssrc(&p), None);
+    }
 
     /// Build a packet with every optional part, independently of `RtpHeader::write`.
     fn build(

@@ -28,14 +28,21 @@
 //!   the `metrics` facade: the thread sums what every session counted since
 //!   the last round into one [`RtpTally`] and adds it in five calls.
 //!
-//! Why no `sendmmsg`: each session has its own socket (its SDP port, which
-//! symmetric-RTP peers latch to) and sends one packet per 20 ms, and that
-//! syscall batches only on one socket, so a batch would almost always hold
-//! one datagram.
+//! * **Sockets** — in [`RtpSocketMode::PerCall`](crate::RtpSocketMode) each
+//!   session has its own socket (its SDP port), drained on the session's
+//!   tick as above, and each packet leaves with its own `sendto` (`sendmmsg`
+//!   batches only on one socket, so a batch would hold one datagram). In
+//!   `PerThread` the thread has one socket for all its sessions
+//!   (`crate::shared_socket`): every wake-up first reads all that arrived
+//!   (`recvmmsg`, 64 at a time) and hands each datagram to its session
+//!   (`crate::demux`), then the due ticks write their packets into one
+//!   batch that leaves in `sendmmsg` calls of 64.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +58,7 @@ use crate::prompt::Prompt;
 use crate::recorder::{send_block, RecorderMsg};
 use crate::recv_batch::{ArrivalClock, RecvBatch};
 use crate::session::{MediaEvent, MediaStats, RemoteMedia, SessionCore, MAX_PACKET};
+use crate::shared_socket::{SharedSocket, SlotKey};
 
 /// Commands queued to one scheduler thread. The thread drains the queue on
 /// every wake-up (and is woken for each command), so it fills only if the
@@ -151,8 +159,9 @@ pub(crate) type FreePort = Arc<dyn Fn(u16) + Send + Sync>;
 /// One session as the scheduler holds it (and as `Command::Register` brings it).
 pub(crate) struct Slot {
     pub(crate) id: u64,
-    pub(crate) port: u16,
-    pub(crate) socket: UdpSocket,
+    /// The session's own socket and port (`PerCall`); `None` when it uses
+    /// the thread's shared socket.
+    pub(crate) own_socket: Option<(UdpSocket, u16)>,
     pub(crate) core: Box<SessionCore>,
     pub(crate) events: tokio::sync::mpsc::Sender<MediaEvent>,
     pub(crate) shared: Arc<SessionShared>,
@@ -176,6 +185,10 @@ struct Scheduler {
     metrics: bool,
     /// Counted since the last housekeeping round, not yet reported.
     rtp: RtpTally,
+    /// The thread's one socket, in `PerThread` mode.
+    shared: Option<SharedSocket>,
+    /// Datagrams on the shared socket that matched no call, ever.
+    unmatched: Arc<AtomicU64>,
 }
 
 /// Start one scheduler thread.
@@ -184,6 +197,8 @@ pub(crate) fn spawn(
     recorder: SyncSender<RecorderMsg>,
     free_port: FreePort,
     metrics: bool,
+    shared: Option<UdpSocket>,
+    unmatched: Arc<AtomicU64>,
 ) -> std::io::Result<(SchedulerHandle, std::thread::JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -202,6 +217,8 @@ pub(crate) fn spawn(
         rx: RecvBatch::new(),
         metrics,
         rtp: RtpTally::default(),
+        shared: shared.map(SharedSocket::new),
+        unmatched,
     };
     let handle = std::thread::Builder::new()
         .name(format!("dialcast-media-{index}"))
@@ -230,6 +247,7 @@ impl Scheduler {
                 }
             }
             // Only the waker is registered: events need no reading.
+            self.drain_shared();
             self.run_due_ticks();
             if !self.drain_commands() {
                 return;
@@ -266,15 +284,32 @@ impl Scheduler {
                 now = Instant::now();
                 clock = ArrivalClock::now();
             }
-            drain_socket(slot, &mut self.rx, &clock, now);
-            let out = slot.core.on_tick(now, &mut self.packet, &mut self.record);
-            if let Some((len, dest)) = out.transmit {
-                // A full send buffer or an unreachable peer loses this one
-                // packet; RTP tolerates that and the next tick tries again.
-                if slot.socket.send_to(&self.packet[..len], dest).is_err() {
-                    slot.core.stats_mut().rtp_send_errors += 1;
+            let mut batch_full = false;
+            let out = match (&mut self.shared, &slot.own_socket) {
+                (Some(shared), _) => {
+                    let out = slot
+                        .core
+                        .on_tick(now, shared.tx.next_buf(), &mut self.record);
+                    if let Some((len, dest)) = out.transmit {
+                        batch_full = shared.tx.commit(len, dest, SlotKey { idx, id });
+                    }
+                    out
                 }
-            }
+                (None, Some((socket, _))) => {
+                    drain_socket(socket, &mut slot.core, &mut self.rx, &clock, now);
+                    let out = slot.core.on_tick(now, &mut self.packet, &mut self.record);
+                    if let Some((len, dest)) = out.transmit {
+                        // A full send buffer or an unreachable peer loses this
+                        // one packet; RTP tolerates that and the next tick
+                        // tries again.
+                        if socket.send_to(&self.packet[..len], dest).is_err() {
+                            slot.core.stats_mut().rtp_send_errors += 1;
+                        }
+                    }
+                    out
+                }
+                (None, None) => slot.core.on_tick(now, &mut self.packet, &mut self.record),
+            };
             if out.recorded && !send_block(&self.recorder, slot.id, out.record_frame, &self.record)
             {
                 slot.core.stats_mut().record_dropped += 1;
@@ -283,7 +318,52 @@ impl Scheduler {
                 self.heap.push(Reverse((next, idx, id)));
             }
             deliver_events(slot);
+            if batch_full {
+                self.flush_shared();
+            }
         }
+        self.flush_shared();
+    }
+
+    /// Shared socket: hand everything that arrived since the last wake-up
+    /// to its sessions, before their ticks take frames out of their rings.
+    fn drain_shared(&mut self) {
+        let Scheduler { shared, slots, .. } = self;
+        let Some(shared) = shared.as_mut() else {
+            return;
+        };
+        shared.drain(|key, data, from, arrived| deliver_datagram(slots, key, data, from, arrived));
+    }
+
+    /// Shared socket: a remote was set to `addr`; hand its sessions what
+    /// arrived from there before.
+    fn retry_parked(&mut self, addr: SocketAddr) {
+        let Scheduler { shared, slots, .. } = self;
+        if let Some(shared) = shared.as_mut() {
+            shared.retry_parked(addr, |key, data, from, arrived| {
+                deliver_datagram(slots, key, data, from, arrived)
+            });
+        }
+    }
+
+    /// Shared socket: send the packets the ticks queued.
+    fn flush_shared(&mut self) {
+        let Scheduler { shared, slots, .. } = self;
+        let Some(shared) = shared.as_mut() else {
+            return;
+        };
+        if shared.tx.is_empty() {
+            return;
+        }
+        shared.flush(|key| {
+            if let Some(slot) = slots
+                .get_mut(key.idx)
+                .and_then(Option::as_mut)
+                .filter(|s| s.id == key.id)
+            {
+                slot.core.stats_mut().rtp_send_errors += 1;
+            }
+        });
     }
 
     /// Returns false on shutdown.
@@ -301,12 +381,27 @@ impl Scheduler {
             match cmd {
                 Command::Register(slot) => self.register(*slot),
                 Command::SetRemote { id, remote } => {
-                    if let Some((idx, slot)) = self.slot(id) {
+                    let Scheduler {
+                        shared,
+                        by_id,
+                        slots,
+                        heap,
+                        ..
+                    } = self;
+                    let Some(&idx) = by_id.get(&id) else { continue };
+                    if let Some(slot) = slots.get_mut(idx).and_then(Option::as_mut) {
+                        if let Some(shared) = shared.as_mut() {
+                            let key = SlotKey { idx, id };
+                            let own = slot.core.ssrc();
+                            shared.demux.set_remote(key, remote.addr, remote.ssrc, own);
+                        }
+                        let addr = remote.addr;
                         let was_running = slot.core.next_deadline().is_some();
                         slot.core.set_remote(remote, now);
                         if let (false, Some(d)) = (was_running, slot.core.next_deadline()) {
-                            self.heap.push(Reverse((d, idx, id)));
+                            heap.push(Reverse((d, idx, id)));
                         }
+                        self.retry_parked(addr);
                     }
                 }
                 Command::StartSending { id } => self.with(id, |c| c.start_sending()),
@@ -369,9 +464,13 @@ impl Scheduler {
         let idx = self.by_id.remove(&id)?;
         let slot = self.slots.get_mut(idx)?.take()?;
         self.free_slots.push(idx);
-        let port = slot.port;
-        drop(slot.socket);
-        (self.free_port)(port);
+        if let Some(shared) = self.shared.as_mut() {
+            shared.demux.remove(SlotKey { idx, id });
+        }
+        if let Some((socket, port)) = slot.own_socket {
+            drop(socket);
+            (self.free_port)(port);
+        }
         let mut stats = slot.core.stats().clone();
         stats.record_frames = slot.core.record_frames();
         if self.metrics {
@@ -407,6 +506,18 @@ impl Scheduler {
                 self.rtp.add_since(&mut slot.reported, now);
             }
         }
+        if let Some(shared) = self.shared.as_mut() {
+            shared.expire_parked(now);
+            if shared.unmatched > 0 {
+                self.unmatched
+                    .fetch_add(shared.unmatched, Ordering::Relaxed);
+                if self.metrics {
+                    metrics::counter!(crate::metrics::RTP_DATAGRAMS_UNMATCHED)
+                        .increment(shared.unmatched);
+                }
+                shared.unmatched = 0;
+            }
+        }
         if self.metrics {
             self.rtp.flush();
         }
@@ -415,9 +526,15 @@ impl Scheduler {
 
 /// Reads everything the session's socket holds (normally the one packet of
 /// the last 20 ms), each datagram with its kernel arrival time.
-fn drain_socket(slot: &mut Slot, rx: &mut RecvBatch, clock: &ArrivalClock, now: Instant) {
+fn drain_socket(
+    socket: &UdpSocket,
+    core: &mut SessionCore,
+    rx: &mut RecvBatch,
+    clock: &ArrivalClock,
+    now: Instant,
+) {
     loop {
-        let n = match rx.recv(&slot.socket) {
+        let n = match rx.recv(socket) {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             // WouldBlock: drained. ICMP errors reported on the socket, etc.:
@@ -428,12 +545,34 @@ fn drain_socket(slot: &mut Slot, rx: &mut RecvBatch, clock: &ArrivalClock, now: 
             let d = rx.datagram(i);
             let Some(from) = d.from else { continue };
             let arrived = clock.arrival(d.stamp, now);
-            slot.core.handle_datagram(d.data, from, arrived);
+            core.handle_datagram(d.data, from, arrived);
         }
         if n < crate::recv_batch::RECV_BATCH {
             return;
         }
     }
+}
+
+/// A datagram from the shared socket to its session; false if it is gone.
+fn deliver_datagram(
+    slots: &mut [Option<Slot>],
+    key: SlotKey,
+    data: &[u8],
+    from: SocketAddr,
+    arrived: Instant,
+) -> bool {
+    let Some(slot) = slots
+        .get_mut(key.idx)
+        .and_then(Option::as_mut)
+        .filter(|s| s.id == key.id)
+    else {
+        return false;
+    };
+    slot.core.handle_datagram(data, from, arrived);
+    if slot.core.has_events() {
+        deliver_events(slot);
+    }
+    true
 }
 
 fn deliver_events(slot: &mut Slot) {

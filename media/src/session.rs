@@ -73,6 +73,10 @@ pub struct RemoteMedia {
     pub payload_type: u8,
     /// The negotiated telephone-event payload type (101, 96, ...), if any.
     pub dtmf_payload_type: Option<u8>,
+    /// The SSRC the peer announced in its SDP (`a=ssrc`, RFC 5576), if it
+    /// did: tells its calls apart when they all come from one address
+    /// (see `crate::demux`). Not used with a socket per call.
+    pub ssrc: Option<u32>,
 }
 
 /// What a session reports to its call.
@@ -914,6 +918,7 @@ mod tests {
             codec: Codec::Pcmu,
             payload_type: 0,
             dtmf_payload_type: dtmf,
+            ssrc: None,
         }
     }
 

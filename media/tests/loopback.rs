@@ -17,6 +17,7 @@ fn engine(base: u16, send_silence: bool, inactivity: Duration) -> MediaEngine {
         inactivity_timeout: inactivity,
         send_silence,
         metrics: true,
+        ..MediaConfig::default()
     })
     .expect("engine starts")
 }
@@ -27,6 +28,7 @@ fn remote(addr: SocketAddr, codec: Codec, dtmf: Option<u8>) -> RemoteMedia {
         codec,
         payload_type: codec.payload_type(),
         dtmf_payload_type: dtmf,
+        ssrc: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn outgoing(c: &mut Criterion) {
     let local = LocalMedia {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 20000,
+        ssrc: None,
     };
     c.bench_function("sdp_build_offer", |b| {
         b.iter(|| sdp::build_offer(black_box(&local), 1, 1))

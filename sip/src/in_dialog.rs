@@ -91,6 +91,7 @@ mod tests {
         LocalMedia {
             ip: Ipv4Addr::LOCALHOST.into(),
             port: 20000,
+            ssrc: None,
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! This module owns the session descriptions Dialcast writes and the subset of
 //! SDP it reads: the `c=` connection address (session or media level), the
-//! `m=` lines, `a=rtpmap`, `a=fmtp`, `a=ptime` and the direction attributes.
+//! `m=` lines, `a=rtpmap`, `a=fmtp`, `a=ptime`, `a=ssrc` (RFC 5576) and the
+//! direction attributes.
 //! Everything else is skipped without being interpreted, so vendor attributes,
 //! video streams, T.38 `m=image` streams and ICE/SRTP noise never make an
 //! otherwise usable audio stream fail. Only PCMU (PT 0) and PCMA (PT 8) are
@@ -164,6 +165,10 @@ pub struct LocalMedia {
     pub ip: IpAddr,
     /// The RTP port written in `m=audio`.
     pub port: u16,
+    /// The SSRC we send with, written as `a=ssrc:<ssrc> cname:dialcast`
+    /// (RFC 5576): a peer that gets many of our calls from one address (a
+    /// shared RTP socket) tells them apart by it.
+    pub ssrc: Option<u32>,
 }
 
 /// The audio stream both sides agreed on.
@@ -182,6 +187,8 @@ pub struct NegotiatedMedia {
     /// The remote side put the call on hold: it wrote `sendonly` or
     /// `inactive`, or the old RFC 2543 style `c=IN IP4 0.0.0.0`.
     pub on_hold: bool,
+    /// The SSRC the remote side announced (`a=ssrc`), if any.
+    pub ssrc: Option<u32>,
 }
 
 /// Why an SDP body could not be used. Line numbers count from 1.
@@ -310,6 +317,8 @@ pub struct MediaSection {
     pub fmtps: Vec<(u8, String)>,
     /// `a=ptime`, in milliseconds.
     pub ptime: Option<u32>,
+    /// The first `a=ssrc` id (RFC 5576) of the section.
+    pub ssrc: Option<u32>,
 }
 
 impl MediaSection {
@@ -548,6 +557,7 @@ fn parse_media(value: &str, line: usize) -> Result<MediaSection, SdpError> {
         rtpmaps: Vec::new(),
         fmtps: Vec::new(),
         ptime: None,
+        ssrc: None,
     })
 }
 
@@ -590,6 +600,14 @@ fn parse_attribute(sdp: &mut SessionDescription, value: &str, line: usize) -> Re
             // integral part and ignore values we cannot read.
             let whole = rest.split('.').next().unwrap_or(rest);
             media.ptime = whole.parse().ok();
+        }
+        "ssrc" => {
+            // `a=ssrc:<id> <attribute>[:<value>]`; an unreadable one is
+            // skipped, like any attribute we could do without.
+            let id = rest.split_ascii_whitespace().next().unwrap_or("");
+            if media.ssrc.is_none() {
+                media.ssrc = id.parse().ok();
+            }
         }
         _ => {}
     }
@@ -663,7 +681,14 @@ pub fn build_offer_with_direction(
         port = local.port,
         dir = direction.as_str(),
     );
+    write_ssrc(&mut sdp, local);
     sdp
+}
+
+fn write_ssrc(sdp: &mut String, local: &LocalMedia) {
+    if let Some(ssrc) = local.ssrc {
+        let _ = write!(sdp, "a=ssrc:{ssrc} cname:dialcast\r\n");
+    }
 }
 
 fn write_session_header(sdp: &mut String, local: &LocalMedia, session_id: u64, version: u64) {
@@ -704,6 +729,7 @@ fn negotiated(
         dtmf_payload_type: media.telephone_event(),
         direction,
         on_hold,
+        ssrc: media.ssrc,
     })
 }
 
@@ -795,6 +821,7 @@ pub fn answer_offer(
             );
         }
         let _ = write!(answer, "a=ptime:20\r\na={}\r\n", ours.as_str());
+        write_ssrc(&mut answer, local);
     }
     Ok((answer, negotiated))
 }
@@ -816,7 +843,41 @@ mod tests {
         LocalMedia {
             ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
             port: 40000,
+            ssrc: None,
         }
+    }
+
+    #[test]
+    fn ssrc_is_announced_and_read_both_ways() {
+        let ours = LocalMedia {
+            ssrc: Some(0xDEAD_BEEF),
+            ..local()
+        };
+        let offer = build_offer(&ours, 1, 1);
+        assert!(
+            offer.ends_with("a=ssrc:3735928559 cname:dialcast\r\n"),
+            "{offer}"
+        );
+        let theirs = LocalMedia {
+            port: 5000,
+            ssrc: Some(7),
+            ..local()
+        };
+        let (answer, negotiated) =
+            answer_offer(offer.as_bytes(), &theirs, 2, 1, false).expect("answer");
+        assert_eq!(negotiated.ssrc, Some(0xDEAD_BEEF));
+        assert_eq!(
+            parse_answer(answer.as_bytes()).expect("parsed").ssrc,
+            Some(7)
+        );
+        // None written, none read.
+        let plain = build_offer(&local(), 1, 1);
+        assert!(!plain.contains("ssrc"));
+        assert_eq!(parse_answer(plain.as_bytes()).expect("parsed").ssrc, None);
+        // An unreadable one is skipped, the next one taken.
+        let odd = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n\
+                   a=ssrc:banana cname:x\r\na=ssrc:9 cname:y\r\na=ssrc:10 cname:z\r\n";
+        assert_eq!(parse_answer(odd.as_bytes()).expect("parsed").ssrc, Some(9));
     }
 
     const SIPP_UAC: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
@@ -1149,7 +1210,7 @@ mod tests {
             } else {
                 IpAddr::V4(Ipv4Addr::new(a, b, c, d))
             };
-            let local = LocalMedia { ip, port };
+            let local = LocalMedia { ip, port, ssrc: None };
             let offer = build_offer(&local, sid, ver);
             let n = parse_answer(offer.as_bytes()).expect("own offer parses");
             prop_assert_eq!(n.remote, SocketAddr::new(ip, port));

@@ -273,6 +273,7 @@ mod tests {
         LocalMedia {
             ip: std::net::Ipv4Addr::LOCALHOST.into(),
             port,
+            ssrc: None,
         }
     }
 

@@ -23,6 +23,7 @@ use dialcast_loadtest::farm::{self, Behaviour, Farm, FarmConfig, Mix};
 use dialcast_loadtest::import;
 use dialcast_loadtest::portal;
 use dialcast_loadtest::rtp_floor::{self, FloorBench, Variant};
+use dialcast_media::RtpSocketMode;
 
 #[derive(Parser)]
 #[command(
@@ -105,6 +106,10 @@ enum Command {
         /// With --rtp: media scheduler threads (sessions spread round robin).
         #[arg(long, default_value_t = 1)]
         media_threads: usize,
+        /// With --rtp: per_call (a socket per call) or per_thread (one per
+        /// media thread, batched sends and receives).
+        #[arg(long, default_value = "per_call", value_parser = parse_rtp_socket)]
+        rtp_socket: RtpSocketMode,
         /// With --rtp: loop this audio file (e.g. a recorded greeting)
         /// instead of the tone, on both sides; SIPp echoes it, so --amd
         /// hears speech.
@@ -170,6 +175,10 @@ enum Command {
         /// The service's RTP scheduler threads (`[media] threads`).
         #[arg(long, default_value_t = 1)]
         media_threads: usize,
+        /// RTP sockets of the service (`[media] rtp_socket`) and the farm:
+        /// per_call, or per_thread (one per media thread, batched).
+        #[arg(long, default_value = "per_call", value_parser = parse_rtp_socket)]
+        rtp_socket: RtpSocketMode,
     },
     /// Generate a delivery file of N rows and import it with the `dialcast`
     /// binary into a fresh SQLite database (validate-only first, then the
@@ -307,6 +316,14 @@ enum Command {
     },
 }
 
+fn parse_rtp_socket(text: &str) -> Result<RtpSocketMode, String> {
+    match text {
+        "per_call" | "per-call" => Ok(RtpSocketMode::PerCall),
+        "per_thread" | "per-thread" => Ok(RtpSocketMode::PerThread),
+        _ => Err(format!("expected per_call or per_thread, not {text:?}")),
+    }
+}
+
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
     let (min, max) = text
         .split_once('-')
@@ -340,6 +357,7 @@ fn main() -> anyhow::Result<()> {
             amd,
             voicelogs,
             media_threads,
+            rtp_socket,
             prompt,
             runtime,
             work_dir,
@@ -367,6 +385,7 @@ fn main() -> anyhow::Result<()> {
                 amd,
                 voicelogs,
                 media_threads,
+                rtp_socket,
                 prompt,
                 work_dir,
             })?;
@@ -392,6 +411,7 @@ fn main() -> anyhow::Result<()> {
             scripts_dir,
             voicelogs,
             media_threads,
+            rtp_socket,
         } => {
             if records == 0 || cps == 0 || channels == 0 {
                 anyhow::bail!("--records, --cps and --channels must be positive");
@@ -414,6 +434,7 @@ fn main() -> anyhow::Result<()> {
                 progress: !json,
                 voicelogs,
                 media_threads,
+                rtp_socket,
             })?;
             if !json {
                 eprint!("{}", report.table());

@@ -351,6 +351,7 @@ impl Stack {
             inactivity_timeout: Duration::from_secs(30),
             send_silence: true,
             metrics: true,
+            ..MediaConfig::default()
         })?;
         Ok(Stack {
             endpoint,
@@ -445,6 +446,7 @@ fn remote_media(m: &NegotiatedMedia) -> RemoteMedia {
         },
         payload_type: m.payload_type,
         dtmf_payload_type: m.dtmf_payload_type,
+        ssrc: m.ssrc,
     }
 }
 
@@ -465,6 +467,7 @@ async fn one_call(
     let local = LocalMedia {
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     };
     let mut sip_call = endpoint
         .place_call(CallRequest {

@@ -26,6 +26,7 @@ use super::watch::{FarmWatch, FARM_SAMPLE};
 use super::SideReport;
 use crate::farm::Farm;
 use crate::procstat;
+use dialcast_media::RtpSocketMode;
 
 /// How often `dialcast campaign status` is run during the campaign (each run
 /// is a process of its own that reads the database, so not too often).
@@ -76,6 +77,16 @@ pub struct ServiceConfig {
     pub voicelogs: String,
     /// `[media] threads`.
     pub media_threads: usize,
+    /// `[media] rtp_socket`.
+    pub rtp_socket: RtpSocketMode,
+}
+
+/// The configuration's name of a socket mode.
+pub fn rtp_socket_name(mode: RtpSocketMode) -> &'static str {
+    match mode {
+        RtpSocketMode::PerCall => "per_call",
+        RtpSocketMode::PerThread => "per_thread",
+    }
 }
 
 /// A TOML string (basic string; JSON's escapes are TOML's).
@@ -100,6 +111,7 @@ rtp_port_min = {rtp_min}
 rtp_port_max = {rtp_max}
 inactivity_timeout_s = 30
 threads = {media_threads}
+rtp_socket = "{rtp_socket}"
 
 [organisation]
 name = "Dialcast loadtest"
@@ -160,6 +172,7 @@ policy = "{voicelogs}"
         amd = c.amd,
         voicelogs = c.voicelogs,
         media_threads = c.media_threads,
+        rtp_socket = rtp_socket_name(c.rtp_socket),
     )
 }
 
@@ -204,6 +217,8 @@ pub struct EngineSide<'a> {
     pub voicelogs: &'a str,
     /// The service's RTP scheduler threads (`[media] threads`).
     pub media_threads: usize,
+    /// The service's `[media] rtp_socket`.
+    pub rtp_socket: RtpSocketMode,
 }
 
 /// What the engine side measured, and each record's first call.
@@ -260,6 +275,7 @@ impl EngineSide<'_> {
             amd: self.amd,
             voicelogs: self.voicelogs.to_string(),
             media_threads: self.media_threads,
+            rtp_socket: self.rtp_socket,
         };
         std::fs::write(self.config_path(), config_text(&config))
             .with_context(|| format!("cannot write {}", self.config_path().display()))?;
@@ -523,6 +539,7 @@ mod tests {
             amd: false,
             voicelogs: "none".to_string(),
             media_threads: 2,
+            rtp_socket: RtpSocketMode::PerThread,
         });
         assert!(
             text.contains(r#"database = "/tmp/x \"y\"/dialcast.db""#),
@@ -532,6 +549,7 @@ mod tests {
         assert!(text.contains("max_cps = 150\nmax_channels = 1200"));
         assert!(text.contains("max_attempts = 1"));
         assert!(text.contains("threads = 2"), "{text}");
+        assert!(text.contains("rtp_socket = \"per_thread\""), "{text}");
         assert!(text.contains("amd = false"));
         assert!(text.contains("rtp_port_min = 40000\nrtp_port_max = 49999"));
     }

@@ -61,6 +61,7 @@ use serde::Serialize;
 
 use crate::farm::{Farm, FarmConfig, FarmStats, Mix};
 use bare::{BareCall, BareSide};
+use dialcast_media::RtpSocketMode;
 use engine_side::EngineSide;
 use records::BenchRecord;
 
@@ -100,6 +101,8 @@ pub struct CampaignBench {
     pub voicelogs: String,
     /// The service's RTP scheduler threads (`[media] threads`).
     pub media_threads: usize,
+    /// RTP sockets of the service, the farm and the bare dialer.
+    pub rtp_socket: RtpSocketMode,
 }
 
 /// Where the example scripts are in the source tree.
@@ -200,6 +203,9 @@ pub struct CampaignReport {
     pub channels: u32,
     pub mix: String,
     pub amd: bool,
+    /// `per_call` or `per_thread`, on the engine and the farm.
+    pub rtp_socket: &'static str,
+    pub media_threads: usize,
     pub bare_runtime: &'static str,
     pub machine: MachineLoad,
     pub campaign: SideReport,
@@ -351,7 +357,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     let records = records::generate(&bench.mix, bench.records, bench.seed);
     let load_before = child::load_average();
 
-    let farm = runtime.block_on(start_farm(bench.seed))?;
+    let farm = runtime.block_on(start_farm(bench.seed, bench.rtp_socket))?;
     let engine = EngineSide {
         dialcast: &bench.dialcast,
         dir,
@@ -365,6 +371,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         progress: bench.progress,
         voicelogs: &bench.voicelogs,
         media_threads: bench.media_threads,
+        rtp_socket: bench.rtp_socket,
     };
     let outcome = engine.run(&farm, &records);
     let farm_stats = runtime.block_on(farm.shutdown());
@@ -376,7 +383,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     } else {
         std::thread::sleep(SETTLE);
         let calls = bare_calls(&records, &outcome.rows, campaign.mean_talk_s);
-        let farm = runtime.block_on(start_farm(bench.seed))?;
+        let farm = runtime.block_on(start_farm(bench.seed, bench.rtp_socket))?;
         let side = BareSide {
             exe: &bench.loadtest_exe,
             dir,
@@ -413,6 +420,8 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         channels: bench.channels,
         mix: bench.mix.to_string(),
         amd: bench.amd,
+        rtp_socket: engine_side::rtp_socket_name(bench.rtp_socket),
+        media_threads: bench.media_threads,
         bare_runtime: if bench.bare_multi_thread {
             "multi"
         } else {
@@ -436,8 +445,9 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     })
 }
 
-async fn start_farm(seed: u64) -> anyhow::Result<Farm> {
+async fn start_farm(seed: u64, rtp_socket: RtpSocketMode) -> anyhow::Result<Farm> {
     let mut config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    config.media.rtp_socket = rtp_socket;
     config.media.port_min = FARM_RTP_PORTS.0;
     config.media.port_max = FARM_RTP_PORTS.1;
     config.seed = seed;
@@ -647,6 +657,8 @@ mod tests {
             channels: 20,
             mix: "human=100".into(),
             amd: false,
+            rtp_socket: "per_call",
+            media_threads: 1,
             bare_runtime: "multi",
             machine: MachineLoad {
                 nproc: 2,

@@ -262,6 +262,7 @@ fn local_media(ctx: &Context, call: &InboundCall, session: &MediaSession) -> Loc
     LocalMedia {
         ip,
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     }
 }
 
@@ -416,6 +417,7 @@ fn apply(session: &MediaSession, media: &NegotiatedMedia) {
         },
         payload_type: media.payload_type,
         dtmf_payload_type: media.dtmf_payload_type,
+        ssrc: media.ssrc,
     });
     session.set_hold(media.on_hold);
 }

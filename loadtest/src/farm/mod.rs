@@ -98,6 +98,7 @@ impl FarmConfig {
                 inactivity_timeout: Duration::from_secs(300),
                 send_silence: true,
                 metrics: false,
+                ..MediaConfig::default()
             },
             timings: Timings::default(),
             unknown: Behaviour::Invalid,

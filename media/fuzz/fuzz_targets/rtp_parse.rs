@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             codec: Codec::Pcma,
             payload_type: 8,
             dtmf_payload_type: Some(101),
+            ssrc: None,
         },
         now,
     );

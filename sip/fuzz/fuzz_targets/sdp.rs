@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let local = LocalMedia {
         ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         port: 40000,
+        ssrc: None,
     };
     let _ = parse_answer(data);
     let hold = data.first().is_some_and(|b| b & 1 == 1);

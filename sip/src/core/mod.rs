@@ -1301,6 +1301,7 @@ impl SipCore {
         let local = call.local_media.unwrap_or(LocalMedia {
             ip: self.local_addr.ip(),
             port: 9,
+            ssrc: None,
         });
         call.sdp_version += 1;
         let (session_id, version) = (call.sdp_session_id, call.sdp_version);

@@ -32,6 +32,7 @@ fn dial(core: &mut SipCore, handle: CallHandle, now: Instant, credential: Option
     let local = LocalMedia {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 20000,
+        ssrc: None,
     };
     core.handle_command(
         Command::Dial(
@@ -352,6 +353,7 @@ fn inbound_call_is_answered_resent_until_ack_and_ended_by_the_callers_bye() {
     let local = LocalMedia {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 20002,
+        ssrc: None,
     };
     let (answer, media) = crate::sdp::answer_offer(offer.as_bytes(), &local, 1, 1, false)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -486,6 +488,7 @@ fn early_answer(session_id: u64) -> Vec<u8> {
     let local = LocalMedia {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 30000,
+        ssrc: None,
     };
     let (answer, _) =
         crate::sdp::answer_offer(CALLER_OFFER.as_bytes(), &local, session_id, 1, false)
@@ -529,6 +532,7 @@ fn a_183_carries_the_answer_and_the_200_keeps_its_tag_and_sdp() {
     let local = LocalMedia {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 30000,
+        ssrc: None,
     };
     c.handle_command(
         Command::Answer(handle, sdp.clone(), local),

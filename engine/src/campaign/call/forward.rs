@@ -230,6 +230,7 @@ impl Leg {
             local_media: LocalMedia {
                 ip: plan.rtp_ip,
                 port: session.local_addr().port(),
+                ssrc: Some(session.ssrc()),
             },
             ring_timeout: Duration::from_millis(u64::from(target.ring_timeout_ms.max(1))),
             extra_headers: vec![(target.reference_header.clone(), reference)],

@@ -78,6 +78,7 @@ pub async fn run_attempt<S: Store>(ctx: &CallContext<S>, plan: CallPlan) -> Atte
     let local = LocalMedia {
         ip: plan.target.rtp_ip,
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     };
     let request = CallRequest {
         target: plan.target.dial_uri(&plan.claim.number),
@@ -156,6 +157,7 @@ pub async fn run_callback<S: Store>(
     let local = LocalMedia {
         ip: rtp_ip,
         port: session.local_addr().port(),
+        ssrc: Some(session.ssrc()),
     };
     let media = match call.answer(local) {
         Ok(media) => media,
