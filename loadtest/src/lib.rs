@@ -15,6 +15,7 @@ pub mod import;
 pub mod portal;
 pub mod procstat;
 pub mod rtp_floor;
+pub mod scrape;
 pub mod sipp;
 pub mod wire;
 
