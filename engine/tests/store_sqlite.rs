@@ -11,8 +11,8 @@ use dialcast_engine::campaign::retry;
 use dialcast_engine::campaign::schedule::{Candidate, DialRules};
 use dialcast_engine::import::ImportedRecord;
 use dialcast_engine::store::{
-    AttemptOutcome, CampaignSettings, CampaignState, ClaimResult, NextStep, OrganisationCalendar,
-    ScheduleSettings, SqliteStore, Store,
+    AttemptOutcome, CampaignSettings, CampaignState, ClaimBatch, ClaimResult, NextStep,
+    OrganisationCalendar, ScheduleSettings, SqliteStore, Store,
 };
 
 fn record(id: &str, phones: &[&str]) -> ImportedRecord {
@@ -359,6 +359,79 @@ async fn records_outside_their_window_wait_and_blocked_records_end() {
         .expect("rows");
     assert_eq!(rows[0].calls[0].status, "blocked");
     assert_eq!(store.next_due(campaign).await.expect("due"), None);
+}
+
+#[tokio::test]
+async fn a_batch_claims_due_records_in_order_skipping_those_it_defers_or_ends() {
+    let store = SqliteStore::open_in_memory().await.expect("store");
+    let campaign = setup(&store, 3).await;
+    let records: Vec<ImportedRecord> = (0..10)
+        .map(|i| record(&format!("R{i}"), &[&format!("+3161234560{i}")]))
+        .collect();
+    store
+        .insert_records(campaign, &records, 0)
+        .await
+        .expect("insert");
+    // R1 is deferred to later, R2 ends blocked; the batch of four takes
+    // the next due records in their order instead.
+    let decide = |candidate: &Candidate<'_>| match candidate
+        .fields
+        .get("IDENTIFICATION_RECORD_ID")
+        .map(String::as_str)
+    {
+        Some("R1") => dialcast_engine::campaign::schedule::Decision::Defer {
+            until: 1_000_000,
+            why: dialcast_engine::campaign::schedule::DeferCause::Closed,
+        },
+        Some("R2") => dialcast_engine::campaign::schedule::Decision::Finish { status: "blocked" },
+        _ => dialcast_engine::campaign::schedule::Decision::Dial {
+            number: candidate.phones[0].clone(),
+        },
+    };
+    let ClaimBatch::Claimed(first) = store
+        .claim_batch(campaign, 10, 4, &decide)
+        .await
+        .expect("claim")
+    else {
+        panic!("records are due");
+    };
+    let ids: Vec<&str> = first.iter().map(|c| c.record_id.as_str()).collect();
+    assert_eq!(ids, ["R0", "R3", "R4", "R5"]);
+    let attempt_ids: std::collections::BTreeSet<i64> = first.iter().map(|c| c.attempt_id).collect();
+    assert_eq!(attempt_ids.len(), 4, "one attempt each");
+    let status = store.campaign_status(campaign).await.expect("status");
+    assert_eq!((status.dialing, status.done), (4, 1));
+
+    // The rest: fewer are due than asked for.
+    let ClaimBatch::Claimed(rest) = store
+        .claim_batch(campaign, 11, 16, &decide)
+        .await
+        .expect("claim")
+    else {
+        panic!("records are due");
+    };
+    let ids: Vec<&str> = rest.iter().map(|c| c.record_id.as_str()).collect();
+    assert_eq!(ids, ["R6", "R7", "R8", "R9"]);
+    assert!(matches!(
+        store
+            .claim_batch(campaign, 12, 16, &decide)
+            .await
+            .expect("claim"),
+        ClaimBatch::NothingDue
+    ));
+
+    // A paused campaign claims nothing, whatever the batch.
+    store
+        .set_campaign_state(campaign, CampaignState::Paused, 13)
+        .await
+        .expect("pause");
+    assert!(matches!(
+        store
+            .claim_batch(campaign, 2_000_000, 16, &decide)
+            .await
+            .expect("claim"),
+        ClaimBatch::NotRunning
+    ));
 }
 
 #[tokio::test]

@@ -219,6 +219,18 @@ pub enum ClaimResult {
     NotRunning,
 }
 
+/// What [`Store::claim_batch`] found.
+#[derive(Clone, Debug)]
+pub enum ClaimBatch {
+    /// Attempts committed as dialing (at least one), oldest due first: dial
+    /// each exactly once.
+    Claimed(Vec<Claim>),
+    /// No record may be dialled now.
+    NothingDue,
+    /// The campaign is not running (paused, or stopped from elsewhere).
+    NotRunning,
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AttemptOutcome {
@@ -454,6 +466,18 @@ pub trait Store: StatsStore + VoicelogStore + Send + Sync + 'static {
         now: EpochMs,
         decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
     ) -> impl Future<Output = StoreResult<ClaimResult>> + Send;
+
+    /// As [`Store::claim_next`], for up to `max` records in one transaction
+    /// (at least one is asked for): the campaign loop at a high rate claims
+    /// the starts of the next few pacing slots at once, so one commit, not
+    /// one per call, sits in front of the INVITEs.
+    fn claim_batch(
+        &self,
+        campaign: Id,
+        now: EpochMs,
+        max: usize,
+        decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
+    ) -> impl Future<Output = StoreResult<ClaimBatch>> + Send;
 
     /// Matches a call from `number` to the record of the organisation's
     /// latest outbound attempt to that number started at or after `since`,

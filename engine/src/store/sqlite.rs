@@ -7,7 +7,7 @@
 //! `BEGIN IMMEDIATE`, so two processes on one file (a `dialcast import` beside
 //! a running `serve`) queue behind `busy_timeout` instead of failing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -18,9 +18,9 @@ use sqlx::{Row as _, SqlitePool};
 
 use super::{
     AttemptOutcome, CallbackClaim, Campaign, CampaignSettings, CampaignState, CampaignStatus,
-    Claim, ClaimResult, EmailOutcome, EpochMs, Id, InsertSummary, NextStep, OrganisationCalendar,
-    OutboxBacklog, PendingEmail, RecordFinal, SmsRequest, Store, StoreError, StoreResult,
-    TrunkSettings,
+    Claim, ClaimBatch, ClaimResult, EmailOutcome, EpochMs, Id, InsertSummary, NextStep,
+    OrganisationCalendar, OutboxBacklog, PendingEmail, RecordFinal, SmsRequest, Store, StoreError,
+    StoreResult, TrunkSettings,
 };
 use crate::campaign::schedule::{Candidate, Decision, LOOKBACK_MS};
 use crate::import::ImportedRecord;
@@ -614,6 +614,24 @@ impl Store for SqliteStore {
         now: EpochMs,
         decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
     ) -> StoreResult<ClaimResult> {
+        Ok(match self.claim_batch(campaign, now, 1, decide).await? {
+            ClaimBatch::Claimed(claims) => match claims.into_iter().next() {
+                Some(claim) => ClaimResult::Claimed(claim),
+                None => ClaimResult::NothingDue,
+            },
+            ClaimBatch::NothingDue => ClaimResult::NothingDue,
+            ClaimBatch::NotRunning => ClaimResult::NotRunning,
+        })
+    }
+
+    async fn claim_batch(
+        &self,
+        campaign: Id,
+        now: EpochMs,
+        max: usize,
+        decide: &(dyn Fn(&Candidate<'_>) -> Decision + Sync),
+    ) -> StoreResult<ClaimBatch> {
+        let max = max.max(1);
         let mut tx = self.begin_write().await?;
         // Checked inside the write transaction: once a pause has committed,
         // no attempt of this campaign starts.
@@ -623,21 +641,27 @@ impl Store for SqliteStore {
             .await?;
         if state.as_deref() != Some(CampaignState::Running.as_str()) {
             tx.rollback().await?;
-            return Ok(ClaimResult::NotRunning);
+            return Ok(ClaimBatch::NotRunning);
         }
-        // Most claims dial the first due record, so read one first and more
-        // only when it was deferred or finished (those leave the due set
-        // inside this transaction, so the next read starts after them).
+        // Most claims dial the first due records, so read as many as are
+        // wanted first and more only when some were deferred or finished
+        // (those leave the due set inside this transaction, so the next read
+        // starts after them).
         let ranges = due_ranges(&mut tx, campaign, now).await?;
+        let wanted = i64::try_from(max).unwrap_or(i64::MAX);
+        let scan_limit = CLAIM_SCAN.saturating_add(wanted);
         let mut scanned: i64 = 0;
+        let mut claims: Vec<Claim> = Vec::with_capacity(max);
+        // Records `decide` lets dial, started in bulk after each read.
+        let mut dials: Vec<Dialling> = Vec::new();
         // Records finished undialled by this claim, for the metrics once
         // it commits.
         let mut finished = Counters::default();
-        while scanned < CLAIM_SCAN {
+        while scanned < scan_limit && claims.len() < max {
             let want = if scanned == 0 {
-                1
+                wanted
             } else {
-                CLAIM_SCAN - scanned
+                scan_limit - scanned
             };
             let due = due_records(&mut tx, campaign, &ranges, want).await?;
             if due.is_empty() {
@@ -709,55 +733,36 @@ impl Store for SqliteStore {
                         .await?;
                     }
                     Decision::Dial { number } => {
-                        sqlx::query(
-                            "UPDATE records SET state = 'dialing', attempts = ? WHERE id = ?",
-                        )
-                        .bind(i64::from(attempt_no))
-                        .bind(record)
-                        .execute(&mut *tx)
-                        .await?;
-                        let attempt_id: Id = sqlx::query_scalar(
-                            "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, \
-                         started_at, success_point, dtmf, outputs_json) \
-                         VALUES (?, ?, ?, 1, 'dialing', ?, 0, '', '[]') RETURNING id",
-                        )
-                        .bind(record)
-                        .bind(i64::from(attempt_no))
-                        .bind(&number)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        insert_event(
-                        &mut tx,
-                        campaign,
-                        Some(record),
-                        Some(attempt_id),
-                        "attempt_started",
-                        &serde_json::json!({ "record_id": record_id, "attempt_no": attempt_no }),
-                        now,
-                    )
-                    .await?;
-                        tx.commit().await?;
-                        if finished.attempts > 0 {
-                            stats::committed(self, campaign, &finished).await;
-                        }
-                        return Ok(ClaimResult::Claimed(Claim {
-                            attempt_id,
+                        dials.push(Dialling {
                             record,
                             record_id,
-                            attempt_no: u32::try_from(dialled + 1).unwrap_or(u32::MAX),
+                            attempt_no,
+                            dialled_no: u32::try_from(dialled + 1).unwrap_or(u32::MAX),
                             number,
                             fields,
-                        }));
+                        });
+                        if claims.len() + dials.len() == max {
+                            break;
+                        }
                     }
                 }
+            }
+            // Before the next read: the chosen records leave the due set.
+            claims
+                .extend(start_attempts(&mut tx, campaign, std::mem::take(&mut dials), now).await?);
+            if claims.len() == max {
+                break;
             }
         }
         tx.commit().await?;
         if finished.attempts > 0 {
             stats::committed(self, campaign, &finished).await;
         }
-        Ok(ClaimResult::NothingDue)
+        Ok(if claims.is_empty() {
+            ClaimBatch::NothingDue
+        } else {
+            ClaimBatch::Claimed(claims)
+        })
     }
 
     async fn set_organisation_calendar(
@@ -1374,6 +1379,101 @@ async fn due_records(
 /// Due records [`Store::claim_next`] looks at in one transaction; those it
 /// defers get a later time, so the next call sees others.
 const CLAIM_SCAN: i64 = 32;
+
+/// A due record a claim will dial.
+struct Dialling {
+    record: Id,
+    record_id: String,
+    /// The attempt's number among all of the record's (dialled or not).
+    attempt_no: u32,
+    /// Its number among the dialled ones (what retries count).
+    dialled_no: u32,
+    number: String,
+    fields: BTreeMap<String, String>,
+}
+
+/// Commits the dialing attempts of `dials` (records, attempts and their
+/// `attempt_started` events) in three statements however many there are:
+/// a claim of a few dozen records holds the writer for three round trips to
+/// SQLite's thread, not a hundred.
+async fn start_attempts(
+    tx: &mut sqlx::SqliteConnection,
+    campaign: Id,
+    dials: Vec<Dialling>,
+    now: EpochMs,
+) -> StoreResult<Vec<Claim>> {
+    if dials.is_empty() {
+        return Ok(Vec::new());
+    }
+    // `attempts` was read in this transaction: one more is `attempt_no`.
+    let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "UPDATE records SET state = 'dialing', attempts = attempts + 1 WHERE id IN (",
+    );
+    let mut ids = update.separated(", ");
+    for dial in &dials {
+        ids.push_bind(dial.record);
+    }
+    update.push(")");
+    update.build().execute(&mut *tx).await?;
+
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO attempts (record_id, attempt_no, number, dialled, state, started_at, \
+         success_point, dtmf, outputs_json) ",
+    );
+    insert.push_values(&dials, |mut row, dial| {
+        row.push_bind(dial.record)
+            .push_bind(i64::from(dial.attempt_no))
+            .push_bind(&dial.number)
+            .push_bind(1_i64)
+            .push_bind("dialing")
+            .push_bind(now)
+            .push_bind(0_i64)
+            .push_bind("")
+            .push_bind("[]");
+    });
+    // The order RETURNING gives is not promised: match by record.
+    insert.push(" RETURNING id, record_id");
+    let started: HashMap<Id, Id> = insert
+        .build_query_as::<(Id, Id)>()
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(attempt, record)| (record, attempt))
+        .collect();
+
+    let mut claims = Vec::with_capacity(dials.len());
+    let mut payloads = Vec::with_capacity(dials.len());
+    for dial in dials {
+        payloads.push(json(&serde_json::json!({
+            "record_id": dial.record_id,
+            "attempt_no": dial.attempt_no,
+        }))?);
+        let attempt_id = *started.get(&dial.record).ok_or_else(|| {
+            StoreError::Corrupt(format!("no attempt started for record {}", dial.record))
+        })?;
+        claims.push(Claim {
+            attempt_id,
+            record: dial.record,
+            record_id: dial.record_id,
+            attempt_no: dial.dialled_no,
+            number: dial.number,
+            fields: dial.fields,
+        });
+    }
+    let mut events = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO events (campaign_id, record_id, attempt_id, kind, payload_json, created_at) ",
+    );
+    events.push_values(claims.iter().zip(&payloads), |mut row, (claim, payload)| {
+        row.push_bind(campaign)
+            .push_bind(claim.record)
+            .push_bind(claim.attempt_id)
+            .push_bind("attempt_started")
+            .push_bind(payload)
+            .push_bind(now);
+    });
+    events.build().execute(&mut *tx).await?;
+    Ok(claims)
+}
 
 /// An attempt that reports a status without a call (a number that is
 /// invalid or blocked), so results and statistics show the record.
