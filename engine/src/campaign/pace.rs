@@ -100,7 +100,7 @@ impl Pace {
 
     fn set_cps(&mut self, cps: f64) {
         self.cps = cps;
-        self.rule.set_interval(RateRule::per_second(cps).interval());
+        self.rule.set_per_second(cps);
     }
 
     /// Waits for the campaign's next start; at the trunk's own rate there is
