@@ -238,3 +238,29 @@ async fn channels_and_call_rate_are_never_exceeded() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_campaign_claims_ahead_and_still_dials_each_record_once() {
+    // At 200 calls/s the claimer holds four records ahead of the start
+    // slots (`claim_ahead::batch_size`), claimed in batches; the channels
+    // bound it as well.
+    let mix: Mix = "hangup_halfway=1".parse().expect("mix");
+    let dialled = numbers(&mix, 60, 5);
+    let (max_cps, max_channels) = (200, 20);
+    let ran = run(&dialled, max_cps, max_channels).await;
+    assert!(ran.finished, "the campaign is marked finished");
+    assert_eq!(ran.farm.total().calls, 60, "one INVITE per record");
+    assert!(
+        ran.farm.peak_active <= max_channels as usize,
+        "the farm saw {} calls at once",
+        ran.farm.peak_active
+    );
+    assert_eq!(ran.finals.len(), 60);
+    for f in &ran.finals {
+        assert_eq!(
+            f.final_status.as_deref(),
+            Some("answered_no_success"),
+            "{f:?}"
+        );
+    }
+}

@@ -6,7 +6,8 @@
 //! Order of a start: channel permit → claim (the attempt is committed as
 //! dialing) → start slot → INVITE. The attempt row exists before the INVITE
 //! leaves, so a crash can never make the engine dial it again; see
-//! [`crate::store`].
+//! [`crate::store`]. At a high rate the claims run a few slots ahead of the
+//! starts, several records a transaction ([`claim_ahead`]).
 
 pub mod calendar;
 pub mod call;
@@ -14,6 +15,7 @@ pub mod callback;
 pub mod callee_zone;
 pub mod catch_up;
 pub mod channels;
+pub mod claim_ahead;
 pub mod clips;
 pub mod control;
 mod country_zones;
@@ -36,28 +38,26 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use dialcast_scripts::{AudioCatalog, Script};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use call::{CallContext, CallPlan};
+use claim_ahead::ClaimerEnd;
 use clips::ClipLibrary;
 use dialcast_scripts::FORWARDING_OPEN_FIELD;
 use pace::Pace;
 use pacing::TrunkGate;
-use schedule::{Candidate, DialRules};
+use schedule::DialRules;
 use target::{Credentials, TrunkTarget};
 use voice::{VoicePlan, VoiceTuning};
 
 use crate::stats::{BucketUpdate, StatsFeed};
-use crate::store::{Campaign, CampaignState, ClaimResult, NextStep, Store, TrunkSettings};
+use crate::store::{Campaign, CampaignState, NextStep, Store, TrunkSettings};
 
 /// How often a running campaign re-reads its state (pause from another
 /// process) while it dials.
 const STATE_CHECK: Duration = Duration::from_secs(2);
-/// Longest idle wait before looking for due records again.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Attempts to commit an outcome before giving up (the attempt then stays
 /// dialing and is recovered as interrupted at the next start).
 const FINISH_TRIES: u32 = 5;
@@ -343,7 +343,7 @@ impl<S: Store> Engine<S> {
         let priority = campaign.settings.schedule.priority.max(1);
         let mut pace = Pace::new(&campaign, &rules.calendar, now_ms());
         let calls = TaskTracker::new();
-        let call_ended = Arc::new(Notify::new());
+        let shared = Arc::new(claim_ahead::Shared::new(pace.cps()));
         let store = Arc::clone(&self.ctx.store);
         let mut forwarding_paused = campaign.forwarding_paused;
         // The settings a new call starts with: re-read with the state, so a
@@ -363,105 +363,126 @@ impl<S: Store> Engine<S> {
             "campaign running"
         );
 
-        let finished = loop {
-            if cancel.is_cancelled() {
-                break false;
-            }
-            if tokio::time::Instant::now() >= next_check {
-                next_check = tokio::time::Instant::now() + STATE_CHECK;
-                let fresh = store.campaign_by_name(&campaign.name).await?;
-                forwarding_paused = fresh.forwarding_paused;
-                settings.max_attempts = fresh.settings.max_attempts;
-                settings.retry_delay_ms = fresh.settings.retry_delay_ms;
-                settings.ring_timeout_ms = fresh.settings.ring_timeout_ms;
-                settings.max_call_ms = fresh.settings.max_call_ms;
-                pace.update(&*store, campaign.id, &self.counters, now_ms())
-                    .await?;
-                self.sample_metrics(&campaign, &rules, &pace, forwarding_paused, false)
-                    .await;
-            }
-            let permit = tokio::select! {
-                permit = gate.channel(campaign.id, priority) => permit?,
-                _ = cancel.cancelled() => break false,
-            };
-            let now = now_ms();
-            let decide = |candidate: &Candidate<'_>| rules.decide(candidate, now);
-            let claimed =
-                crate::metrics::timed("claim", store.claim_next(campaign.id, now, &decide)).await?;
-            let mut claim = match claimed {
-                ClaimResult::Claimed(claim) => claim,
-                ClaimResult::NotRunning => {
-                    let paused = store
-                        .campaign_by_name(&campaign.name)
-                        .await
-                        .is_ok_and(|c| c.state == CampaignState::Paused);
-                    self.sample_metrics(&campaign, &rules, &pace, forwarding_paused, paused)
+        // The claimer commits attempts ahead of the start slots
+        // (`claim_ahead`); the starter below waits for each one's slot and
+        // hands it to a call task. A starter that fails stops the claimer
+        // but still starts what was claimed.
+        let stop = cancel.child_token();
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+        let claimer = claim_ahead::Claimer {
+            store: &*store,
+            gate: &gate,
+            rules: &rules,
+            campaign: campaign.id,
+            priority,
+            shared: &shared,
+            calls: &calls,
+            stop: &stop,
+        }
+        .run(ready_tx);
+        let starter = async {
+            let mut failure: Option<anyhow::Error> = None;
+            loop {
+                let (mut claim, permit) = tokio::select! {
+                    ready = ready_rx.recv() => match ready {
+                        Some(ready) => ready,
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(next_check), if failure.is_none() => {
+                        next_check = tokio::time::Instant::now() + STATE_CHECK;
+                        let checked: anyhow::Result<()> = async {
+                            let fresh = store.campaign_by_name(&campaign.name).await?;
+                            forwarding_paused = fresh.forwarding_paused;
+                            settings.max_attempts = fresh.settings.max_attempts;
+                            settings.retry_delay_ms = fresh.settings.retry_delay_ms;
+                            settings.ring_timeout_ms = fresh.settings.ring_timeout_ms;
+                            settings.max_call_ms = fresh.settings.max_call_ms;
+                            pace.update(&*store, campaign.id, &self.counters, now_ms())
+                                .await?;
+                            shared.set_cps(pace.cps());
+                            Ok(())
+                        }
                         .await;
-                    tracing::info!(campaign = %campaign.name, "campaign stopped dialling (paused or stopped)");
-                    break false;
-                }
-                ClaimResult::NothingDue => {
-                    drop(permit);
-                    let due =
-                        crate::metrics::timed("next_due", store.next_due(campaign.id)).await?;
-                    // The claim moved the due records it looked at (deferred
-                    // or ended them); more may be due behind them.
-                    if due.is_some_and(|due| due < now_ms()) {
+                        match checked {
+                            Ok(()) => {
+                                self.sample_metrics(&campaign, &rules, pace.cps(), forwarding_paused, false)
+                                    .await;
+                            }
+                            Err(e) => {
+                                stop.cancel();
+                                failure = Some(e);
+                            }
+                        }
                         continue;
                     }
-                    if due.is_none() && calls.is_empty() {
-                        break true;
+                };
+                // The attempt is committed: it is dialled now, whatever happens.
+                pace.start_slot().await;
+                gate.start_slot(campaign.id, priority).await;
+                let forwarding_open = if forwarding_paused { "N" } else { "Y" };
+                claim.fields.insert(
+                    FORWARDING_OPEN_FIELD.to_string(),
+                    forwarding_open.to_string(),
+                );
+                let plan = CallPlan {
+                    claim,
+                    script: Arc::clone(&script),
+                    target: Arc::clone(&target),
+                    settings: settings.clone(),
+                    amd: amd_config,
+                    voice: Arc::clone(&voice),
+                };
+                let engine = Arc::clone(self);
+                let shared_for_call = Arc::clone(&shared);
+                self.counters.call_started();
+                crate::metrics::call_started(&script_name, &trunk_name);
+                let trunk_name = Arc::clone(&trunk_name);
+                // A span per call; never the phone number (STYLE: no numbers at info).
+                let span = tracing::info_span!(
+                    "call",
+                    campaign = %campaign.name,
+                    record = %plan.claim.record_id,
+                    attempt = plan.claim.attempt_id,
+                );
+                calls.spawn(
+                    async move {
+                        let started = std::time::Instant::now();
+                        engine.attempt(plan).await;
+                        drop(permit);
+                        engine.counters.call_ended(started.elapsed());
+                        crate::metrics::call_finished(&trunk_name);
+                        shared_for_call.call_ended.notify_one();
                     }
-                    let until_due = due.map_or(IDLE_POLL, |due| {
-                        Duration::from_millis((due - now_ms()).clamp(1, 1000) as u64)
-                    });
-                    tokio::select! {
-                        _ = call_ended.notified() => {}
-                        _ = tokio::time::sleep(until_due.min(IDLE_POLL)) => {}
-                        _ = cancel.cancelled() => break false,
-                    }
-                    continue;
-                }
-            };
-            // The attempt is committed: it is dialled now, whatever happens.
-            pace.start_slot().await;
-            gate.start_slot(campaign.id, priority).await;
-            let forwarding_open = if forwarding_paused { "N" } else { "Y" };
-            claim.fields.insert(
-                FORWARDING_OPEN_FIELD.to_string(),
-                forwarding_open.to_string(),
-            );
-            let plan = CallPlan {
-                claim,
-                script: Arc::clone(&script),
-                target: Arc::clone(&target),
-                settings: settings.clone(),
-                amd: amd_config,
-                voice: Arc::clone(&voice),
-            };
-            let engine = Arc::clone(self);
-            let call_ended = Arc::clone(&call_ended);
-            self.counters.call_started();
-            crate::metrics::call_started(&script_name, &trunk_name);
-            let trunk_name = Arc::clone(&trunk_name);
-            // A span per call; never the phone number (STYLE: no numbers at info).
-            let span = tracing::info_span!(
-                "call",
-                campaign = %campaign.name,
-                record = %plan.claim.record_id,
-                attempt = plan.claim.attempt_id,
-            );
-            calls.spawn(
-                async move {
-                    let started = std::time::Instant::now();
-                    engine.attempt(plan).await;
-                    drop(permit);
-                    engine.counters.call_ended(started.elapsed());
-                    crate::metrics::call_finished(&trunk_name);
-                    call_ended.notify_one();
-                }
-                .instrument(span),
-            );
+                    .instrument(span),
+                );
+                shared.took_one();
+            }
+            failure
+        };
+        let (claimed, failure) = tokio::join!(claimer, starter);
+        if let Some(e) = failure {
+            calls.close();
+            calls.wait().await;
+            return Err(e);
+        }
+        let finished = match claimed {
+            Ok(ClaimerEnd::NothingLeft) => true,
+            Ok(ClaimerEnd::Cancelled) => false,
+            Ok(ClaimerEnd::NotRunning) => {
+                let paused = store
+                    .campaign_by_name(&campaign.name)
+                    .await
+                    .is_ok_and(|c| c.state == CampaignState::Paused);
+                self.sample_metrics(&campaign, &rules, pace.cps(), forwarding_paused, paused)
+                    .await;
+                tracing::info!(campaign = %campaign.name, "campaign stopped dialling (paused or stopped)");
+                false
+            }
+            Err(e) => {
+                calls.close();
+                calls.wait().await;
+                return Err(e);
+            }
         };
         calls.close();
         calls.wait().await;
@@ -485,14 +506,14 @@ impl<S: Store> Engine<S> {
         &self,
         campaign: &Campaign,
         rules: &DialRules,
-        pace: &Pace,
+        cps: f64,
         forwarding_paused: bool,
         paused: bool,
     ) {
         let script = &campaign.script_name;
         let now = now_ms();
         self.sample_engine_gauges(rules.calendar.time_zone).await;
-        crate::metrics::pacer_target(&campaign.trunk.name, pace.cps());
+        crate::metrics::pacer_target(&campaign.trunk.name, cps);
         crate::metrics::script_state(
             script,
             paused,
