@@ -218,7 +218,7 @@ pub async fn prepare(options: DemoOptions) -> anyhow::Result<Prepared> {
     let generated = generate_records(options.records, options.seed)?;
     let import_path = options.dir.join("demo-records.csv");
     let rows: Vec<BenchRecord> = generated.iter().map(|(r, _)| r.clone()).collect();
-    records::write_import_file(&import_path, &rows, options.seed)?;
+    records::write_import_file(&import_path, &rows, options.seed, records::SCRIPT)?;
 
     let store = Arc::new(SqliteStore::open(&database).await?);
     let catalog = service::audio_catalog(&[])?;

@@ -132,6 +132,7 @@ fn names(actions: &[Action]) -> Vec<String> {
 fn every_example_loads_in_both_languages() {
     for name in [
         "payment_reminder",
+        "short_reminder",
         "appointment_reminder",
         "notice_with_menu",
         "notice_with_agent",
@@ -198,6 +199,47 @@ fn payment_reminder_demo() {
         "payment_reminder, nl, 1.250,00: {:.2} s to the success point",
         success.unwrap()
     );
+}
+
+/// Seconds of audio and pauses the actions play.
+fn total_seconds(actions: &[Action], catalog: &AudioCatalog) -> f64 {
+    actions
+        .iter()
+        .map(|action| match action {
+            Action::Play(clips) => clips
+                .iter()
+                .map(|clip| wav_info(catalog.path(clip).expect("clip")).3)
+                .sum(),
+            Action::StartTimer { ms, .. } => f64::from(*ms) / 1000.0,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn short_reminder_is_the_ten_second_message() {
+    let catalog = catalog();
+    let script = load("short_reminder");
+    let english: &[(&str, &str)] = &[
+        ("INVOICE_AMOUNT_OPEN", "49.95"),
+        ("INVOICE_DUE_DATE", "2026-03-21"),
+    ];
+    let dutch: &[(&str, &str)] = &[
+        ("INVOICE_AMOUNT_OPEN", "1.250,00"),
+        ("INVOICE_DUE_DATE", "21-03-2026"),
+        ("PERSON_LANGUAGE", "nl"),
+    ];
+    for pairs in [english, dutch] {
+        let mut run = Run::start(Arc::clone(&script), &record(pairs));
+        let (actions, success) = play_through(&mut run, &catalog, &[]);
+        let names = names(&actions);
+        assert_eq!(names.first().map(String::as_str), Some("payment_intro"));
+        assert_eq!(names[names.len() - 2..], ["Hangup", "Finished"]);
+        assert!(success.is_some(), "the success point is reached");
+        let seconds = total_seconds(&actions, &catalog);
+        println!("short_reminder {pairs:?}: {seconds:.2} s in all");
+        assert!((7.0..=12.0).contains(&seconds), "{seconds}");
+    }
 }
 
 #[test]

@@ -167,6 +167,12 @@ enum Command {
         /// scripts/examples).
         #[arg(long)]
         scripts_dir: Option<PathBuf>,
+        /// The script the records name: payment_reminder (about 17 s of
+        /// prompts) or short_reminder (about 10 s: the message, then
+        /// hang-up), or any script in --scripts-dir that reads the same
+        /// fields.
+        #[arg(long, default_value = "payment_reminder")]
+        script: String,
         /// Record the campaign's calls under this voicelog policy (none,
         /// all, from_success, forwarded) and report each recording's length
         /// against its call's talk time.
@@ -409,6 +415,7 @@ fn main() -> anyhow::Result<()> {
             keep_dir,
             dialcast,
             scripts_dir,
+            script,
             voicelogs,
             media_threads,
             rtp_socket,
@@ -430,6 +437,7 @@ fn main() -> anyhow::Result<()> {
                 loadtest_exe: std::env::current_exe()
                     .context("cannot tell where dialcast-loadtest is")?,
                 scripts_dir: scripts_dir.unwrap_or_else(campaign::default_scripts_dir),
+                script,
                 keep_dir,
                 progress: !json,
                 voicelogs,

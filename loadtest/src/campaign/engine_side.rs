@@ -12,6 +12,7 @@
 //! out, as the bare dialer's is; the campaign's own work (claims, outcomes and
 //! events in SQLite, pacing, the script, the result file) is in.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use super::child::{self, Proc};
-use super::records::{self, BenchRecord, SCRIPT};
+use super::records::{self, BenchRecord};
 use super::result_file::{self, CallRows};
 use super::watch::{FarmWatch, FARM_SAMPLE};
 use super::SideReport;
@@ -206,6 +207,8 @@ pub struct EngineSide<'a> {
     pub dialcast: &'a Path,
     pub dir: &'a Path,
     pub scripts_dir: &'a Path,
+    /// The script the records name (one in `scripts_dir`).
+    pub script: &'a str,
     pub cps: u32,
     pub channels: u32,
     pub ring_timeout_s: u64,
@@ -280,13 +283,13 @@ impl EngineSide<'_> {
         std::fs::write(self.config_path(), config_text(&config))
             .with_context(|| format!("cannot write {}", self.config_path().display()))?;
         let import_path = self.dir.join("records.csv");
-        records::write_import_file(&import_path, records, self.seed)?;
+        records::write_import_file(&import_path, records, self.seed, self.script)?;
         let import = import_path.display().to_string();
         let text = self.dialcast(&[
             "import",
             &import,
             "--script",
-            SCRIPT,
+            self.script,
             "--campaign",
             CAMPAIGN,
             "--json",
@@ -345,6 +348,7 @@ impl EngineSide<'_> {
         let own = window.finish();
         let load_after = child::load_average();
         let run_s = started.elapsed().as_secs_f64();
+        let store_operations = store_operations(&serve.log)?;
         let stopped = serve.terminate(Duration::from_secs(60))?;
         anyhow::ensure!(
             stopped.success(),
@@ -381,6 +385,7 @@ impl EngineSide<'_> {
                 farm_cpu_s_by_thread: own.own_cpu_s_by_thread,
                 machine_steal_s: own.machine_steal_s,
                 machine_busy_ratio: own.machine_busy_ratio,
+                store_operations,
                 ..report
             },
             rows,
@@ -444,6 +449,29 @@ impl EngineSide<'_> {
 
 /// Waits for `dialcast serve` to log that it serves (it runs with its
 /// default log filter, which shows that line).
+/// The store's operation times, scraped from the service's metrics
+/// endpoint (its address is in the log: `metrics on http://ADDR/metrics`).
+fn store_operations(
+    log: &Path,
+) -> anyhow::Result<BTreeMap<String, crate::scrape::HistogramSummary>> {
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
+    let addr = text
+        .lines()
+        .find_map(|line| line.split_once("metrics on http://"))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .with_context(|| format!("no `metrics on http://` line in {}", log.display()))?;
+    let addr = addr
+        .parse()
+        .with_context(|| format!("bad metrics address {addr:?} in {}", log.display()))?;
+    let body = crate::scrape::fetch(addr)?;
+    Ok(crate::scrape::histograms_by(
+        &body,
+        "dialcast_store_operation_seconds",
+        "operation",
+    ))
+}
+
 fn wait_until_serving(serve: &mut Proc) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {

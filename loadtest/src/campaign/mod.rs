@@ -92,6 +92,8 @@ pub struct CampaignBench {
     /// This program (the bare dialer is its hidden `bare-dialer` command).
     pub loadtest_exe: PathBuf,
     pub scripts_dir: PathBuf,
+    /// The script the campaign runs (its name in `scripts_dir`).
+    pub script: String,
     /// Keep the work files here (else a temporary folder, removed after a
     /// successful run).
     pub keep_dir: Option<PathBuf>,
@@ -157,6 +159,11 @@ pub struct SideReport {
     /// Busy share of all processors over the window (user, nice, system,
     /// irq, softirq ÷ everything counted; 1.0 = every processor busy).
     pub machine_busy_ratio: Option<f64>,
+    /// The service's store operations (claim, next_due, ...) from its
+    /// `dialcast_store_operation_seconds` histogram at the end of the run;
+    /// empty for the bare dialer, which has no store.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub store_operations: BTreeMap<String, crate::scrape::HistogramSummary>,
 }
 
 /// The RTP scheduler threads' names start so (`dialcast-media-<n>`, cut to
@@ -202,6 +209,8 @@ pub struct CampaignReport {
     pub cps: u32,
     pub channels: u32,
     pub mix: String,
+    /// The script the campaign ran.
+    pub script: String,
     pub amd: bool,
     /// `per_call` or `per_thread`, on the engine and the farm.
     pub rtp_socket: &'static str,
@@ -362,6 +371,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         dialcast: &bench.dialcast,
         dir,
         scripts_dir: &bench.scripts_dir,
+        script: &bench.script,
         cps: bench.cps,
         channels: bench.channels,
         ring_timeout_s: bench.ring_timeout_s,
@@ -419,6 +429,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         cps: bench.cps,
         channels: bench.channels,
         mix: bench.mix.to_string(),
+        script: bench.script.clone(),
         amd: bench.amd,
         rtp_socket: engine_side::rtp_socket_name(bench.rtp_socket),
         media_threads: bench.media_threads,
@@ -485,8 +496,8 @@ impl CampaignReport {
         let b = self.bare_dialer.as_ref();
         let _ = writeln!(
             out,
-            "campaign benchmark: {} records, mix {}, cps {}, channels {}, bare runtime {}",
-            self.records, self.mix, self.cps, self.channels, self.bare_runtime
+            "campaign benchmark: {} records, script {}, mix {}, cps {}, channels {}, bare runtime {}",
+            self.records, self.script, self.mix, self.cps, self.channels, self.bare_runtime
         );
         let _ = writeln!(out, "{:<22} {:>12} {:>12}", "", "campaign", "bare dialer");
         type Cell = fn(&SideReport) -> String;
@@ -656,6 +667,7 @@ mod tests {
             cps: 5,
             channels: 20,
             mix: "human=100".into(),
+            script: "payment_reminder".into(),
             amd: false,
             rtp_socket: "per_call",
             media_threads: 1,

@@ -1,6 +1,7 @@
 //! The benchmark's records: farm numbers in the proportions of a mix, written
 //! as an import file in the same layout as `dialcast demo` writes (the shared
-//! formats README), for the `payment_reminder` example script.
+//! formats README), for the `payment_reminder` example script or another
+//! that reads the same fields (`short_reminder`).
 //!
 //! Pure apart from [`write_import_file`]; the same arguments always give the
 //! same file (except the due date, which is 14 days after the day it runs).
@@ -12,7 +13,8 @@ use anyhow::Context as _;
 
 use crate::farm::{numbers, Behaviour, Mix};
 
-/// The script the campaign dials with (`scripts/examples/payment_reminder.toml`).
+/// The script the campaign dials with by default
+/// (`scripts/examples/payment_reminder.toml`).
 pub const SCRIPT: &str = "payment_reminder";
 
 /// One generated record.
@@ -52,7 +54,7 @@ INVOICE_AMOUNT_OPEN;INVOICE_CURRENCY;INVOICE_SUPPLIER_NAME;CONTROL_SCRIPT\n";
 /// The import file's text: the columns and the per-row choices (language
 /// 30 % Dutch, amounts 5.00–1999.99, so about three in four records hear the
 /// payment-plan branch) of `engine/src/demo.rs`.
-pub fn import_text(records: &[BenchRecord], seed: u64, due_date: &str) -> String {
+pub fn import_text(records: &[BenchRecord], seed: u64, due_date: &str, script: &str) -> String {
     let mut out = String::from(HEADER);
     for (i, r) in records.iter().enumerate() {
         let k = (i as u64).wrapping_mul(2654435761).wrapping_add(seed);
@@ -66,7 +68,7 @@ pub fn import_text(records: &[BenchRecord], seed: u64, due_date: &str) -> String
         };
         let _ = writeln!(
             out,
-            "{};CR-{};{};{};{};{};INV-{};{};{};EUR;Example Energy;{SCRIPT}",
+            "{};CR-{};{};{};{};{};INV-{};{};{};EUR;Example Energy;{}",
             r.record_id,
             10_000 + i,
             FIRST_NAMES[(k % 8) as usize],
@@ -76,15 +78,21 @@ pub fn import_text(records: &[BenchRecord], seed: u64, due_date: &str) -> String
             20_000 + i,
             due_date,
             amount,
+            script,
         );
     }
     out
 }
 
 /// Writes the import file, due dates 14 days from today (UTC).
-pub fn write_import_file(path: &Path, records: &[BenchRecord], seed: u64) -> anyhow::Result<()> {
+pub fn write_import_file(
+    path: &Path,
+    records: &[BenchRecord],
+    seed: u64,
+    script: &str,
+) -> anyhow::Result<()> {
     let today = days_since_epoch_today();
-    let text = import_text(records, seed, &iso_date(today + 14));
+    let text = import_text(records, seed, &iso_date(today + 14), script);
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -144,7 +152,7 @@ mod tests {
     fn the_import_file_has_the_demo_columns() {
         let mix: Mix = "human=1".parse().expect("mix");
         let records = generate(&mix, 3, 1);
-        let text = import_text(&records, 1, "2030-01-02");
+        let text = import_text(&records, 1, "2030-01-02", SCRIPT);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         let columns = lines[0].split(';').count();
