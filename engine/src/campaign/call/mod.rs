@@ -304,6 +304,10 @@ struct Leg {
     stopping: bool,
     timer: Option<(u32, TokioInstant)>,
     success: bool,
+    /// The point of success being stored: the script goes on while the
+    /// store writes it (a busy store must not stretch the call); the
+    /// outcome waits for it.
+    success_write: Option<tokio::task::JoinHandle<bool>>,
     outputs: Vec<(String, String)>,
     dtmf_info: String,
     hung_up: bool,
@@ -351,6 +355,7 @@ impl Leg {
             stopping: false,
             timer: None,
             success: false,
+            success_write: None,
             outputs: Vec::new(),
             dtmf_info: String::new(),
             hung_up: false,
@@ -542,6 +547,12 @@ impl Leg {
         }
         let mut dtmf = stats.dtmf;
         dtmf.push_str(&self.dtmf_info);
+        if let Some(write) = self.success_write.take() {
+            // Stored, or the outcome says the callee did not get that far
+            // (as before a crash: recovered attempts count only what was
+            // stored).
+            self.success = write.await.unwrap_or(false);
+        }
         let status = match answered_at {
             None => end.status.as_str().to_string(),
             Some(_) if forwarded.is_some() => "forwarded".to_string(),
@@ -675,18 +686,26 @@ impl Leg {
                 Action::SuccessPoint => {
                     let reached = Instant::now();
                     let now = Utc::now().timestamp_millis();
-                    match crate::metrics::timed(
-                        "success_point",
-                        ctx.store.mark_success_point(plan.claim.attempt_id, now),
-                    )
-                    .await
-                    {
-                        Ok(()) => self.success = true,
-                        Err(e) => tracing::error!(
-                            record = %plan.claim.record_id,
-                            "cannot store the point of success: {e}"
-                        ),
-                    }
+                    let store = Arc::clone(&ctx.store);
+                    let attempt = plan.claim.attempt_id;
+                    let record = plan.claim.record_id.clone();
+                    self.success_write = Some(tokio::spawn(async move {
+                        match crate::metrics::timed(
+                            "success_point",
+                            store.mark_success_point(attempt, now),
+                        )
+                        .await
+                        {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::error!(
+                                    record = %record,
+                                    "cannot store the point of success: {e}"
+                                );
+                                false
+                            }
+                        }
+                    }));
                     self.voicelog_moment(ctx, Moment::SuccessPoint, reached)
                         .await;
                 }
