@@ -390,19 +390,10 @@ impl<S: Store> Engine<S> {
                     },
                     _ = tokio::time::sleep_until(next_check), if failure.is_none() => {
                         next_check = tokio::time::Instant::now() + STATE_CHECK;
-                        let checked: anyhow::Result<()> = async {
-                            let fresh = store.campaign_by_name(&campaign.name).await?;
-                            forwarding_paused = fresh.forwarding_paused;
-                            settings.max_attempts = fresh.settings.max_attempts;
-                            settings.retry_delay_ms = fresh.settings.retry_delay_ms;
-                            settings.ring_timeout_ms = fresh.settings.ring_timeout_ms;
-                            settings.max_call_ms = fresh.settings.max_call_ms;
-                            pace.update(&*store, campaign.id, &self.counters, now_ms())
-                                .await?;
-                            shared.set_cps(pace.cps());
-                            Ok(())
-                        }
-                        .await;
+                        let checked = self
+                            .refresh_state(&campaign, &mut pace, &mut settings, &mut forwarding_paused)
+                            .await;
+                        shared.set_cps(pace.cps());
                         match checked {
                             Ok(()) => {
                                 self.sample_metrics(&campaign, &rules, pace.cps(), forwarding_paused, false)
@@ -432,28 +423,14 @@ impl<S: Store> Engine<S> {
                     amd: amd_config,
                     voice: Arc::clone(&voice),
                 };
-                let engine = Arc::clone(self);
-                let shared_for_call = Arc::clone(&shared);
-                self.counters.call_started();
-                crate::metrics::call_started(&script_name, &trunk_name);
-                let trunk_name = Arc::clone(&trunk_name);
-                // A span per call; never the phone number (STYLE: no numbers at info).
-                let span = tracing::info_span!(
-                    "call",
-                    campaign = %campaign.name,
-                    record = %plan.claim.record_id,
-                    attempt = plan.claim.attempt_id,
-                );
-                calls.spawn(
-                    async move {
-                        let started = std::time::Instant::now();
-                        engine.attempt(plan).await;
-                        drop(permit);
-                        engine.counters.call_ended(started.elapsed());
-                        crate::metrics::call_finished(&trunk_name);
-                        shared_for_call.call_ended.notify_one();
-                    }
-                    .instrument(span),
+                self.spawn_call(
+                    &calls,
+                    &campaign.name,
+                    &script_name,
+                    &trunk_name,
+                    plan,
+                    permit,
+                    &shared,
                 );
                 shared.took_one();
             }
@@ -499,8 +476,64 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// One attempt: the call, then its outcome committed with the retry
-    /// decision.
+    /// Re-reads what may change while a campaign runs (forwarding paused,
+    /// retry and call settings) and the catch-up rate.
+    async fn refresh_state(
+        &self,
+        campaign: &Campaign,
+        pace: &mut Pace,
+        settings: &mut crate::store::CampaignSettings,
+        forwarding_paused: &mut bool,
+    ) -> anyhow::Result<()> {
+        let fresh = self.ctx.store.campaign_by_name(&campaign.name).await?;
+        *forwarding_paused = fresh.forwarding_paused;
+        settings.max_attempts = fresh.settings.max_attempts;
+        settings.retry_delay_ms = fresh.settings.retry_delay_ms;
+        settings.ring_timeout_ms = fresh.settings.ring_timeout_ms;
+        settings.max_call_ms = fresh.settings.max_call_ms;
+        pace.update(&*self.ctx.store, campaign.id, &self.counters, now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Hands a started attempt to its call task, which holds `permit` (the
+    /// trunk channel) until the call ends and then tells the claimer.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_call(
+        self: &Arc<Self>,
+        calls: &TaskTracker,
+        campaign_name: &str,
+        script_name: &str,
+        trunk_name: &Arc<str>,
+        plan: CallPlan,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        shared: &Arc<claim_ahead::Shared>,
+    ) {
+        let engine = Arc::clone(self);
+        let shared = Arc::clone(shared);
+        self.counters.call_started();
+        crate::metrics::call_started(script_name, trunk_name);
+        let trunk_name = Arc::clone(trunk_name);
+        // A span per call; never the phone number (STYLE: no numbers at info).
+        let span = tracing::info_span!(
+            "call",
+            campaign = %campaign_name,
+            record = %plan.claim.record_id,
+            attempt = plan.claim.attempt_id,
+        );
+        calls.spawn(
+            async move {
+                let started = std::time::Instant::now();
+                engine.attempt(plan).await;
+                drop(permit);
+                engine.counters.call_ended(started.elapsed());
+                crate::metrics::call_finished(&trunk_name);
+                shared.call_ended.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+
     /// Samples the script's gauges (every [`STATE_CHECK`] while it runs).
     async fn sample_metrics(
         &self,
@@ -531,6 +564,8 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// One attempt: the call, then its outcome committed with the retry
+    /// decision.
     async fn attempt(&self, plan: CallPlan) {
         let claim = plan.claim.clone();
         let settings = plan.settings.clone();
