@@ -716,6 +716,7 @@ async fn start(common: &CommonArgs, tcp: bool) -> anyhow::Result<Stack> {
         rtp_socket: common.rtp_socket,
         send_silence: true,
         metrics: true,
+        udp_offload: true,
     })
     .context("cannot start the media engine")?;
     Ok(Stack {

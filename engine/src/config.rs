@@ -112,10 +112,21 @@ pub struct MediaSection {
     /// port per call or announce SSRCs (`media/src/demux.rs`).
     #[serde(default)]
     pub rtp_socket: RtpSocketMode,
+    /// With `per_thread`: packets for one address leave as one UDP GSO
+    /// buffer and come in through UDP GRO where the kernel allows (default
+    /// true). It pays off when a peer takes many calls on one port (another
+    /// media server, the callee farm); with a port per call it changes
+    /// nothing. `media/src/send_batch.rs` has the figures.
+    #[serde(default = "default_udp_offload")]
+    pub udp_offload: bool,
 }
 
 fn default_media_threads() -> usize {
     1
+}
+
+fn default_udp_offload() -> bool {
+    true
 }
 
 impl Default for MediaSection {
@@ -127,6 +138,7 @@ impl Default for MediaSection {
             inactivity_timeout_s: 30,
             threads: default_media_threads(),
             rtp_socket: RtpSocketMode::default(),
+            udp_offload: default_udp_offload(),
         }
     }
 }
@@ -818,6 +830,18 @@ mod tests {
         let bad = vec![("DIALCAST__MEDIA__RTP_SOCKET".to_string(), "one".to_string())];
         let err = Config::parse(&example(), "x.toml", bad).expect_err("refused");
         assert!(format!("{err:#}").contains("rtp_socket"), "{err:#}");
+    }
+
+    #[test]
+    fn udp_offload_defaults_to_on_and_can_be_turned_off() {
+        let config = Config::parse(&example(), "x.toml", Vec::new()).expect("parses");
+        assert!(config.media.udp_offload);
+        let off = vec![(
+            "DIALCAST__MEDIA__UDP_OFFLOAD".to_string(),
+            "false".to_string(),
+        )];
+        let config = Config::parse(&example(), "x.toml", off).expect("parses");
+        assert!(!config.media.udp_offload);
     }
 
     #[test]

@@ -234,6 +234,7 @@ pub async fn start_network(
             port_max: config.media.rtp_port_max,
             inactivity_timeout: Duration::from_secs(config.media.inactivity_timeout_s),
             rtp_socket: config.media.rtp_socket,
+            udp_offload: config.media.udp_offload,
             ..MediaConfig::default()
         },
         config.media.threads,

@@ -418,6 +418,7 @@ async fn drive(
                 send_silence: true,
                 metrics: true,
                 rtp_socket: bench.rtp_socket,
+                ..MediaConfig::default()
             },
             bench.media_threads.max(1),
         )?)

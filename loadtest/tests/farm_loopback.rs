@@ -222,6 +222,7 @@ fn caller_media(rtp_socket: RtpSocketMode) -> MediaEngine {
         send_silence: true,
         metrics: false,
         rtp_socket,
+        ..MediaConfig::default()
     })
     .expect("the caller's media engine starts")
 }

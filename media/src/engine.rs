@@ -66,6 +66,10 @@ pub struct MediaConfig {
     pub metrics: bool,
     /// A socket per call or one per scheduler thread.
     pub rtp_socket: RtpSocketMode,
+    /// With one socket per thread: send packets bound for one address in
+    /// one UDP GSO buffer and take them in with UDP GRO, where the kernel
+    /// allows (`send_batch.rs` says when it helps). No effect per call.
+    pub udp_offload: bool,
 }
 
 impl Default for MediaConfig {
@@ -78,6 +82,7 @@ impl Default for MediaConfig {
             send_silence: true,
             metrics: true,
             rtp_socket: RtpSocketMode::PerCall,
+            udp_offload: true,
         }
     }
 }
@@ -323,6 +328,7 @@ impl MediaEngine {
                 free,
                 config.metrics,
                 shared,
+                config.udp_offload,
                 Arc::clone(&unmatched),
             )
             .map_err(MediaError::Thread)?;

@@ -22,6 +22,9 @@ pub const RTP_PACKETS_MALFORMED: &str = "dialcast_rtp_packets_malformed";
 /// Datagrams on a shared RTP socket that matched no call (counter; see
 /// `crate::demux`).
 pub const RTP_DATAGRAMS_UNMATCHED: &str = "dialcast_rtp_datagrams_unmatched";
+/// RTP packets sent in UDP GSO buffers with others to the same address
+/// (counter; a share of `dialcast_rtp_packets_sent`, see `crate::send_batch`).
+pub const RTP_PACKETS_GSO: &str = "dialcast_rtp_packets_gso";
 /// Interarrival jitter of a call, observed when its session closes (histogram, s).
 pub const RTP_JITTER_SECONDS: &str = "dialcast_rtp_jitter_seconds";
 /// Answer to answering-machine decision (histogram, s; label `result`).
@@ -56,6 +59,10 @@ pub fn describe() {
     describe_counter!(
         RTP_DATAGRAMS_UNMATCHED,
         "Datagrams on a shared RTP socket (one per media thread) that matched no call, dropped."
+    );
+    describe_counter!(
+        RTP_PACKETS_GSO,
+        "RTP packets sent in one UDP GSO buffer with others bound for the same address (a share of the packets sent)."
     );
     describe_histogram!(
         RTP_JITTER_SECONDS,

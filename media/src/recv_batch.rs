@@ -33,23 +33,29 @@ pub(crate) const RECV_BATCH: usize = 8;
 /// Larger datagrams are truncated (RTP with G.711 at 20 ms is 172 bytes).
 pub(crate) const RECV_BUF: usize = 2048;
 /// Room for one `SCM_TIMESTAMPNS` message (CMSG_SPACE of a timespec is 32
-/// on 64-bit Linux), in u64s so it is aligned for `cmsghdr`.
+/// on 64-bit Linux) and one `UDP_GRO` (24), in u64s so it is aligned for
+/// `cmsghdr`.
 const CONTROL_WORDS: usize = 8;
+/// Receive buffer of a socket that asked for UDP GRO: a datagram may then
+/// hold up to 64 KiB of packets of one size (a peer's GSO send, or
+/// packets the NIC merged), and a smaller buffer would cut it.
+pub(crate) const GRO_BUF: usize = 65_536;
 
 /// Datagrams read per call on a shared socket (one per scheduler thread),
 /// which holds a whole wake-up's worth: at 5,000 calls about 250 a
 /// millisecond. The rtp-floor benchmark found 64 as cheap per packet as 1,024.
 pub(crate) const SHARED_RECV_BATCH: usize = 64;
 
-/// Receive buffers for one thread: `N` × 2 KiB of data plus addresses and
-/// control space, allocated once.
-pub(crate) struct RecvBatch<const N: usize = RECV_BATCH> {
-    bufs: Box<[[u8; RECV_BUF]]>,
+/// Receive buffers for one thread: `N` × `B` bytes of data plus addresses
+/// and control space, allocated once.
+pub(crate) struct RecvBatch<const N: usize = RECV_BATCH, const B: usize = RECV_BUF> {
+    bufs: Box<[[u8; B]]>,
     names: [libc::sockaddr_storage; N],
     controls: [[u64; CONTROL_WORDS]; N],
     lens: [usize; N],
     name_lens: [libc::socklen_t; N],
     stamps: [Option<SystemTime>; N],
+    segments: [Option<usize>; N],
 }
 
 /// One datagram of the last [`RecvBatch::recv`].
@@ -58,12 +64,23 @@ pub(crate) struct Datagram<'a> {
     pub(crate) from: Option<SocketAddr>,
     /// When the kernel queued it (wall clock), if it said.
     pub(crate) stamp: Option<SystemTime>,
+    /// With UDP GRO: the datagram holds several packets of this size (the
+    /// last may be shorter).
+    pub(crate) segment: Option<usize>,
 }
 
-impl<const N: usize> RecvBatch<N> {
-    pub(crate) fn new() -> RecvBatch<N> {
+impl Datagram<'_> {
+    /// The packets the datagram holds: itself, or its GRO segments.
+    pub(crate) fn packets(&self) -> std::slice::Chunks<'_, u8> {
+        let size = self.segment.unwrap_or(self.data.len()).max(1);
+        self.data.chunks(size)
+    }
+}
+
+impl<const N: usize, const B: usize> RecvBatch<N, B> {
+    pub(crate) fn new() -> RecvBatch<N, B> {
         RecvBatch {
-            bufs: vec![[0; RECV_BUF]; N].into_boxed_slice(),
+            bufs: vec![[0; B]; N].into_boxed_slice(),
             // SAFETY: sockaddr_storage is plain old data; all zeros is a valid
             // (AF_UNSPEC) value.
             names: [unsafe_zeroed_storage(); N],
@@ -71,6 +88,7 @@ impl<const N: usize> RecvBatch<N> {
             lens: [0; N],
             name_lens: [0; N],
             stamps: [None; N],
+            segments: [None; N],
         }
     }
 
@@ -85,7 +103,7 @@ impl<const N: usize> RecvBatch<N> {
         let mut hdrs: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
         for i in 0..N {
             iovs[i].iov_base = self.bufs[i].as_mut_ptr().cast();
-            iovs[i].iov_len = RECV_BUF;
+            iovs[i].iov_len = B;
             let h = &mut hdrs[i].msg_hdr;
             h.msg_name = std::ptr::from_mut(&mut self.names[i]).cast();
             h.msg_namelen = socklen_of::<libc::sockaddr_storage>();
@@ -111,9 +129,9 @@ impl<const N: usize> RecvBatch<N> {
         }
         let n = usize::try_from(n).unwrap_or(0).min(N);
         for (i, h) in hdrs.iter().enumerate().take(n) {
-            self.lens[i] = (h.msg_len as usize).min(RECV_BUF);
+            self.lens[i] = (h.msg_len as usize).min(B);
             self.name_lens[i] = h.msg_hdr.msg_namelen;
-            self.stamps[i] = timestamp_of(&h.msg_hdr);
+            (self.stamps[i], self.segments[i]) = control_of(&h.msg_hdr);
         }
         Ok(n)
     }
@@ -124,7 +142,31 @@ impl<const N: usize> RecvBatch<N> {
             data: &self.bufs[i][..self.lens[i]],
             from: socket_addr(&self.names[i], self.name_lens[i]),
             stamp: self.stamps[i],
+            segment: self.segments[i],
         }
+    }
+}
+
+/// Ask the kernel to hand `socket` the packets of a GSO send (or packets
+/// the NIC merged) as one datagram with their segment size (`UDP_GRO`).
+/// Its reads then need [`GRO_BUF`]-sized buffers.
+#[allow(unsafe_code)]
+pub(crate) fn enable_gro(socket: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: UDP_GRO takes an int flag; we pass a pointer to one and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            std::ptr::from_ref(&on).cast(),
+            socklen_of::<libc::c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -190,9 +232,11 @@ fn socklen_of<T>() -> libc::socklen_t {
     libc::socklen_t::try_from(std::mem::size_of::<T>()).unwrap_or(libc::socklen_t::MAX)
 }
 
-/// The `SCM_TIMESTAMPNS` message of a received header, if any.
+/// The `SCM_TIMESTAMPNS` and `UDP_GRO` messages of a received header.
 #[allow(unsafe_code)]
-fn timestamp_of(hdr: &libc::msghdr) -> Option<SystemTime> {
+fn control_of(hdr: &libc::msghdr) -> (Option<SystemTime>, Option<usize>) {
+    let mut stamp = None;
+    let mut segment = None;
     // SAFETY: `hdr` was filled by recvmmsg: msg_control points at our
     // aligned control buffer and msg_controllen is what the kernel wrote
     // there, so the CMSG_* walk stays inside it; the timespec is read
@@ -203,14 +247,18 @@ fn timestamp_of(hdr: &libc::msghdr) -> Option<SystemTime> {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
             {
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                let secs = u64::try_from(ts.tv_sec).ok()?;
-                let nanos = u32::try_from(ts.tv_nsec).ok()?;
-                return UNIX_EPOCH.checked_add(Duration::new(secs, nanos));
+                stamp = u64::try_from(ts.tv_sec)
+                    .ok()
+                    .zip(u32::try_from(ts.tv_nsec).ok())
+                    .and_then(|(secs, nanos)| UNIX_EPOCH.checked_add(Duration::new(secs, nanos)));
+            } else if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                segment = usize::try_from(size).ok().filter(|&s| s > 0);
             }
             cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
         }
     }
-    None
+    (stamp, segment)
 }
 
 /// The sender's address as the kernel wrote it (IPv4 or IPv6).
@@ -302,6 +350,37 @@ mod tests {
         assert_eq!(batch.recv(&rx).expect("first"), RECV_BATCH);
         assert_eq!(batch.recv(&rx).expect("rest"), 3);
         assert_eq!(batch.datagram(2).data, &[RECV_BATCH as u8 + 2][..]);
+    }
+
+    #[test]
+    fn with_gro_a_gso_send_arrives_as_one_datagram_of_its_packets() {
+        use crate::send_batch::SendBatch;
+        let (rx, tx) = pair();
+        enable_gro(&rx).expect("UDP_GRO");
+        let dest = rx.local_addr().expect("addr");
+        let mut batch = SendBatch::<u8>::new();
+        batch.set_gso(true);
+        for i in 0..5u8 {
+            batch.next_buf()[..172].fill(i);
+            batch.commit(172, dest, i);
+        }
+        assert_eq!(batch.flush(&tx, |_| panic!("nothing fails")), 1);
+        let mut rb = RecvBatch::<4, GRO_BUF>::new();
+        assert_eq!(rb.recv(&rx).expect("one datagram"), 1);
+        let d = rb.datagram(0);
+        assert_eq!(d.segment, Some(172));
+        assert!(d.stamp.is_some());
+        let packets: Vec<&[u8]> = d.packets().collect();
+        assert_eq!(packets.len(), 5);
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(*p, &[i as u8; 172][..]);
+        }
+        // A plain datagram on the same socket: one packet, no segment size.
+        tx.send(&[9; 30]).expect("send");
+        assert_eq!(rb.recv(&rx).expect("one"), 1);
+        let d = rb.datagram(0);
+        assert_eq!(d.segment, None);
+        assert_eq!(d.packets().collect::<Vec<_>>(), vec![&[9u8; 30][..]]);
     }
 
     #[test]

@@ -198,6 +198,7 @@ pub(crate) fn spawn(
     free_port: FreePort,
     metrics: bool,
     shared: Option<UdpSocket>,
+    udp_offload: bool,
     unmatched: Arc<AtomicU64>,
 ) -> std::io::Result<(SchedulerHandle, std::thread::JoinHandle<()>)> {
     let poll = Poll::new()?;
@@ -217,7 +218,7 @@ pub(crate) fn spawn(
         rx: RecvBatch::new(),
         metrics,
         rtp: RtpTally::default(),
-        shared: shared.map(SharedSocket::new),
+        shared: shared.map(|s| SharedSocket::new(s, udp_offload)),
         unmatched,
     };
     let handle = std::thread::Builder::new()
@@ -508,6 +509,10 @@ impl Scheduler {
         }
         if let Some(shared) = self.shared.as_mut() {
             shared.expire_parked(now);
+            let gso = shared.tx.take_gso_packets();
+            if self.metrics && gso > 0 {
+                metrics::counter!(crate::metrics::RTP_PACKETS_GSO).increment(gso);
+            }
             if shared.unmatched > 0 {
                 self.unmatched
                     .fetch_add(shared.unmatched, Ordering::Relaxed);

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 
 use crate::demux::{Demux, Route};
-use crate::recv_batch::{ArrivalClock, RecvBatch, SHARED_RECV_BATCH};
+use crate::recv_batch::{enable_gro, ArrivalClock, RecvBatch, GRO_BUF, SHARED_RECV_BATCH};
 use crate::rtp::peek_ssrc;
 use crate::send_batch::SendBatch;
 
@@ -56,7 +56,7 @@ pub(crate) struct SlotKey {
 pub(crate) struct SharedSocket {
     socket: UdpSocket,
     pub(crate) demux: Demux<SlotKey>,
-    rx: RecvBatch<SHARED_RECV_BATCH>,
+    rx: RecvBatch<SHARED_RECV_BATCH, GRO_BUF>,
     pub(crate) tx: SendBatch<SlotKey>,
     /// Datagrams that matched no call, dropped, not yet reported.
     pub(crate) unmatched: u64,
@@ -64,12 +64,21 @@ pub(crate) struct SharedSocket {
 }
 
 impl SharedSocket {
-    pub(crate) fn new(socket: UdpSocket) -> SharedSocket {
+    /// `udp_offload`: send with UDP GSO and receive with UDP GRO where the
+    /// kernel allows (`crate::send_batch`'s doc says when it helps).
+    pub(crate) fn new(socket: UdpSocket, udp_offload: bool) -> SharedSocket {
+        let mut tx = SendBatch::new();
+        if udp_offload {
+            tx.set_gso(true);
+            if let Err(e) = enable_gro(&socket) {
+                tracing::info!(error = %e, "UDP GRO refused; RTP datagrams come one by one");
+            }
+        }
         SharedSocket {
             socket,
             demux: Demux::default(),
             rx: RecvBatch::new(),
-            tx: SendBatch::new(),
+            tx,
             unmatched: 0,
             parked: VecDeque::new(),
         }
@@ -96,22 +105,24 @@ impl SharedSocket {
                 let d = self.rx.datagram(i);
                 let Some(from) = d.from else { continue };
                 let arrived = clock.arrival(d.stamp, now);
-                match self.demux.route(from, peek_ssrc(d.data)) {
-                    Route::To(key) => {
-                        if !deliver(key, d.data, from, arrived) {
-                            self.unmatched += 1;
+                for packet in d.packets() {
+                    match self.demux.route(from, peek_ssrc(packet)) {
+                        Route::To(key) => {
+                            if !deliver(key, packet, from, arrived) {
+                                self.unmatched += 1;
+                            }
                         }
-                    }
-                    Route::Unknown | Route::Ambiguous => {
-                        if self.parked.len() >= PARK_CAPACITY {
-                            self.parked.pop_front();
-                            self.unmatched += 1;
+                        Route::Unknown | Route::Ambiguous => {
+                            if self.parked.len() >= PARK_CAPACITY {
+                                self.parked.pop_front();
+                                self.unmatched += 1;
+                            }
+                            self.parked.push_back(Parked {
+                                from,
+                                arrived,
+                                data: packet.into(),
+                            });
                         }
-                        self.parked.push_back(Parked {
-                            from,
-                            arrived,
-                            data: d.data.into(),
-                        });
                     }
                 }
             }
