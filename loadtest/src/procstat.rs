@@ -215,6 +215,7 @@ pub struct Window {
     own: Option<ProcSample>,
     own_threads: BTreeMap<String, Duration>,
     machine: Option<MachineTimes>,
+    udp_rcvbuf_errors: u64,
 }
 
 /// The figures of a finished [`Window`].
@@ -228,6 +229,9 @@ pub struct WindowFigures {
     pub machine_steal_s: Option<f64>,
     /// Busy share of all processors over the window (0..=1).
     pub machine_busy_ratio: Option<f64>,
+    /// UDP datagrams the kernel dropped on a full receive buffer over the
+    /// window, every socket of the machine (`RcvbufErrors`).
+    pub udp_rcvbuf_errors: u64,
 }
 
 impl Window {
@@ -237,6 +241,7 @@ impl Window {
             own: sample(pid),
             own_threads: threads(pid),
             machine: machine_times(),
+            udp_rcvbuf_errors: crate::rtp_floor::udp_rcvbuf_errors(),
         }
     }
 
@@ -255,6 +260,8 @@ impl Window {
                 let total = b.total.saturating_sub(a.total).as_secs_f64();
                 (total > 0.0).then(|| b.busy.saturating_sub(a.busy).as_secs_f64() / total)
             }),
+            udp_rcvbuf_errors: crate::rtp_floor::udp_rcvbuf_errors()
+                .saturating_sub(self.udp_rcvbuf_errors),
         }
     }
 }

@@ -21,9 +21,11 @@
 //! thread that sleeps to its next deadline rounded up to the millisecond
 //! (mio's `epoll_wait` timeout).
 //!
-//! Not here: `io_uring` (not measured), and UDP GSO (`UDP_SEGMENT`), which
-//! only applies to many segments for *one* destination, so it cannot carry
-//! one packet to each of many streams.
+//! Not here: `io_uring` (not measured). UDP GSO (`UDP_SEGMENT`) carries
+//! many segments to *one* destination, so it cannot help a socket per
+//! stream, but with one socket on each side every packet of a wake-up goes
+//! to the same address: variants d (GSO sends) and e (GSO sends, GRO
+//! receives) measure what that saves.
 
 use std::collections::HashMap;
 use std::io;
@@ -69,6 +71,16 @@ pub enum Variant {
     /// (remote address, SSRC); a wake-up's packets go out in `sendmmsg`
     /// batches and come in through `recvmmsg` batches.
     SharedSocket,
+    /// (d) As (c), but the packets of a batch that go to one destination
+    /// leave as one UDP GSO send (`UDP_SEGMENT`): the kernel carries them
+    /// through the stack as one buffer and cuts it into datagrams at the
+    /// receiving socket. Applies when the peer also uses one port for many
+    /// streams (the farm, a media server with a shared port).
+    SharedSocketGso,
+    /// (e) As (d), and each side's socket asks for UDP GRO: a GSO buffer
+    /// arrives whole (one receive, one copy) and is cut into packets here
+    /// by the segment size the kernel reports.
+    SharedSocketGsoGro,
 }
 
 impl Variant {
@@ -78,11 +90,20 @@ impl Variant {
             Variant::PerSocketConnected => "a-connected",
             Variant::PerSocketSendmmsg => "b",
             Variant::SharedSocket => "c",
+            Variant::SharedSocketGso => "d",
+            Variant::SharedSocketGsoGro => "e",
         }
     }
 
     fn shared(self) -> bool {
-        self == Variant::SharedSocket
+        matches!(
+            self,
+            Variant::SharedSocket | Variant::SharedSocketGso | Variant::SharedSocketGsoGro
+        )
+    }
+
+    fn gso(self) -> bool {
+        matches!(self, Variant::SharedSocketGso | Variant::SharedSocketGsoGro)
     }
 }
 
@@ -95,8 +116,10 @@ impl FromStr for Variant {
             "a-connected" => Ok(Variant::PerSocketConnected),
             "b" => Ok(Variant::PerSocketSendmmsg),
             "c" => Ok(Variant::SharedSocket),
+            "d" => Ok(Variant::SharedSocketGso),
+            "e" => Ok(Variant::SharedSocketGsoGro),
             _ => Err(format!(
-                "unknown variant {s:?} (one of a, a-connected, b, c)"
+                "unknown variant {s:?} (one of a, a-connected, b, c, d, e)"
             )),
         }
     }
@@ -441,6 +464,9 @@ fn sockets(bench: &FloorBench) -> io::Result<(SideSockets, SideSockets)> {
             if sys::set_int_option(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
                 sys::set_int_option(s, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
             }
+            if bench.variant == Variant::SharedSocketGsoGro {
+                sys::set_int_option(s, libc::SOL_UDP, libc::UDP_GRO, 1)?;
+            }
         }
         (vec![a], vec![b])
     } else {
@@ -542,8 +568,15 @@ fn run_side(
     } else {
         PER_SOCKET_RECV_BATCH
     };
-    let mut rx = sys::MmsgRecv::new(recv_cap);
+    let gro = variant == Variant::SharedSocketGsoGro;
+    // With GRO a datagram may hold up to GSO_SEGMENTS packets.
+    let mut rx = if gro {
+        sys::MmsgRecv::new(recv_cap.min(64), sys::GRO_BUF)
+    } else {
+        sys::MmsgRecv::new(recv_cap, RECV_BUF)
+    };
     let mut tx = sys::MmsgSend::new(if variant.shared() { bench.batch } else { 1 });
+    tx.set_gso(variant.gso());
     let phases: Vec<Duration> = (0..n).map(|i| phase(i, n)).collect();
     let mut seq = vec![0u16; n];
     let mut packet = [0u8; PACKET];
@@ -588,7 +621,7 @@ fn run_side(
                 .wrapping_add(u32::try_from(cursor).unwrap_or(u32::MAX));
             let timestamp = u32::from(s).wrapping_mul(160);
             match variant {
-                Variant::SharedSocket => {
+                Variant::SharedSocket | Variant::SharedSocketGso | Variant::SharedSocketGsoGro => {
                     write_packet(tx.next_buf(), s, timestamp, ssrc);
                     tx.push(side.dests[cursor]);
                     if tx.is_full() {
@@ -706,15 +739,18 @@ fn drain_shared(side: &SideSockets, rx: &mut sys::MmsgRecv, c: &mut Counters) {
         let Ok(got) = rx.recv(socket.as_raw_fd()) else {
             return;
         };
-        c.received += got as u64;
         for i in 0..got {
             let d = rx.datagram(i);
-            if d.stamped {
-                c.received_stamped += 1;
-            }
-            let known = d.from.and_then(|from| side.demux.lookup(from, d.data));
-            if known.is_none() {
-                c.received_unknown += 1;
+            let segment = d.segment.unwrap_or(d.data.len()).max(1);
+            for packet in d.data.chunks(segment) {
+                c.received += 1;
+                if d.stamped {
+                    c.received_stamped += 1;
+                }
+                let known = d.from.and_then(|from| side.demux.lookup(from, packet));
+                if known.is_none() {
+                    c.received_unknown += 1;
+                }
             }
         }
         if got < rx.capacity() {
@@ -798,7 +834,7 @@ fn clock_ticks() -> f64 {
 /// The system calls, each wrapped with its safety argument.
 #[allow(unsafe_code)]
 mod sys {
-    use super::{CONTROL_WORDS, PACKET, RECV_BUF};
+    use super::{CONTROL_WORDS, PACKET};
     use std::io;
     use std::net::{Ipv4Addr, SocketAddrV4};
     use std::os::fd::{AsRawFd, RawFd};
@@ -912,6 +948,8 @@ mod sys {
         pub(super) data: &'a [u8],
         pub(super) from: Option<SocketAddrV4>,
         pub(super) stamped: bool,
+        /// With UDP GRO: the size of each packet the datagram holds.
+        pub(super) segment: Option<usize>,
     }
 
     /// `recvmmsg` of up to `cap` datagrams with their senders and control
@@ -919,6 +957,7 @@ mod sys {
     /// boxed slices, which never move or grow.
     pub(super) struct MmsgRecv {
         bufs: Box<[u8]>,
+        buf_size: usize,
         names: Box<[libc::sockaddr_in]>,
         controls: Box<[[u64; CONTROL_WORDS]]>,
         iovs: Box<[libc::iovec]>,
@@ -927,10 +966,11 @@ mod sys {
     }
 
     impl MmsgRecv {
-        pub(super) fn new(cap: usize) -> MmsgRecv {
+        pub(super) fn new(cap: usize, buf_size: usize) -> MmsgRecv {
             let cap = cap.max(1);
             let mut r = MmsgRecv {
-                bufs: vec![0u8; cap * RECV_BUF].into_boxed_slice(),
+                bufs: vec![0u8; cap * buf_size].into_boxed_slice(),
+                buf_size,
                 names: vec![sockaddr_in(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); cap]
                     .into_boxed_slice(),
                 controls: vec![[0u64; CONTROL_WORDS]; cap].into_boxed_slice(),
@@ -941,8 +981,8 @@ mod sys {
                 got: 0,
             };
             for i in 0..cap {
-                r.iovs[i].iov_base = r.bufs[i * RECV_BUF..].as_mut_ptr().cast();
-                r.iovs[i].iov_len = RECV_BUF;
+                r.iovs[i].iov_base = r.bufs[i * buf_size..].as_mut_ptr().cast();
+                r.iovs[i].iov_len = buf_size;
                 let h = &mut r.hdrs[i].msg_hdr;
                 h.msg_name = std::ptr::from_mut(&mut r.names[i]).cast();
                 h.msg_iov = std::ptr::from_mut(&mut r.iovs[i]);
@@ -988,8 +1028,8 @@ mod sys {
         /// Datagram `i` of the last `recv` (`i` below what it returned).
         pub(super) fn datagram(&self, i: usize) -> Datagram<'_> {
             let h = &self.hdrs[i.min(self.got.saturating_sub(1))];
-            let len = (h.msg_len as usize).min(RECV_BUF);
-            let start = i * RECV_BUF;
+            let len = (h.msg_len as usize).min(self.buf_size);
+            let start = i * self.buf_size;
             let name = &self.names[i];
             let from = (h.msg_hdr.msg_namelen >= socklen_of::<libc::sockaddr_in>()
                 && i32::from(name.sin_family) == libc::AF_INET)
@@ -999,17 +1039,22 @@ mod sys {
                         u16::from_be(name.sin_port),
                     )
                 });
+            let (stamped, segment) = read_control(&h.msg_hdr);
             Datagram {
                 data: &self.bufs[start..start + len],
                 from,
-                stamped: has_timestamp(&h.msg_hdr),
+                stamped,
+                segment,
             }
         }
     }
 
     /// Whether a received header carries `SCM_TIMESTAMPNS` (reading it, as
-    /// the media crate does, so the cost of the walk is in the figure).
-    fn has_timestamp(hdr: &libc::msghdr) -> bool {
+    /// the media crate does, so the cost of the walk is in the figure), and
+    /// the GRO segment size when the datagram holds several packets.
+    fn read_control(hdr: &libc::msghdr) -> (bool, Option<usize>) {
+        let mut stamped = false;
+        let mut segment = None;
         // SAFETY: `hdr` was filled by recvmmsg: msg_control points at our
         // aligned control buffer and msg_controllen is what the kernel wrote,
         // so the CMSG walk stays inside it; the timespec is read unaligned.
@@ -1020,13 +1065,24 @@ mod sys {
                     && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
                 {
                     let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                    return ts.tv_sec > 0;
+                    stamped = ts.tv_sec > 0;
+                } else if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO
+                {
+                    let size: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    segment = usize::try_from(size).ok().filter(|&s| s > 0);
                 }
                 cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
             }
         }
-        false
+        (stamped, segment)
     }
+
+    /// Receive buffer per datagram with GRO: room for a whole GSO send.
+    pub(super) const GRO_BUF: usize = GSO_SEGMENTS * PACKET;
+
+    /// Segments per GSO send: the kernel's `UDP_MAX_SEGMENTS` was 64 until
+    /// Linux 5.5 (128 since); more is refused with EINVAL.
+    const GSO_SEGMENTS: usize = 64;
 
     /// A batch of packets for `sendmmsg`, each with its own destination.
     pub(super) struct MmsgSend {
@@ -1036,6 +1092,7 @@ mod sys {
         hdrs: Box<[libc::mmsghdr]>,
         len: usize,
         calls: u64,
+        gso: bool,
     }
 
     impl MmsgSend {
@@ -1050,6 +1107,7 @@ mod sys {
                 hdrs: (0..cap).map(|_| unsafe { std::mem::zeroed() }).collect(),
                 len: 0,
                 calls: 0,
+                gso: false,
             };
             for i in 0..cap {
                 s.iovs[i].iov_base = s.bufs[i].as_mut_ptr().cast();
@@ -1092,9 +1150,17 @@ mod sys {
             self.calls
         }
 
+        /// Send runs of packets to one destination as one GSO buffer.
+        pub(super) fn set_gso(&mut self, on: bool) {
+            self.gso = on;
+        }
+
         /// Sends the batch (several calls if the kernel takes part of it);
         /// returns how many went. The batch is empty afterwards.
         pub(super) fn flush(&mut self, fd: RawFd) -> io::Result<usize> {
+            if self.gso {
+                return self.flush_gso(fd);
+            }
             let mut done = 0;
             let total = self.len;
             self.len = 0;
@@ -1123,6 +1189,72 @@ mod sys {
                 done += usize::try_from(n).unwrap_or(0);
             }
             Ok(done)
+        }
+
+        /// Each run of packets to the same destination in one `sendmsg`
+        /// with a `UDP_SEGMENT` control message (every packet is
+        /// [`PACKET`] bytes, so each iovec is one segment).
+        fn flush_gso(&mut self, fd: RawFd) -> io::Result<usize> {
+            let total = self.len;
+            self.len = 0;
+            let same = |a: &libc::sockaddr_in, b: &libc::sockaddr_in| {
+                a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port
+            };
+            let mut sent = 0;
+            let mut start = 0;
+            while start < total {
+                let mut end = start + 1;
+                while end < total
+                    && end - start < GSO_SEGMENTS
+                    && same(&self.names[start], &self.names[end])
+                {
+                    end += 1;
+                }
+                let mut control = [0u64; 4];
+                // SAFETY: msghdr is a plain C struct; all zeros is valid.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_name = std::ptr::from_mut(&mut self.names[start]).cast();
+                msg.msg_namelen = socklen_of::<libc::sockaddr_in>();
+                msg.msg_iov = self.iovs[start..end].as_mut_ptr();
+                msg.msg_iovlen = end - start;
+                if end - start > 1 {
+                    msg.msg_control = control.as_mut_ptr().cast();
+                    // SAFETY: CMSG_SPACE only computes a size.
+                    msg.msg_controllen =
+                        unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+                    // SAFETY: msg_control points at 32 zeroed, aligned bytes,
+                    // room for one cmsg carrying a u16.
+                    unsafe {
+                        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                        (*cmsg).cmsg_level = libc::SOL_UDP;
+                        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                        (*cmsg).cmsg_len =
+                            libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                        std::ptr::write_unaligned(
+                            libc::CMSG_DATA(cmsg).cast::<u16>(),
+                            PACKET as u16,
+                        );
+                    }
+                }
+                self.calls += 1;
+                // SAFETY: msg points at our names, iovecs and control buffer,
+                // all alive for the call; the kernel only reads them.
+                let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT) };
+                if n < 0 && std::env::var_os("FLOOR_DEBUG").is_some() {
+                    eprintln!(
+                        "gso send of {}: {}",
+                        end - start,
+                        io::Error::last_os_error()
+                    );
+                }
+                if n >= 0 {
+                    sent += end - start;
+                } else if sent == 0 && end == total {
+                    return Err(io::Error::last_os_error());
+                }
+                start = end;
+            }
+            Ok(sent)
         }
     }
 }
@@ -1206,10 +1338,12 @@ mod tests {
             Variant::PerSocketConnected,
             Variant::PerSocketSendmmsg,
             Variant::SharedSocket,
+            Variant::SharedSocketGso,
+            Variant::SharedSocketGsoGro,
         ] {
             assert_eq!(v.name().parse::<Variant>(), Ok(v));
         }
-        assert!("d".parse::<Variant>().is_err());
+        assert!("f".parse::<Variant>().is_err());
     }
 
     #[test]
@@ -1219,6 +1353,8 @@ mod tests {
             Variant::PerSocketConnected,
             Variant::PerSocketSendmmsg,
             Variant::SharedSocket,
+            Variant::SharedSocketGso,
+            Variant::SharedSocketGsoGro,
         ] {
             let r = run(&FloorBench {
                 variant,

@@ -185,6 +185,15 @@ enum Command {
         /// per_call, or per_thread (one per media thread, batched).
         #[arg(long, default_value = "per_call", value_parser = parse_rtp_socket)]
         rtp_socket: RtpSocketMode,
+        /// The service's `[media] udp_offload` (UDP GSO sends and GRO
+        /// receives on its per-thread sockets).
+        #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+        engine_udp_offload: bool,
+        /// The same for the callee farm: on makes the farm cheaper, so more
+        /// of the machine is left to the engine; the engine's own cost is
+        /// set by --engine-udp-offload.
+        #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+        farm_udp_offload: bool,
     },
     /// Generate a delivery file of N rows and import it with the `dialcast`
     /// binary into a fresh SQLite database (validate-only first, then the
@@ -322,6 +331,14 @@ enum Command {
     },
 }
 
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?}: on or off")),
+    }
+}
+
 fn parse_rtp_socket(text: &str) -> Result<RtpSocketMode, String> {
     match text {
         "per_call" | "per-call" => Ok(RtpSocketMode::PerCall),
@@ -419,6 +436,8 @@ fn main() -> anyhow::Result<()> {
             voicelogs,
             media_threads,
             rtp_socket,
+            engine_udp_offload,
+            farm_udp_offload,
         } => {
             if records == 0 || cps == 0 || channels == 0 {
                 anyhow::bail!("--records, --cps and --channels must be positive");
@@ -443,6 +462,8 @@ fn main() -> anyhow::Result<()> {
                 voicelogs,
                 media_threads,
                 rtp_socket,
+                engine_udp_offload,
+                farm_udp_offload,
             })?;
             if !json {
                 eprint!("{}", report.table());

@@ -150,6 +150,7 @@ pub fn run(side: &BareSide<'_>, farm: &Farm, calls: &[BareCall]) -> anyhow::Resu
         farm_cpu_s_by_thread: own.own_cpu_s_by_thread,
         machine_steal_s: own.machine_steal_s,
         machine_busy_ratio: own.machine_busy_ratio,
+        udp_rcvbuf_errors: own.udp_rcvbuf_errors,
         ..SideReport::default()
     })
 }

@@ -80,6 +80,8 @@ pub struct ServiceConfig {
     pub media_threads: usize,
     /// `[media] rtp_socket`.
     pub rtp_socket: RtpSocketMode,
+    /// `[media] udp_offload`.
+    pub udp_offload: bool,
 }
 
 /// The configuration's name of a socket mode.
@@ -113,6 +115,7 @@ rtp_port_max = {rtp_max}
 inactivity_timeout_s = 30
 threads = {media_threads}
 rtp_socket = "{rtp_socket}"
+udp_offload = {udp_offload}
 
 [organisation]
 name = "Dialcast loadtest"
@@ -174,6 +177,7 @@ policy = "{voicelogs}"
         voicelogs = c.voicelogs,
         media_threads = c.media_threads,
         rtp_socket = rtp_socket_name(c.rtp_socket),
+        udp_offload = c.udp_offload,
     )
 }
 
@@ -222,6 +226,8 @@ pub struct EngineSide<'a> {
     pub media_threads: usize,
     /// The service's `[media] rtp_socket`.
     pub rtp_socket: RtpSocketMode,
+    /// The service's `[media] udp_offload`.
+    pub udp_offload: bool,
 }
 
 /// What the engine side measured, and each record's first call.
@@ -279,6 +285,7 @@ impl EngineSide<'_> {
             voicelogs: self.voicelogs.to_string(),
             media_threads: self.media_threads,
             rtp_socket: self.rtp_socket,
+            udp_offload: self.udp_offload,
         };
         std::fs::write(self.config_path(), config_text(&config))
             .with_context(|| format!("cannot write {}", self.config_path().display()))?;
@@ -385,6 +392,7 @@ impl EngineSide<'_> {
                 farm_cpu_s_by_thread: own.own_cpu_s_by_thread,
                 machine_steal_s: own.machine_steal_s,
                 machine_busy_ratio: own.machine_busy_ratio,
+                udp_rcvbuf_errors: own.udp_rcvbuf_errors,
                 store_operations,
                 ..report
             },
@@ -568,6 +576,7 @@ mod tests {
             voicelogs: "none".to_string(),
             media_threads: 2,
             rtp_socket: RtpSocketMode::PerThread,
+            udp_offload: false,
         });
         assert!(
             text.contains(r#"database = "/tmp/x \"y\"/dialcast.db""#),
@@ -578,6 +587,7 @@ mod tests {
         assert!(text.contains("max_attempts = 1"));
         assert!(text.contains("threads = 2"), "{text}");
         assert!(text.contains("rtp_socket = \"per_thread\""), "{text}");
+        assert!(text.contains("udp_offload = false"), "{text}");
         assert!(text.contains("amd = false"));
         assert!(text.contains("rtp_port_min = 40000\nrtp_port_max = 49999"));
     }

@@ -105,6 +105,10 @@ pub struct CampaignBench {
     pub media_threads: usize,
     /// RTP sockets of the service, the farm and the bare dialer.
     pub rtp_socket: RtpSocketMode,
+    /// `[media] udp_offload` of the service.
+    pub engine_udp_offload: bool,
+    /// UDP GSO / GRO on the farm's (and the bare dialer's farm's) sockets.
+    pub farm_udp_offload: bool,
 }
 
 /// Where the example scripts are in the source tree.
@@ -159,6 +163,9 @@ pub struct SideReport {
     /// Busy share of all processors over the window (user, nice, system,
     /// irq, softirq ÷ everything counted; 1.0 = every processor busy).
     pub machine_busy_ratio: Option<f64>,
+    /// UDP datagrams dropped on a full receive buffer over the window, all
+    /// sockets of the machine (`/proc/net/snmp` `RcvbufErrors`).
+    pub udp_rcvbuf_errors: u64,
     /// The service's store operations (claim, next_due, ...) from its
     /// `dialcast_store_operation_seconds` histogram at the end of the run;
     /// empty for the bare dialer, which has no store.
@@ -214,6 +221,9 @@ pub struct CampaignReport {
     pub amd: bool,
     /// `per_call` or `per_thread`, on the engine and the farm.
     pub rtp_socket: &'static str,
+    /// UDP GSO / GRO on the per-thread sockets of the service and the farm.
+    pub engine_udp_offload: bool,
+    pub farm_udp_offload: bool,
     pub media_threads: usize,
     pub bare_runtime: &'static str,
     pub machine: MachineLoad,
@@ -366,7 +376,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     let records = records::generate(&bench.mix, bench.records, bench.seed);
     let load_before = child::load_average();
 
-    let farm = runtime.block_on(start_farm(bench.seed, bench.rtp_socket))?;
+    let farm = runtime.block_on(start_farm(bench))?;
     let engine = EngineSide {
         dialcast: &bench.dialcast,
         dir,
@@ -382,6 +392,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         voicelogs: &bench.voicelogs,
         media_threads: bench.media_threads,
         rtp_socket: bench.rtp_socket,
+        udp_offload: bench.engine_udp_offload,
     };
     let outcome = engine.run(&farm, &records);
     let farm_stats = runtime.block_on(farm.shutdown());
@@ -393,7 +404,7 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     } else {
         std::thread::sleep(SETTLE);
         let calls = bare_calls(&records, &outcome.rows, campaign.mean_talk_s);
-        let farm = runtime.block_on(start_farm(bench.seed, bench.rtp_socket))?;
+        let farm = runtime.block_on(start_farm(bench))?;
         let side = BareSide {
             exe: &bench.loadtest_exe,
             dir,
@@ -432,6 +443,8 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
         script: bench.script.clone(),
         amd: bench.amd,
         rtp_socket: engine_side::rtp_socket_name(bench.rtp_socket),
+        engine_udp_offload: bench.engine_udp_offload,
+        farm_udp_offload: bench.farm_udp_offload,
         media_threads: bench.media_threads,
         bare_runtime: if bench.bare_multi_thread {
             "multi"
@@ -456,12 +469,13 @@ fn run_in(bench: &CampaignBench, dir: &Path) -> anyhow::Result<CampaignReport> {
     })
 }
 
-async fn start_farm(seed: u64, rtp_socket: RtpSocketMode) -> anyhow::Result<Farm> {
+async fn start_farm(bench: &CampaignBench) -> anyhow::Result<Farm> {
     let mut config = FarmConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
-    config.media.rtp_socket = rtp_socket;
+    config.media.rtp_socket = bench.rtp_socket;
+    config.media.udp_offload = bench.farm_udp_offload;
     config.media.port_min = FARM_RTP_PORTS.0;
     config.media.port_max = FARM_RTP_PORTS.1;
-    config.seed = seed;
+    config.seed = bench.seed;
     Farm::start(config)
         .await
         .context("cannot start the callee farm")
@@ -670,6 +684,8 @@ mod tests {
             script: "payment_reminder".into(),
             amd: false,
             rtp_socket: "per_call",
+            engine_udp_offload: true,
+            farm_udp_offload: true,
             media_threads: 1,
             bare_runtime: "multi",
             machine: MachineLoad {
