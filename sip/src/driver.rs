@@ -113,14 +113,17 @@ impl Driver {
         let cancel = self.shared.cancel.clone();
         // One timer, re-armed only when the core's next deadline moves: a new
         // Sleep per wake-up would cost a timer-wheel insert and removal each time.
+        // `armed_for` is what it is set to (`Some(None)`: idle), `None` once it
+        // fired: an elapsed Sleep stays ready, so it must be re-armed even when
+        // the core has no deadline left (else the loop spins on it).
         let idle = Duration::from_secs(3600);
         let timer = tokio::time::sleep(idle);
         tokio::pin!(timer);
-        let mut armed_for: Option<Instant> = None;
+        let mut armed_for: Option<Option<Instant>> = Some(None);
         loop {
             let next = self.core.next_deadline();
-            if next != armed_for {
-                armed_for = next;
+            if armed_for != Some(next) {
+                armed_for = Some(next);
                 let at = next
                     .map(tokio::time::Instant::from_std)
                     .unwrap_or_else(|| tokio::time::Instant::now() + idle);
