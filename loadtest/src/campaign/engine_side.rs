@@ -115,8 +115,7 @@ rtp_port_max = {rtp_max}
 inactivity_timeout_s = 30
 threads = {media_threads}
 rtp_socket = "{rtp_socket}"
-udp_offload = {udp_offload}
-
+{udp_offload}
 [organisation]
 name = "Dialcast loadtest"
 default_country = "NL"
@@ -177,7 +176,13 @@ policy = "{voicelogs}"
         voicelogs = c.voicelogs,
         media_threads = c.media_threads,
         rtp_socket = rtp_socket_name(c.rtp_socket),
-        udp_offload = c.udp_offload,
+        // Written only when off (the default is on), so that a `dialcast`
+        // built before the key existed still reads the configuration.
+        udp_offload = if c.udp_offload {
+            ""
+        } else {
+            "udp_offload = false\n"
+        },
     )
 }
 
