@@ -117,7 +117,9 @@ impl<S: Store> Claimer<'_, S> {
     /// Claims records and sends them to the starter until none is left, the
     /// campaign stops running, or `stop` fires. Dropping `ready` when it
     /// returns tells the starter that nothing more comes.
-    pub async fn run(self, ready: mpsc::UnboundedSender<ReadyStart>) -> anyhow::Result<ClaimerEnd> {
+    /// `ready` holds [`MAX_BATCH`]: never fewer than the claims pending, so
+    /// a send does not wait.
+    pub async fn run(self, ready: mpsc::Sender<ReadyStart>) -> anyhow::Result<ClaimerEnd> {
         loop {
             if self.stop.is_cancelled() {
                 return Ok(ClaimerEnd::Cancelled);
@@ -157,7 +159,7 @@ impl<S: Store> Claimer<'_, S> {
                     // Permits left over (fewer records were due) go back.
                     for (claim, permit) in claims.into_iter().zip(permits) {
                         self.shared.pending.fetch_add(1, Ordering::AcqRel);
-                        ready.send((claim, permit)).map_err(|_| {
+                        ready.send((claim, permit)).await.map_err(|_| {
                             anyhow::anyhow!("the campaign's starter stopped before its claims")
                         })?;
                     }

@@ -368,7 +368,7 @@ impl<S: Store> Engine<S> {
         // hands it to a call task. A starter that fails stops the claimer
         // but still starts what was claimed.
         let stop = cancel.child_token();
-        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(claim_ahead::MAX_BATCH);
         let claimer = claim_ahead::Claimer {
             store: &*store,
             gate: &gate,

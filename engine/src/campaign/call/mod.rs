@@ -689,7 +689,14 @@ impl Leg {
                     let store = Arc::clone(&ctx.store);
                     let attempt = plan.claim.attempt_id;
                     let record = plan.claim.record_id.clone();
+                    // A script that marks a second point of success writes
+                    // it after the first, so the stored time is the last.
+                    let earlier = self.success_write.take();
                     self.success_write = Some(tokio::spawn(async move {
+                        let earlier_stored = match earlier {
+                            Some(write) => write.await.unwrap_or(false),
+                            None => false,
+                        };
                         match crate::metrics::timed(
                             "success_point",
                             store.mark_success_point(attempt, now),
@@ -702,7 +709,7 @@ impl Leg {
                                     record = %record,
                                     "cannot store the point of success: {e}"
                                 );
-                                false
+                                earlier_stored
                             }
                         }
                     }));
