@@ -52,6 +52,8 @@ pub struct DialerBench {
     pub media_threads: usize,
     /// With `rtp`: a socket per call or one per media thread.
     pub rtp_socket: dialcast_media::RtpSocketMode,
+    /// With a socket per thread: UDP GSO sends and GRO receives.
+    pub udp_offload: bool,
     /// With RTP: the audio both callers send, looped (a WAV or other file
     /// the media crate decodes); `None` sends a 440 Hz tone. A recorded
     /// greeting makes the echo speech, so the detector does its full work.
@@ -152,6 +154,8 @@ pub struct DialerReport {
     pub prompt: Option<String>,
     /// With `rtp`: `per_call` or `per_thread` sockets.
     pub rtp_socket: &'static str,
+    /// With `per_thread`: UDP GSO / GRO on.
+    pub udp_offload: bool,
     pub runtime: &'static str,
     pub machine: crate::Machine,
     pub dialcast: SideReport,
@@ -220,6 +224,7 @@ pub fn run(bench: &DialerBench) -> anyhow::Result<DialerReport> {
         voicelogs: bench.voicelogs.is_some(),
         prompt: bench.prompt.as_ref().map(|p| p.display().to_string()),
         rtp_socket: crate::campaign::engine_side::rtp_socket_name(bench.rtp_socket),
+        udp_offload: bench.udp_offload,
         runtime: if bench.multi_thread {
             "multi"
         } else {
@@ -418,6 +423,7 @@ async fn drive(
                 send_silence: true,
                 metrics: true,
                 rtp_socket: bench.rtp_socket,
+                udp_offload: bench.udp_offload,
                 ..MediaConfig::default()
             },
             bench.media_threads.max(1),

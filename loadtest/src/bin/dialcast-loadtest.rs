@@ -110,6 +110,10 @@ enum Command {
         /// media thread, batched sends and receives).
         #[arg(long, default_value = "per_call", value_parser = parse_rtp_socket)]
         rtp_socket: RtpSocketMode,
+        /// With --rtp-socket per_thread: UDP GSO sends and GRO receives
+        /// (`[media] udp_offload`).
+        #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+        udp_offload: bool,
         /// With --rtp: loop this audio file (e.g. a recorded greeting)
         /// instead of the tone, on both sides; SIPp echoes it, so --amd
         /// hears speech.
@@ -381,6 +385,7 @@ fn main() -> anyhow::Result<()> {
             voicelogs,
             media_threads,
             rtp_socket,
+            udp_offload,
             prompt,
             runtime,
             work_dir,
@@ -409,6 +414,7 @@ fn main() -> anyhow::Result<()> {
                 voicelogs,
                 media_threads,
                 rtp_socket,
+                udp_offload,
                 prompt,
                 work_dir,
             })?;
