@@ -424,7 +424,6 @@ async fn drive(
                 metrics: true,
                 rtp_socket: bench.rtp_socket,
                 udp_offload: bench.udp_offload,
-                ..MediaConfig::default()
             },
             bench.media_threads.max(1),
         )?)
