@@ -150,37 +150,26 @@ impl<const N: usize, const B: usize> RecvBatch<N, B> {
 /// Ask the kernel to hand `socket` the packets of a GSO send (or packets
 /// the NIC merged) as one datagram with their segment size (`UDP_GRO`).
 /// Its reads then need [`GRO_BUF`]-sized buffers.
-#[allow(unsafe_code)]
 pub(crate) fn enable_gro(socket: &impl AsRawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: UDP_GRO takes an int flag; we pass a pointer to one and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            std::ptr::from_ref(&on).cast(),
-            socklen_of::<libc::c_int>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    switch_on(socket, libc::SOL_UDP, libc::UDP_GRO)
 }
 
 /// Ask the kernel to stamp every datagram `socket` receives.
-#[allow(unsafe_code)]
 pub(crate) fn enable_timestamps(socket: &impl AsRawFd) -> io::Result<()> {
+    switch_on(socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS)
+}
+
+/// Sets the int flag `name` of `level` on `socket` to 1.
+#[allow(unsafe_code)]
+fn switch_on(socket: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let on: libc::c_int = 1;
-    // SAFETY: SO_TIMESTAMPNS takes an int flag; we pass a pointer to one and
-    // its size.
+    // SAFETY: the options set here take an int flag; we pass a pointer to
+    // one and its size.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
+            level,
+            name,
             std::ptr::from_ref(&on).cast(),
             socklen_of::<libc::c_int>(),
         )
